@@ -1,0 +1,649 @@
+//! Configuration: TOML with documented defaults; unknown keys and invalid values are errors
+//! naming the key.
+//!
+//! Per-stream detector settings override the global `[detectors]` table key by key: the two
+//! TOML tables are merged before they are turned into typed settings, so a stream that only
+//! sets `black.min_duration` keeps every other global value.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+use crate::stats::BackendChoice;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9723";
+pub const DEFAULT_STALL_TIMEOUT_SECS: f64 = 5.0;
+pub const DEFAULT_QUEUE_FRAMES: usize = 8;
+pub const DEFAULT_BACKOFF_INITIAL_SECS: f64 = 1.0;
+pub const DEFAULT_BACKOFF_MAX_SECS: f64 = 30.0;
+pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 20;
+pub const DEFAULT_MAX_FRAMES_PER_STREAM: usize = 8;
+pub const DEFAULT_MIN_DURATION_SECS: f64 = 2.0;
+pub const DEFAULT_CLEAR_DURATION_SECS: f64 = 0.2;
+/// 8-bit luma at or below which a pixel counts as dark: video-range black is 16, and encoders
+/// smear it by a few levels; ffmpeg's blackdetect default (pix_th 0.10) is about 38.
+pub const DEFAULT_BLACK_LUMA_THRESHOLD: u8 = 32;
+/// A frame is black when at least this share of its pixels is dark (a small logo stays black).
+pub const DEFAULT_BLACK_MIN_DARK_RATIO: f64 = 0.98;
+/// Once black, the frame stays black until the dark share falls below this (hysteresis).
+pub const DEFAULT_BLACK_CLEAR_DARK_RATIO: f64 = 0.95;
+/// Luma differences up to this are treated as encoder noise, not motion.
+pub const DEFAULT_FREEZE_NOISE_THRESHOLD: u8 = 16;
+/// A frame is frozen when at most this share of its pixels changed beyond the noise threshold.
+pub const DEFAULT_FREEZE_MAX_CHANGED_RATIO: f64 = 0.0001;
+pub const DEFAULT_SILENCE_THRESHOLD_DBFS: f64 = -60.0;
+
+/// The whole configuration file.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address of the HTTP server (metrics, health, API).
+    pub listen: SocketAddr,
+    /// Statistics backend.
+    pub backend: BackendChoice,
+    pub ingest: IngestConfig,
+    pub engine: EngineConfig,
+    /// Global detector settings (before per-stream overrides).
+    pub detectors: DetectorsConfig,
+    pub streams: Vec<StreamConfig>,
+}
+
+/// Settings of the media converter and the stream supervisor.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Seconds without a decoded frame after which a stream is declared down and restarted.
+    pub stall_timeout: f64,
+    /// Frames buffered per stream between the decoder and the engine; when full the oldest is
+    /// dropped and counted (live streams never wait for analysis).
+    pub queue_frames: usize,
+    /// First restart delay in seconds; doubles after each failed attempt.
+    pub restart_backoff_initial: f64,
+    /// Upper bound of the restart delay in seconds.
+    pub restart_backoff_max: f64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            stall_timeout: DEFAULT_STALL_TIMEOUT_SECS,
+            queue_frames: DEFAULT_QUEUE_FRAMES,
+            restart_backoff_initial: DEFAULT_BACKOFF_INITIAL_SECS,
+            restart_backoff_max: DEFAULT_BACKOFF_MAX_SECS,
+        }
+    }
+}
+
+/// Settings of the batching analysis engine.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Longest wait, in milliseconds, for the other streams' frames once one frame is queued.
+    pub batch_timeout_ms: u64,
+    /// Most frames of one stream analysed in one batch.
+    pub max_frames_per_stream: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            batch_timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
+            max_frames_per_stream: DEFAULT_MAX_FRAMES_PER_STREAM,
+        }
+    }
+}
+
+/// How long a condition must hold before it is a defect, and how long it must be gone before the
+/// defect ends.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// Seconds the condition must last to raise a defect (the event is back-dated to its start).
+    pub min_duration: f64,
+    /// Seconds the condition must be absent to end the defect (the end is back-dated too).
+    pub clear_duration: f64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Black picture detector.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlackConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Luma (0-255) at or below which a pixel is dark.
+    pub luma_threshold: u8,
+    /// Share of dark pixels (0-1) from which a frame is black.
+    pub min_dark_ratio: f64,
+    /// Share of dark pixels below which a black frame is no longer black (hysteresis).
+    pub clear_dark_ratio: f64,
+    /// Seconds black must last before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of picture needed to end a black defect.
+    pub clear_duration: f64,
+}
+
+impl Default for BlackConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            luma_threshold: DEFAULT_BLACK_LUMA_THRESHOLD,
+            min_dark_ratio: DEFAULT_BLACK_MIN_DARK_RATIO,
+            clear_dark_ratio: DEFAULT_BLACK_CLEAR_DARK_RATIO,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Frozen picture detector.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FreezeConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Luma difference (0-255) up to which a pixel counts as unchanged (encoder noise).
+    pub noise_threshold: u8,
+    /// Share of changed pixels (0-1) up to which a frame counts as a repeat of the previous one.
+    pub max_changed_ratio: f64,
+    /// Seconds the picture must stay frozen before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of motion needed to end a freeze.
+    pub clear_duration: f64,
+}
+
+impl Default for FreezeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            noise_threshold: DEFAULT_FREEZE_NOISE_THRESHOLD,
+            max_changed_ratio: DEFAULT_FREEZE_MAX_CHANGED_RATIO,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Programme silence detector (all channels together).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SilenceConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// RMS level in dBFS below which audio is silent.
+    pub threshold_dbfs: f64,
+    /// Seconds silence must last before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of sound needed to end a silence defect.
+    pub clear_duration: f64,
+}
+
+impl Default for SilenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold_dbfs: DEFAULT_SILENCE_THRESHOLD_DBFS,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// All detector settings; the same table appears globally and per stream.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorsConfig {
+    pub black: BlackConfig,
+    pub freeze: FreezeConfig,
+    pub silence: SilenceConfig,
+}
+
+impl BlackConfig {
+    pub fn timing(&self) -> Timing {
+        Timing {
+            min_duration: self.min_duration,
+            clear_duration: self.clear_duration,
+        }
+    }
+}
+
+impl FreezeConfig {
+    pub fn timing(&self) -> Timing {
+        Timing {
+            min_duration: self.min_duration,
+            clear_duration: self.clear_duration,
+        }
+    }
+}
+
+impl SilenceConfig {
+    pub fn timing(&self) -> Timing {
+        Timing {
+            min_duration: self.min_duration,
+            clear_duration: self.clear_duration,
+        }
+    }
+}
+
+/// One monitored stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamConfig {
+    /// Short identifier used as the `stream` label: letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    /// Source URL (file://, http(s):// HLS, rtmp://, srt://, rtsp://, demo://).
+    pub url: String,
+    /// Effective detector settings: the global ones with this stream's overrides applied.
+    pub detectors: DetectorsConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    #[serde(default)]
+    backend: BackendChoice,
+    #[serde(default)]
+    ingest: IngestConfig,
+    #[serde(default)]
+    engine: EngineConfig,
+    #[serde(default)]
+    detectors: toml::Table,
+    #[serde(default)]
+    streams: Vec<RawStream>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStream {
+    id: String,
+    url: String,
+    #[serde(default)]
+    detectors: toml::Table,
+}
+
+/// URL schemes a stream may use.
+pub const SUPPORTED_SCHEMES: &[&str] = &[
+    "file", "http", "https", "rtmp", "rtmps", "srt", "rtsp", "rtsps", "rtspt", "udp", "demo",
+];
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address is valid"),
+            backend: BackendChoice::Auto,
+            ingest: IngestConfig::default(),
+            engine: EngineConfig::default(),
+            detectors: DetectorsConfig::default(),
+            streams: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a configuration; `origin` names it in errors (usually the path).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: one_line(&e.to_string()),
+        })?;
+        let listen = match raw.listen {
+            None => DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address is valid"),
+            Some(s) => s.parse().map_err(|e| ConfigError::Invalid {
+                key: "listen".into(),
+                message: format!("`{s}` is not an address like 127.0.0.1:9723 ({e})"),
+            })?,
+        };
+        let detectors = typed_detectors(raw.detectors.clone(), "detectors")?;
+        let mut streams = Vec::with_capacity(raw.streams.len());
+        for (i, s) in raw.streams.into_iter().enumerate() {
+            let mut merged = raw.detectors.clone();
+            merge_tables(&mut merged, s.detectors);
+            let detectors = typed_detectors(merged, &format!("streams[{i}].detectors"))?;
+            streams.push(StreamConfig {
+                id: s.id,
+                url: s.url,
+                detectors,
+            });
+        }
+        let config = Config {
+            listen,
+            backend: raw.backend,
+            ingest: raw.ingest,
+            engine: raw.engine,
+            detectors,
+            streams,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot: ranges, uniqueness, URL schemes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ingest = &self.ingest;
+        positive("ingest.stall_timeout", ingest.stall_timeout)?;
+        positive(
+            "ingest.restart_backoff_initial",
+            ingest.restart_backoff_initial,
+        )?;
+        positive("ingest.restart_backoff_max", ingest.restart_backoff_max)?;
+        if ingest.restart_backoff_max < ingest.restart_backoff_initial {
+            return Err(invalid(
+                "ingest.restart_backoff_max",
+                "must not be smaller than ingest.restart_backoff_initial",
+            ));
+        }
+        if !(1..=1024).contains(&ingest.queue_frames) {
+            return Err(invalid("ingest.queue_frames", "must be between 1 and 1024"));
+        }
+        if !(1..=10_000).contains(&self.engine.batch_timeout_ms) {
+            return Err(invalid(
+                "engine.batch_timeout_ms",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=256).contains(&self.engine.max_frames_per_stream) {
+            return Err(invalid(
+                "engine.max_frames_per_stream",
+                "must be between 1 and 256",
+            ));
+        }
+        validate_detectors(&self.detectors, "detectors")?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in self.streams.iter().enumerate() {
+            validate_stream_id(&s.id).map_err(|m| invalid(&format!("streams[{i}].id"), &m))?;
+            if !seen.insert(s.id.as_str()) {
+                return Err(invalid(
+                    &format!("streams[{i}].id"),
+                    &format!("duplicate stream id `{}`", s.id),
+                ));
+            }
+            validate_url(&s.url).map_err(|m| invalid(&format!("streams[{i}].url"), &m))?;
+            validate_detectors(&s.detectors, &format!("streams[{i}].detectors"))?;
+        }
+        Ok(())
+    }
+}
+
+fn typed_detectors(table: toml::Table, key: &str) -> Result<DetectorsConfig, ConfigError> {
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Invalid {
+            key: key.to_owned(),
+            message: one_line(e.message()),
+        })
+}
+
+/// Recursively overlays `overrides` on `base`.
+fn merge_tables(base: &mut toml::Table, overrides: toml::Table) {
+    for (k, v) in overrides {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn validate_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError> {
+    let b = &d.black;
+    unit_ratio(&format!("{key}.black.min_dark_ratio"), b.min_dark_ratio)?;
+    unit_ratio(&format!("{key}.black.clear_dark_ratio"), b.clear_dark_ratio)?;
+    if b.clear_dark_ratio > b.min_dark_ratio {
+        return Err(invalid(
+            &format!("{key}.black.clear_dark_ratio"),
+            "must not exceed black.min_dark_ratio (it is the lower hysteresis bound)",
+        ));
+    }
+    timing(&format!("{key}.black"), b.timing())?;
+    let f = &d.freeze;
+    unit_ratio(
+        &format!("{key}.freeze.max_changed_ratio"),
+        f.max_changed_ratio,
+    )?;
+    timing(&format!("{key}.freeze"), f.timing())?;
+    let s = &d.silence;
+    if !(s.threshold_dbfs.is_finite() && (-200.0..=0.0).contains(&s.threshold_dbfs)) {
+        return Err(invalid(
+            &format!("{key}.silence.threshold_dbfs"),
+            "must be between -200 and 0 dBFS",
+        ));
+    }
+    timing(&format!("{key}.silence"), s.timing())?;
+    Ok(())
+}
+
+fn timing(key: &str, t: Timing) -> Result<(), ConfigError> {
+    for (name, v) in [
+        ("min_duration", t.min_duration),
+        ("clear_duration", t.clear_duration),
+    ] {
+        if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+            return Err(invalid(
+                &format!("{key}.{name}"),
+                &format!("{v} is not a number of seconds between 0 and 86400"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unit_ratio(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(invalid(key, &format!("{v} is not a ratio between 0 and 1")))
+    }
+}
+
+fn positive(key: &str, v: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            &format!("{v} is not a number of seconds between 0 (excluded) and 86400"),
+        ))
+    }
+}
+
+fn invalid(key: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Stream ids become Prometheus label values and URL path segments, so keep them plain.
+pub fn validate_stream_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(format!("`{id}` must be 1 to 64 characters long"));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "`{id}` contains `{c}`; use letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts URLs with a supported scheme and a non-empty rest.
+pub fn validate_url(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "`{url}` is not a URL (expected scheme://..., e.g. rtmp://host/app/key or file:///path)"
+        ));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !SUPPORTED_SCHEMES.contains(&scheme.as_str()) {
+        return Err(format!(
+            "`{url}`: scheme `{scheme}` is not supported (one of {})",
+            SUPPORTED_SCHEMES.join(", ")
+        ));
+    }
+    if rest.is_empty() && scheme != "demo" {
+        return Err(format!("`{url}` has nothing after `{scheme}://`"));
+    }
+    Ok(())
+}
+
+/// Turns a command-line source (a URL or a plain file path) into a URL.
+pub fn source_to_url(source: &str) -> Result<String, String> {
+    if source.contains("://") {
+        validate_url(source)?;
+        return Ok(source.to_owned());
+    }
+    let path = Path::new(source);
+    let abs = std::fs::canonicalize(path)
+        .map_err(|e| format!("file `{source}` cannot be opened: {e}"))?;
+    if !abs.is_file() {
+        return Err(format!("`{source}` is not a regular file"));
+    }
+    Ok(format!("file://{}", abs.display()))
+}
+
+/// Derives a stream id from a URL for streams given on the command line.
+pub fn id_from_url(url: &str, index: usize) -> String {
+    let tail = url
+        .trim_end_matches('/')
+        .rsplit(['/', ':', '?', '='])
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
+    let stem = tail.split('.').next().unwrap_or("");
+    let cleaned: String = stem
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(48)
+        .collect();
+    if cleaned.is_empty() {
+        format!("stream{index}")
+    } else {
+        format!("{cleaned}-{index}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_has_documented_defaults() {
+        let c = Config::parse("", "test").unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.detectors, DetectorsConfig::default());
+        assert_eq!(c.detectors.black.min_duration, 2.0);
+        assert_eq!(c.ingest.stall_timeout, 5.0);
+    }
+
+    #[test]
+    fn stream_overrides_merge_key_by_key() {
+        let c = Config::parse(
+            r#"
+            [detectors.black]
+            luma_threshold = 40
+            [[streams]]
+            id = "a"
+            url = "rtmp://127.0.0.1/live/a"
+            [streams.detectors.black]
+            min_duration = 5
+            [[streams]]
+            id = "b"
+            url = "srt://127.0.0.1:9000?mode=caller"
+            "#,
+            "test",
+        )
+        .unwrap();
+        assert_eq!(c.streams[0].detectors.black.min_duration, 5.0);
+        assert_eq!(c.streams[0].detectors.black.luma_threshold, 40);
+        assert_eq!(c.streams[1].detectors.black.min_duration, 2.0);
+        assert_eq!(c.streams[1].detectors.black.luma_threshold, 40);
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert!(err("listne = \"x\"").contains("listne"));
+        assert!(err("[detectors.black]\nthreshold = 3").contains("threshold"));
+        let e = err(
+            "[[streams]]\nid = \"a\"\nurl = \"rtmp://h/a\"\n[streams.detectors.freeze]\nnoise = 1",
+        );
+        assert!(
+            e.contains("streams[0].detectors") && e.contains("noise"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        assert!(
+            err("[detectors.black]\nmin_dark_ratio = 1.5")
+                .contains("detectors.black.min_dark_ratio")
+        );
+        assert!(
+            err("[detectors.freeze]\nmin_duration = -1").contains("detectors.freeze.min_duration")
+        );
+        assert!(err("[detectors.black]\nluma_threshold = 300").contains("luma_threshold"));
+        assert!(err("listen = \"nowhere\"").contains("listen"));
+        assert!(err("[ingest]\nqueue_frames = 0").contains("ingest.queue_frames"));
+        assert!(err("backend = \"tpu\"").contains("tpu"));
+    }
+
+    #[test]
+    fn streams_are_checked() {
+        let dup = "[[streams]]\nid = \"a\"\nurl = \"rtmp://h/a\"\n[[streams]]\nid = \"a\"\nurl = \"rtmp://h/b\"";
+        assert!(err(dup).contains("duplicate stream id `a`"));
+        assert!(err("[[streams]]\nid = \"a b\"\nurl = \"rtmp://h/a\"").contains("streams[0].id"));
+        assert!(err("[[streams]]\nid = \"a\"\nurl = \"gopher://h/a\"").contains("gopher"));
+        assert!(err("[[streams]]\nid = \"a\"\nurl = \"not a url\"").contains("streams[0].url"));
+        assert!(err("this is = not toml [").contains("config test"));
+    }
+
+    #[test]
+    fn ids_from_urls_are_valid_labels() {
+        for (i, url) in [
+            "rtmp://127.0.0.1:1935/live/news",
+            "http://h/hls/ch1.m3u8",
+            "srt://127.0.0.1:9000?mode=caller",
+            "file:///tmp/clip%20x.mp4",
+            "demo://",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let id = id_from_url(url, i);
+            validate_stream_id(&id).unwrap();
+        }
+        assert_eq!(id_from_url("rtmp://h/live/news", 0), "news-0");
+    }
+}

@@ -1,0 +1,36 @@
+//! Error types. Messages say what failed and what to do about it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("stream `{stream}`: unsupported URL `{url}`: {reason}")]
+    BadUrl {
+        stream: String,
+        url: String,
+        reason: String,
+    },
+    #[error("stream `{stream}`: file {path} does not exist or cannot be read")]
+    MissingFile { stream: String, path: PathBuf },
+    #[error(
+        "stream `{stream}`: GStreamer element `{element}` is missing; install the GStreamer plugins (make deps)"
+    )]
+    MissingElement { stream: String, element: String },
+    #[error("stream `{stream}`: cannot build pipeline: {reason}")]
+    Pipeline { stream: String, reason: String },
+    #[error("stream `{stream}`: {reason}")]
+    Failed { stream: String, reason: String },
+}

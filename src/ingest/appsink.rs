@@ -1,0 +1,118 @@
+//! appsink callbacks: copy what the detectors need out of GStreamer buffers. They run on
+//! GStreamer streaming threads and never panic: failures become a `FlowError` and an element
+//! error on the bus, which the supervisor turns into a restart.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+use crate::frame::{AudioBuffer, VideoFrame};
+use crate::stream::Stream;
+
+pub fn attach_video(sink: &gst_app::AppSink, stream: Arc<Stream>) {
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                on_video_sample(sink, &stream).inspect_err(|e| {
+                    if *e == gst::FlowError::Error {
+                        gst::element_error!(
+                            sink,
+                            gst::StreamError::Decode,
+                            ("cannot read decoded video frame")
+                        );
+                    }
+                })
+            })
+            .build(),
+    );
+}
+
+pub fn attach_audio(sink: &gst_app::AppSink, stream: Arc<Stream>) {
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                on_audio_sample(sink, &stream).inspect_err(|e| {
+                    if *e == gst::FlowError::Error {
+                        gst::element_error!(
+                            sink,
+                            gst::StreamError::Decode,
+                            ("cannot read decoded audio buffer")
+                        );
+                    }
+                })
+            })
+            .build(),
+    );
+}
+
+fn on_video_sample(
+    sink: &gst_app::AppSink,
+    stream: &Stream,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let decoded_at = Instant::now();
+    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+    let Some(pts) = buffer.pts() else {
+        // Without a timestamp a frame cannot be placed in media time; skip it.
+        tracing::debug!(stream = %stream.id, "video buffer without PTS skipped");
+        return Ok(gst::FlowSuccess::Ok);
+    };
+    let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+        .map_err(|_| gst::FlowError::Error)?;
+    let luma = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+    let stride = usize::try_from(frame.plane_stride()[0]).map_err(|_| gst::FlowError::Error)?;
+    let Some((session, media)) = stream.media_time(Duration::from_nanos(pts.nseconds()), true)
+    else {
+        return Ok(gst::FlowSuccess::Ok);
+    };
+    let video = VideoFrame::from_plane(
+        frame.width(),
+        frame.height(),
+        luma,
+        stride,
+        media,
+        decoded_at,
+    )
+    .ok_or(gst::FlowError::Error)?;
+    stream.push_video(session, video);
+    Ok(gst::FlowSuccess::Ok)
+}
+
+fn on_audio_sample(
+    sink: &gst_app::AppSink,
+    stream: &Stream,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+    let Some(pts) = buffer.pts() else {
+        return Ok(gst::FlowSuccess::Ok);
+    };
+    let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
+    let s = caps.structure(0).ok_or(gst::FlowError::NotNegotiated)?;
+    let channels = s.get::<i32>("channels").unwrap_or(1).max(1) as u32;
+    let rate = s.get::<i32>("rate").unwrap_or(48_000).max(1) as u32;
+    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+    let samples: Vec<f32> = map
+        .as_slice()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let Some((session, media)) = stream.media_time(Duration::from_nanos(pts.nseconds()), false)
+    else {
+        return Ok(gst::FlowSuccess::Ok);
+    };
+    let audio = AudioBuffer {
+        channels,
+        rate,
+        samples,
+        pts: media,
+    };
+    stream.push_audio(session, &audio, media);
+    Ok(gst::FlowSuccess::Ok)
+}

@@ -1,0 +1,26 @@
+//! Media converter: one GStreamer pipeline per stream, decoding to raw frames and audio that
+//! are handed to the analysis engine in memory.
+
+pub mod appsink;
+pub mod demo;
+pub mod pipeline;
+pub mod supervisor;
+
+pub use pipeline::{Pacing, RunningPipeline};
+
+use std::sync::Once;
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), crate::error::IngestError> {
+    static INIT: Once = Once::new();
+    let mut result = Ok(());
+    INIT.call_once(|| {
+        if let Err(e) = gstreamer::init() {
+            result = Err(crate::error::IngestError::Pipeline {
+                stream: "-".into(),
+                reason: format!("GStreamer failed to initialise: {e}"),
+            });
+        }
+    });
+    result
+}

@@ -1,0 +1,235 @@
+//! Builds and runs the decoding pipeline of one stream from the templates in `pipelines/`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use crate::error::IngestError;
+use crate::ingest::{appsink, demo};
+use crate::stream::Stream;
+
+const VIDEO_BRANCH: &str = include_str!("../../pipelines/video-branch.gst");
+const AUDIO_BRANCH: &str = include_str!("../../pipelines/audio-branch.gst");
+
+/// How the sinks are clocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// As fast as decoding allows (`scan`, and live network sources, which pace themselves).
+    Unpaced,
+    /// In real time by the timestamps: a file monitored by `run` behaves like a live stream.
+    RealTime,
+}
+
+/// A playing pipeline; dropping it sets it to `Null` first, as GStreamer requires.
+pub struct RunningPipeline {
+    pub pipeline: gst::Pipeline,
+    demo: Option<demo::DemoSource>,
+}
+
+impl Drop for RunningPipeline {
+    fn drop(&mut self) {
+        if let Some(d) = &self.demo {
+            d.stop();
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl RunningPipeline {
+    pub fn bus(&self) -> Option<gst::Bus> {
+        self.pipeline.bus()
+    }
+}
+
+fn missing(stream: &Stream, element: &str) -> IngestError {
+    IngestError::MissingElement {
+        stream: stream.id.clone(),
+        element: element.to_owned(),
+    }
+}
+
+fn pipeline_error(stream: &Stream, reason: impl std::fmt::Display) -> IngestError {
+    IngestError::Pipeline {
+        stream: stream.id.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Checks what can be checked before building: local files must exist.
+pub fn preflight(stream: &Stream) -> Result<(), IngestError> {
+    if let Some(path) = stream.url.strip_prefix("file://") {
+        let path = std::path::Path::new(path);
+        if !path.is_file() {
+            return Err(IngestError::MissingFile {
+                stream: stream.id.clone(),
+                path: path.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the pipeline and sets it playing.
+pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, IngestError> {
+    preflight(stream)?;
+    let pipeline = gst::Pipeline::with_name(&format!("stream-{}", stream.id));
+    let sync = pacing == Pacing::RealTime;
+    let demo = if stream.url.starts_with("demo://") {
+        let (video_src, audio_src, source) =
+            demo::build(stream).map_err(|e| pipeline_error(stream, e))?;
+        pipeline
+            .add_many([&video_src, &audio_src])
+            .map_err(|e| pipeline_error(stream, e))?;
+        let video = branch(stream, VIDEO_BRANCH, true, sync)?;
+        let audio = branch(stream, AUDIO_BRANCH, false, sync)?;
+        pipeline
+            .add_many([&video, &audio])
+            .map_err(|e| pipeline_error(stream, e))?;
+        video_src
+            .link(&video)
+            .map_err(|e| pipeline_error(stream, e))?;
+        audio_src
+            .link(&audio)
+            .map_err(|e| pipeline_error(stream, e))?;
+        Some(source)
+    } else {
+        let decode = gst::ElementFactory::make("uridecodebin3")
+            .property("uri", &stream.url)
+            .build()
+            .map_err(|_| missing(stream, "uridecodebin3"))?;
+        pipeline
+            .add(&decode)
+            .map_err(|e| pipeline_error(stream, e))?;
+        link_pads_on_demand(&decode, &pipeline, stream, sync);
+        None
+    };
+
+    let running = RunningPipeline { pipeline, demo };
+    if running.pipeline.set_state(gst::State::Playing).is_err() {
+        let reason = running
+            .bus()
+            .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+            .map(|m| describe_message(&m))
+            .unwrap_or_else(|| "pipeline refused to start".into());
+        return Err(IngestError::Failed {
+            stream: stream.id.clone(),
+            reason,
+        });
+    }
+    if let Some(d) = &running.demo {
+        d.start();
+    }
+    Ok(running)
+}
+
+/// Links each decoded pad `uridecodebin3` exposes: the first video and the first audio pad to
+/// their branches, any other pad to a fakesink.
+fn link_pads_on_demand(
+    decode: &gst::Element,
+    pipeline: &gst::Pipeline,
+    stream: &Arc<Stream>,
+    sync: bool,
+) {
+    let pipeline = pipeline.downgrade();
+    let stream = stream.clone();
+    let have_video = Arc::new(AtomicBool::new(false));
+    let have_audio = Arc::new(AtomicBool::new(false));
+    decode.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pipeline.upgrade() else {
+            return;
+        };
+        let name = pad.name();
+        let target = if name.starts_with("video") && !have_video.swap(true, Ordering::SeqCst) {
+            branch(&stream, VIDEO_BRANCH, true, sync)
+        } else if name.starts_with("audio") && !have_audio.swap(true, Ordering::SeqCst) {
+            branch(&stream, AUDIO_BRANCH, false, sync)
+        } else {
+            gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+                .map_err(|_| missing(&stream, "fakesink"))
+        };
+        let result = target.and_then(|element| {
+            pipeline
+                .add(&element)
+                .map_err(|e| pipeline_error(&stream, e))?;
+            let sink_pad = element
+                .static_pad("sink")
+                .ok_or_else(|| pipeline_error(&stream, "branch has no sink pad"))?;
+            pad.link(&sink_pad)
+                .map_err(|e| pipeline_error(&stream, format!("cannot link {name}: {e:?}")))?;
+            element
+                .sync_state_with_parent()
+                .map_err(|e| pipeline_error(&stream, e))?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            // Reported on the bus so the supervisor restarts the stream.
+            gst::element_error!(pipeline, gst::CoreError::Negotiation, ("{}", e));
+        }
+    });
+}
+
+/// Builds a branch bin from a template and hooks its appsink to the stream.
+fn branch(
+    stream: &Arc<Stream>,
+    template: &str,
+    video: bool,
+    sync: bool,
+) -> Result<gst::Element, IngestError> {
+    let bin = gst::parse::bin_from_description(template.trim(), true)
+        .map_err(|e| pipeline_error(stream, format!("pipeline template: {e}")))?;
+    let sink = bin
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| pipeline_error(stream, "pipeline template lacks `appsink name=sink`"))?;
+    sink.set_sync(sync);
+    if video {
+        appsink::attach_video(&sink, stream.clone());
+    } else {
+        appsink::attach_audio(&sink, stream.clone());
+    }
+    Ok(bin.upcast())
+}
+
+/// One line describing an error or warning message: the element, the error and its details.
+pub fn describe_message(msg: &gst::Message) -> String {
+    let src = msg
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_default();
+    let src = src.rsplit('/').next().unwrap_or("").to_owned();
+    match msg.view() {
+        gst::MessageView::Error(e) => with_debug(&src, &e.error().to_string(), e.debug()),
+        gst::MessageView::Warning(w) => with_debug(&src, &w.error().to_string(), w.debug()),
+        _ => format!("{:?} from {src}", msg.type_()),
+    }
+}
+
+fn with_debug(src: &str, error: &str, debug: Option<glib_str::GString>) -> String {
+    // The debug string's first line names the cause (HTTP status, errno); the rest is a
+    // GStreamer call path.
+    let detail = debug
+        .as_deref()
+        .and_then(|d| {
+            d.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    if detail.is_empty() {
+        format!("{src}: {error}")
+    } else {
+        format!("{src}: {error} ({detail})")
+    }
+}
+
+mod glib_str {
+    pub use gstreamer::glib::GString;
+}

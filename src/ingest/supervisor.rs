@@ -1,0 +1,123 @@
+//! Per-stream supervision: start the pipeline, watch its bus and its frame flow, and restart it
+//! with capped exponential backoff when it fails, ends or stalls. One stream's failure is that
+//! stream's state; the others never notice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gstreamer as gst;
+use tokio::sync::watch;
+
+use crate::config::IngestConfig;
+use crate::ingest::{Pacing, RunningPipeline, pipeline};
+use crate::stream::{Stream, StreamState};
+
+/// A run that lasted this long resets the backoff: the next failure is retried quickly.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
+
+/// How a pipeline run ended.
+enum Outcome {
+    Shutdown,
+    Failed(String),
+}
+
+/// Pacing for a URL: local files and the demo are played in real time when monitored live.
+pub fn live_pacing(url: &str) -> Pacing {
+    if url.starts_with("file://") || url.starts_with("demo://") {
+        Pacing::RealTime
+    } else {
+        Pacing::Unpaced
+    }
+}
+
+pub async fn supervise(
+    stream: Arc<Stream>,
+    ingest: IngestConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let initial = Duration::from_secs_f64(ingest.restart_backoff_initial);
+    let max = Duration::from_secs_f64(ingest.restart_backoff_max);
+    let stall = Duration::from_secs_f64(ingest.stall_timeout);
+    let mut backoff = initial;
+    loop {
+        stream.begin_session();
+        let started = tokio::time::Instant::now();
+        let outcome = match pipeline::start(&stream, live_pacing(&stream.url)) {
+            Ok(running) => {
+                let outcome = watch_run(&running, &stream, stall, &mut shutdown).await;
+                // Setting a pipeline to Null can block on a hung network source.
+                let _ = tokio::task::spawn_blocking(move || drop(running)).await;
+                outcome
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        match outcome {
+            Outcome::Shutdown => {
+                stream.end_session(StreamState::Stopped, None);
+                return;
+            }
+            Outcome::Failed(reason) => {
+                tracing::warn!(stream = %stream.id, reason = %reason, retry_in = ?backoff, "stream down");
+                stream.end_session(StreamState::Down, Some(reason));
+            }
+        }
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = initial;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => {
+                stream.end_session(StreamState::Stopped, None);
+                return;
+            }
+        }
+        backoff = (backoff * 2).min(max);
+        stream.count_restart();
+    }
+}
+
+async fn watch_run(
+    running: &RunningPipeline,
+    stream: &Stream,
+    stall: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let Some(bus) = running.bus() else {
+        return Outcome::Failed("pipeline has no bus".into());
+    };
+    let mut messages = bus.stream();
+    let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
+    loop {
+        tokio::select! {
+            msg = messages.next() => {
+                let Some(msg) = msg else {
+                    return Outcome::Failed("pipeline bus closed".into());
+                };
+                match msg.view() {
+                    gst::MessageView::Error(_) => {
+                        return Outcome::Failed(pipeline::describe_message(&msg));
+                    }
+                    gst::MessageView::Eos(_) => {
+                        return Outcome::Failed("end of stream".into());
+                    }
+                    gst::MessageView::Warning(_) => {
+                        tracing::warn!(stream = %stream.id, warning = %pipeline::describe_message(&msg), "pipeline warning");
+                    }
+                    _ => {}
+                }
+            }
+            _ = watchdog.tick() => {
+                let silence = stream.frame_silence();
+                if silence >= stall {
+                    return Outcome::Failed(format!(
+                        "stalled: no video frame for {:.1} s",
+                        silence.as_secs_f64()
+                    ));
+                }
+            }
+            _ = shutdown.changed() => return Outcome::Shutdown,
+        }
+    }
+}

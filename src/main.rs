@@ -1,0 +1,244 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use streamwatch::config::{self, Config, StreamConfig};
+use streamwatch::stats::BackendChoice;
+use streamwatch::{gpu, ingest, run, scan};
+
+#[derive(Parser)]
+#[command(
+    name = "streamwatch",
+    version,
+    about = "GPU-accelerated real-time monitor for live video streams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Monitor streams until stopped (SIGINT/SIGTERM), serving metrics and the API.
+    Run {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// HTTP address (overrides the config's `listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Statistics backend (overrides the config's `backend`).
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
+        /// Log line format on stdout.
+        #[arg(long, value_enum, default_value = "json")]
+        log_format: LogFormat,
+        /// Stream URLs (or file paths) to monitor besides those in the config.
+        urls: Vec<String>,
+    },
+    /// Analyse a file to its end (or a live URL for --duration seconds) and print its defects.
+    Scan {
+        /// URL or file path.
+        source: String,
+        /// Media seconds to analyse (needed for live sources that never end).
+        #[arg(long)]
+        duration: Option<f64>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// TOML configuration file (its detector settings are used).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
+    },
+    /// Monitor the built-in demo channel (scheduled black, freeze and silence), serving metrics.
+    Demo {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Check a configuration file and print the effective settings.
+    CheckConfig { file: PathBuf },
+}
+
+fn init_logging(format: LogFormat, to_stderr: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = if to_stderr {
+        std::io::IsTerminal::is_terminal(&std::io::stderr())
+    } else {
+        std::io::IsTerminal::is_terminal(&std::io::stdout())
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    let result = match (format, to_stderr) {
+        (LogFormat::Json, false) => builder.json().with_current_span(false).try_init(),
+        (LogFormat::Json, true) => builder
+            .json()
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        (LogFormat::Text, false) => builder.try_init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("streamwatch: cannot set up logging: {e}");
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("streamwatch: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { file } => {
+            let config = Config::load(&file)?;
+            println!(
+                "{}: ok ({} streams, listen {}, backend {:?})",
+                file.display(),
+                config.streams.len(),
+                config.listen,
+                config.backend
+            );
+            for s in &config.streams {
+                println!("  {} {} {:?}", s.id, s.url, s.detectors);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan {
+            source,
+            duration,
+            format,
+            config,
+            backend,
+        } => {
+            init_logging(LogFormat::Text, true);
+            let config = load_config(config.as_ref())?;
+            let url = config::source_to_url(&source).map_err(anyhow::Error::msg)?;
+            if let Some(d) = duration
+                && !(d.is_finite() && d > 0.0)
+            {
+                anyhow::bail!("--duration must be a positive number of seconds");
+            }
+            let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
+            let report = scan::scan(&url, duration, &config, backend)?;
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                ReportFormat::Text => print!("{}", report.to_text()),
+            }
+            Ok(if report.error.is_some() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Run {
+            config,
+            listen,
+            backend,
+            log_format,
+            urls,
+        } => {
+            init_logging(log_format, false);
+            let mut config = load_config(config.as_ref())?;
+            let base = config.streams.len();
+            for (i, source) in urls.iter().enumerate() {
+                let url = config::source_to_url(source).map_err(anyhow::Error::msg)?;
+                config.streams.push(StreamConfig {
+                    id: config::id_from_url(&url, base + i),
+                    url,
+                    detectors: config.detectors.clone(),
+                });
+            }
+            config.validate()?;
+            monitor(config, listen, backend)
+        }
+        Command::Demo {
+            listen,
+            backend,
+            log_format,
+        } => {
+            init_logging(log_format, false);
+            let mut config = Config::default();
+            config.streams.push(StreamConfig {
+                id: "demo".into(),
+                url: "demo://".into(),
+                detectors: config.detectors.clone(),
+            });
+            let (b, f, s) = (
+                ingest::demo::BLACK,
+                ingest::demo::FREEZE,
+                ingest::demo::SILENCE,
+            );
+            println!(
+                "streamwatch demo: a synthetic live channel with black at {}-{} s, a freeze at {}-{} s \
+                 and silence at {}-{} s of every {} s; defects are reported {} s after they start.",
+                b.0,
+                b.1,
+                f.0,
+                f.1,
+                s.0,
+                s.1,
+                ingest::demo::CYCLE,
+                config.detectors.black.min_duration
+            );
+            monitor(config, listen, backend)
+        }
+    }
+}
+
+fn monitor(
+    mut config: Config,
+    listen: Option<SocketAddr>,
+    backend: Option<BackendChoice>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(l) = listen {
+        config.listen = l;
+    }
+    let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
+    println!("streamwatch: statistics on {}", backend.describe());
+    println!(
+        "streamwatch: metrics on http://{}/metrics, streams on http://{}/api/streams",
+        config.listen, config.listen
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(run::run(config, backend))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,258 @@
+//! Every metric streamwatch exports, in one place, on a registry of its own.
+//!
+//! Names follow `streamwatch_<what>_<unit>[_total]` with base units; labels are bounded
+//! (`stream`, `detector`); the URL appears only in `streamwatch_stream_info`.
+
+use prometheus::{
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::detect::DetectorKind;
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub build_info: IntGaugeVec,
+    pub stream_info: IntGaugeVec,
+    pub stream_up: IntGaugeVec,
+    pub frames: IntCounterVec,
+    pub frames_dropped: IntCounterVec,
+    pub restarts: IntCounterVec,
+    pub last_frame_timestamp: prometheus::GaugeVec,
+    pub defect_active: IntGaugeVec,
+    pub defect_events: IntCounterVec,
+    pub defect_seconds: CounterVec,
+    pub gpu_batches: IntCounter,
+    pub gpu_batch_frames: Histogram,
+    pub detect_latency: Histogram,
+    pub audio_level: prometheus::GaugeVec,
+    pub engine_errors: IntCounter,
+    pub engine_batch_seconds: HistogramVec,
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(opts(name, help), labels).expect("valid metric definition");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric names are unique");
+            g
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(opts(name, help), labels).expect("valid metric definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("metric names are unique");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric definition");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("metric names are unique");
+            h
+        };
+
+        let build_info = gauge(
+            "streamwatch_build_info",
+            "Build information; always 1.",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let last_frame_timestamp = prometheus::GaugeVec::new(
+            opts(
+                "streamwatch_last_frame_timestamp_seconds",
+                "Unix time at which the last video frame of the stream was decoded.",
+            ),
+            &["stream"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(last_frame_timestamp.clone()))
+            .expect("metric names are unique");
+        let defect_seconds = CounterVec::new(
+            opts(
+                "streamwatch_defect_seconds_total",
+                "Media seconds spent in a reported defect.",
+            ),
+            &["stream", "detector"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(defect_seconds.clone()))
+            .expect("metric names are unique");
+        let audio_level = prometheus::GaugeVec::new(
+            opts(
+                "streamwatch_audio_level_dbfs",
+                "RMS level of the latest audio buffer, all channels, in dBFS.",
+            ),
+            &["stream"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(audio_level.clone()))
+            .expect("metric names are unique");
+        let gpu_batches = IntCounter::new(
+            "streamwatch_gpu_batches_total",
+            "Batches analysed: one upload, dispatch and readback each.",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(gpu_batches.clone()))
+            .expect("metric names are unique");
+        let engine_errors = IntCounter::new(
+            "streamwatch_engine_errors_total",
+            "Batches the statistics backend failed to analyse (their frames are lost).",
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(engine_errors.clone()))
+            .expect("metric names are unique");
+        let engine_batch_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "streamwatch_engine_batch_seconds",
+                "Wall time of one batch in the statistics backend (upload, compute, readback).",
+            )
+            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
+            &["backend"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(engine_batch_seconds.clone()))
+            .expect("metric names are unique");
+
+        Self {
+            build_info,
+            stream_info: gauge(
+                "streamwatch_stream_info",
+                "Monitored stream and its source URL; always 1.",
+                &["stream", "url"],
+            ),
+            stream_up: gauge(
+                "streamwatch_stream_up",
+                "1 while the stream delivers decoded frames, 0 while it is down or restarting.",
+                &["stream"],
+            ),
+            frames: counter(
+                "streamwatch_frames_total",
+                "Video frames analysed.",
+                &["stream"],
+            ),
+            frames_dropped: counter(
+                "streamwatch_frames_dropped_total",
+                "Video frames dropped because analysis fell behind the stream.",
+                &["stream"],
+            ),
+            restarts: counter(
+                "streamwatch_stream_restarts_total",
+                "Pipeline restarts after an error, end of stream or stall.",
+                &["stream"],
+            ),
+            last_frame_timestamp,
+            defect_active: gauge(
+                "streamwatch_defect_active",
+                "1 while the detector reports a defect on the stream.",
+                &["stream", "detector"],
+            ),
+            defect_events: counter(
+                "streamwatch_defect_events_total",
+                "Defects reported (counted when they start).",
+                &["stream", "detector"],
+            ),
+            defect_seconds,
+            gpu_batches,
+            gpu_batch_frames: histogram(
+                "streamwatch_gpu_batch_frames",
+                "Frames per analysed batch.",
+                vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+            ),
+            detect_latency: histogram(
+                "streamwatch_detect_latency_seconds",
+                "Time from a frame leaving the decoder to its statistics being ready.",
+                prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets"),
+            ),
+            audio_level,
+            engine_errors,
+            engine_batch_seconds,
+            registry,
+        }
+    }
+
+    /// Creates the per-stream series at zero, so dashboards and alerts see them before any event.
+    pub fn register_stream(&self, stream: &str, url: &str) {
+        self.stream_info.with_label_values(&[stream, url]).set(1);
+        self.stream_up.with_label_values(&[stream]).set(0);
+        self.frames.with_label_values(&[stream]);
+        self.frames_dropped.with_label_values(&[stream]);
+        self.restarts.with_label_values(&[stream]);
+        for d in DetectorKind::ALL {
+            self.defect_active
+                .with_label_values(&[stream, d.as_str()])
+                .set(0);
+            self.defect_events.with_label_values(&[stream, d.as_str()]);
+            self.defect_seconds.with_label_values(&[stream, d.as_str()]);
+        }
+    }
+
+    /// Removes a stream's series when it is no longer monitored.
+    pub fn unregister_stream(&self, stream: &str, url: &str) {
+        let _ = self.stream_info.remove_label_values(&[stream, url]);
+        let _ = self.stream_up.remove_label_values(&[stream]);
+        for vec in [&self.frames, &self.frames_dropped, &self.restarts] {
+            let _ = vec.remove_label_values(&[stream]);
+        }
+        let _ = self.last_frame_timestamp.remove_label_values(&[stream]);
+        let _ = self.audio_level.remove_label_values(&[stream]);
+        for d in DetectorKind::ALL {
+            let _ = self
+                .defect_active
+                .remove_label_values(&[stream, d.as_str()]);
+            let _ = self
+                .defect_events
+                .remove_label_values(&[stream, d.as_str()]);
+            let _ = self
+                .defect_seconds
+                .remove_label_values(&[stream, d.as_str()]);
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_series_exist_from_registration_and_go_with_removal() {
+        let m = Metrics::new();
+        m.register_stream("news", "rtmp://h/live/news");
+        let text = m.render();
+        assert!(text.contains("streamwatch_defect_active{detector=\"black\",stream=\"news\"} 0"));
+        assert!(text.contains("streamwatch_build_info{version="));
+        m.unregister_stream("news", "rtmp://h/live/news");
+        assert!(!m.render().contains("stream=\"news\""));
+    }
+}

@@ -1,0 +1,140 @@
+//! `streamwatch run`: supervise every configured stream until SIGINT/SIGTERM, serving metrics
+//! and the API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::engine;
+use crate::ingest::{self, supervisor};
+use crate::metrics::Metrics;
+use crate::server::{self, AppState};
+use crate::stats::StatsBackend;
+use crate::stream::{Stream, StreamOptions, StreamSet, Wake};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no streams to monitor: give URLs on the command line or [[streams]] in the config")]
+    NoStreams,
+    #[error("cannot listen on {addr}: {source} (choose another with --listen)")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ingest(#[from] crate::error::IngestError),
+    #[error("cannot start the analysis engine thread: {0}")]
+    Engine(std::io::Error),
+}
+
+pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), RunError> {
+    if config.streams.is_empty() {
+        return Err(RunError::NoStreams);
+    }
+    ingest::init()?;
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(Wake::default());
+    let streams = Arc::new(StreamSet::default());
+    let options = StreamOptions {
+        queue_frames: config.ingest.queue_frames,
+        offline: false,
+    };
+    for sc in &config.streams {
+        let stream = Stream::new(
+            sc.clone(),
+            streams.next_slot(),
+            options,
+            metrics.clone(),
+            wake.clone(),
+        );
+        streams.add(Arc::new(stream));
+    }
+    tracing::info!(backend = %backend.describe(), "statistics backend");
+    let engine = engine::spawn(
+        backend,
+        streams.clone(),
+        wake,
+        metrics.clone(),
+        config.engine.clone(),
+    )
+    .map_err(RunError::Engine)?;
+    let engine = Arc::new(std::sync::Mutex::new(engine));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /api/streams");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = server::router(AppState {
+        metrics: metrics.clone(),
+        streams: streams.clone(),
+        engine: engine.clone(),
+    });
+    let mut server_shutdown = shutdown_rx.clone();
+    let server = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.changed().await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    let mut supervisors = tokio::task::JoinSet::new();
+    for stream in streams.snapshot() {
+        tracing::info!(stream = %stream.id, url = %stream.url, "monitoring");
+        supervisors.spawn(supervisor::supervise(
+            stream,
+            config.ingest.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    for s in streams.snapshot() {
+        s.close();
+    }
+    let joined = tokio::time::timeout(Duration::from_secs(15), async {
+        while supervisors.join_next().await.is_some() {}
+    })
+    .await;
+    if joined.is_err() {
+        tracing::warn!("some pipelines did not stop within 15 s");
+    }
+    let _ = server.await;
+    crate::stream::lock(&engine).stop();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM; stop with SIGINT");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,665 @@
+//! One monitored stream as the rest of the process sees it: its frame queue, its detectors, its
+//! state, and the place where detector transitions become metrics, logs and API events.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::audio::AudioDetectors;
+use crate::config::StreamConfig;
+use crate::detect::{DetectorKind, Sample, Transition, VideoDetectors};
+use crate::frame::{AudioBuffer, VideoFrame};
+use crate::metrics::Metrics;
+use crate::stats::StatParams;
+
+/// Audio waits this long for a first video frame to define media time zero before the stream is
+/// taken to be audio-only.
+const AUDIO_ONLY_AFTER: Duration = Duration::from_secs(2);
+
+/// Ended events kept per stream for `/api/streams`.
+const RECENT_EVENTS: usize = 50;
+
+/// Locks a mutex even if a thread panicked while holding it: the data are counters and
+/// detector states that stay usable, and one stream's bug must not take the process down.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Pipeline built, no frame yet.
+    Starting,
+    /// Frames are arriving.
+    Up,
+    /// Failed (error, end of stream, stall); a restart is scheduled.
+    Down,
+    /// Shut down on request.
+    Stopped,
+}
+
+/// A defect as reported in events, logs and the API.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DefectEvent {
+    pub stream: String,
+    pub detector: DetectorKind,
+    /// Media seconds from the stream's first frame (of the current pipeline run).
+    pub start: f64,
+    pub end: Option<f64>,
+    pub duration: Option<f64>,
+    /// Wall-clock times, RFC 3339.
+    pub start_time: String,
+    pub end_time: Option<String>,
+    /// The detector's statistic: at confirmation for an active defect, its mean once ended.
+    pub value: f64,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// What `/api/streams` shows of a stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamStatus {
+    pub id: String,
+    pub url: String,
+    pub state: StreamState,
+    /// Why the stream is down (last error), if it is.
+    pub reason: Option<String>,
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+    pub frames_dropped: u64,
+    pub restarts: u64,
+    pub active_defects: Vec<DefectEvent>,
+    pub last_events: Vec<DefectEvent>,
+}
+
+/// Frames waiting for the engine. Live streams drop the oldest frame when full (ingest never
+/// waits for analysis); `scan` blocks the decoder instead so that every frame is analysed.
+pub struct FrameQueue {
+    frames: Mutex<VecDeque<(u64, VideoFrame)>>,
+    space: Condvar,
+    capacity: usize,
+    blocking: bool,
+}
+
+impl FrameQueue {
+    fn new(capacity: usize, blocking: bool) -> Self {
+        Self {
+            frames: Mutex::new(VecDeque::with_capacity(capacity)),
+            space: Condvar::new(),
+            capacity,
+            blocking,
+        }
+    }
+
+    /// Returns true when a frame was dropped to make room.
+    fn push(&self, session: u64, frame: VideoFrame, closed: &AtomicBool) -> bool {
+        let mut q = lock(&self.frames);
+        if self.blocking {
+            while q.len() >= self.capacity && !closed.load(Ordering::Relaxed) {
+                q = self
+                    .space
+                    .wait_timeout(q, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        let dropped = q.len() >= self.capacity && q.pop_front().is_some();
+        q.push_back((session, frame));
+        dropped
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.frames).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves up to `max` frames (oldest first) into `out`.
+    pub fn take(&self, max: usize, out: &mut Vec<(u64, VideoFrame)>) {
+        let mut q = lock(&self.frames);
+        let n = max.min(q.len());
+        out.extend(q.drain(..n));
+        drop(q);
+        if n > 0 {
+            self.space.notify_all();
+        }
+    }
+
+    fn clear(&self) -> usize {
+        let mut q = lock(&self.frames);
+        let n = q.len();
+        q.clear();
+        self.space.notify_all();
+        n
+    }
+}
+
+/// Wakes the engine when any stream queues a frame.
+#[derive(Default)]
+pub struct Wake {
+    pending: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *lock(&self.pending) += 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until notified or `timeout`; returns whether a notification arrived.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut p = lock(&self.pending);
+        if *p == 0 {
+            p = self
+                .cv
+                .wait_timeout(p, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let notified = *p > 0;
+        *p = 0;
+        notified
+    }
+}
+
+struct Session {
+    id: u64,
+    /// PTS of the first buffer (audio or video) of this pipeline run: media time zero.
+    base: Option<Duration>,
+    first_audio: Option<Duration>,
+    last_video: Option<Sample>,
+    last_audio: Option<Sample>,
+    started: Instant,
+}
+
+struct Status {
+    state: StreamState,
+    reason: Option<String>,
+    width: u32,
+    height: u32,
+    fps: f64,
+    frame_pts: VecDeque<f64>,
+    active: BTreeMap<DetectorKind, DefectEvent>,
+    recent: VecDeque<DefectEvent>,
+}
+
+pub struct Stream {
+    pub id: String,
+    pub url: String,
+    /// The stream's reference-frame slot in the statistics backend.
+    pub slot: u32,
+    pub config: StreamConfig,
+    pub params: StatParams,
+    pub queue: FrameQueue,
+    metrics: Arc<Metrics>,
+    wake: Arc<Wake>,
+    closed: AtomicBool,
+    session: Mutex<Session>,
+    /// Set when a pipeline run ends; the engine then forgets the slot's reference frame.
+    pub slot_reset_pending: AtomicBool,
+    video: Mutex<VideoDetectors>,
+    audio: Mutex<AudioDetectors>,
+    status: Mutex<Status>,
+    /// Every ended event, kept only by `scan`.
+    all_events: Option<Mutex<Vec<DefectEvent>>>,
+    frames: AtomicU64,
+    dropped: AtomicU64,
+    restarts: AtomicU64,
+    /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits for
+    /// the two to meet before it reports.
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    last_frame_at: Mutex<Option<Instant>>,
+}
+
+/// How a stream's frames are queued and its events kept.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamOptions {
+    pub queue_frames: usize,
+    /// `scan`: block the decoder instead of dropping, and keep every event.
+    pub offline: bool,
+}
+
+impl Stream {
+    pub fn new(
+        config: StreamConfig,
+        slot: u32,
+        options: StreamOptions,
+        metrics: Arc<Metrics>,
+        wake: Arc<Wake>,
+    ) -> Self {
+        metrics.register_stream(&config.id, &config.url);
+        Self {
+            id: config.id.clone(),
+            url: config.url.clone(),
+            slot,
+            params: VideoDetectors::stat_params(&config.detectors),
+            queue: FrameQueue::new(options.queue_frames, options.offline),
+            metrics,
+            wake,
+            closed: AtomicBool::new(false),
+            session: Mutex::new(Session {
+                id: 0,
+                base: None,
+                first_audio: None,
+                last_video: None,
+                last_audio: None,
+                started: Instant::now(),
+            }),
+            slot_reset_pending: AtomicBool::new(false),
+            video: Mutex::new(VideoDetectors::new(&config.detectors)),
+            audio: Mutex::new(AudioDetectors::new(&config.detectors)),
+            status: Mutex::new(Status {
+                state: StreamState::Starting,
+                reason: None,
+                width: 0,
+                height: 0,
+                fps: 0.0,
+                frame_pts: VecDeque::new(),
+                active: BTreeMap::new(),
+                recent: VecDeque::new(),
+            }),
+            all_events: options.offline.then(|| Mutex::new(Vec::new())),
+            frames: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            last_frame_at: Mutex::new(None),
+            config,
+        }
+    }
+
+    // ---- ingest side (GStreamer streaming threads) ----
+
+    /// Media time of a buffer PTS in the current run. The first video frame defines zero;
+    /// audio that comes before it waits (is not analysed), unless the stream turns out to
+    /// carry no video at all.
+    pub fn media_time(&self, pts: Duration, video: bool) -> Option<(u64, Duration)> {
+        let mut s = lock(&self.session);
+        if s.base.is_none() {
+            if video {
+                s.base = Some(pts);
+            } else {
+                let first = *s.first_audio.get_or_insert(pts);
+                if pts.saturating_sub(first) < AUDIO_ONLY_AFTER {
+                    return None;
+                }
+                s.base = Some(first);
+            }
+        }
+        let base = s.base.unwrap_or(pts);
+        Some((s.id, pts.saturating_sub(base)))
+    }
+
+    pub fn push_video(&self, session: u64, frame: VideoFrame) {
+        *lock(&self.last_frame_at) = Some(Instant::now());
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        if self.queue.push(session, frame, &self.closed) {
+            self.count_dropped(1);
+        }
+        self.wake.notify();
+    }
+
+    pub fn push_audio(&self, session: u64, buffer: &AudioBuffer, media: Duration) {
+        let at = Sample {
+            media: media.as_secs_f64(),
+            wall: SystemTime::now(),
+        };
+        {
+            let mut s = lock(&self.session);
+            if s.id != session {
+                return;
+            }
+            s.last_audio = Some(at);
+        }
+        let mut transitions = Vec::new();
+        lock(&self.audio).observe(at, buffer, &mut transitions);
+        if !buffer.samples.is_empty() {
+            self.metrics
+                .audio_level
+                .with_label_values(&[&self.id])
+                .set(crate::audio::silence::rms_dbfs(&buffer.samples));
+        }
+        self.apply(&transitions);
+    }
+
+    fn count_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        self.frames_out.fetch_add(n, Ordering::Relaxed);
+        self.metrics
+            .frames_dropped
+            .with_label_values(&[&self.id])
+            .inc_by(n);
+    }
+
+    // ---- engine side ----
+
+    /// Accounts for a frame the engine could not analyse.
+    pub fn discard_frame(&self) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn current_session(&self) -> u64 {
+        lock(&self.session).id
+    }
+
+    /// Feeds one analysed frame to the video detectors (frames of an ended run are discarded).
+    pub fn on_frame_stats(
+        &self,
+        session: u64,
+        frame: &VideoFrame,
+        stats: &crate::stats::FrameStats,
+    ) {
+        let at = Sample {
+            media: frame.pts.as_secs_f64(),
+            wall: SystemTime::now(),
+        };
+        {
+            let mut s = lock(&self.session);
+            if s.id != session {
+                drop(s);
+                self.frames_out.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            s.last_video = Some(at);
+        }
+        let mut transitions = Vec::new();
+        lock(&self.video).observe(at, stats, &mut transitions);
+        self.apply(&transitions);
+
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.metrics.frames.with_label_values(&[&self.id]).inc();
+        self.metrics
+            .last_frame_timestamp
+            .with_label_values(&[&self.id])
+            .set(unix_seconds(SystemTime::now()));
+        {
+            let mut st = lock(&self.status);
+            if st.state == StreamState::Starting || st.state == StreamState::Down {
+                st.state = StreamState::Up;
+                st.reason = None;
+                self.metrics.stream_up.with_label_values(&[&self.id]).set(1);
+                tracing::info!(stream = %self.id, width = frame.width, height = frame.height, "stream up");
+            }
+            st.width = frame.width;
+            st.height = frame.height;
+            st.frame_pts.push_back(at.media);
+            if st.frame_pts.len() > 50 {
+                st.frame_pts.pop_front();
+            }
+            if let (Some(first), Some(last)) = (st.frame_pts.front(), st.frame_pts.back())
+                && last > first
+            {
+                st.fps = (st.frame_pts.len() - 1) as f64 / (last - first);
+            }
+        }
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Turns detector transitions into metrics, log lines and API state.
+    fn apply(&self, transitions: &[Transition]) {
+        for t in transitions {
+            match t {
+                Transition::Started {
+                    detector,
+                    start,
+                    value,
+                    elapsed,
+                } => {
+                    let labels = [self.id.as_str(), detector.as_str()];
+                    self.metrics.defect_active.with_label_values(&labels).set(1);
+                    self.metrics.defect_events.with_label_values(&labels).inc();
+                    self.metrics
+                        .defect_seconds
+                        .with_label_values(&labels)
+                        .inc_by(elapsed.max(0.0));
+                    let event = DefectEvent {
+                        stream: self.id.clone(),
+                        detector: *detector,
+                        start: round_ms(start.media),
+                        end: None,
+                        duration: None,
+                        start_time: rfc3339(start.wall),
+                        end_time: None,
+                        value: *value,
+                    };
+                    tracing::warn!(
+                        target: "streamwatch::event",
+                        event = "defect_start",
+                        stream = %self.id,
+                        detector = %detector,
+                        start = event.start,
+                        start_time = %event.start_time,
+                        value = *value,
+                        "{} defect on {} since {:.3} s",
+                        detector,
+                        self.id,
+                        event.start
+                    );
+                    lock(&self.status).active.insert(*detector, event);
+                }
+                Transition::Progress { detector, seconds } => {
+                    self.metrics
+                        .defect_seconds
+                        .with_label_values(&[self.id.as_str(), detector.as_str()])
+                        .inc_by(*seconds);
+                }
+                Transition::Ended {
+                    detector,
+                    start,
+                    end,
+                    value,
+                } => {
+                    let labels = [self.id.as_str(), detector.as_str()];
+                    self.metrics.defect_active.with_label_values(&labels).set(0);
+                    let event = DefectEvent {
+                        stream: self.id.clone(),
+                        detector: *detector,
+                        start: round_ms(start.media),
+                        end: Some(round_ms(end.media)),
+                        duration: Some(round_ms(end.media - start.media)),
+                        start_time: rfc3339(start.wall),
+                        end_time: Some(rfc3339(end.wall)),
+                        value: *value,
+                    };
+                    tracing::info!(
+                        target: "streamwatch::event",
+                        event = "defect_end",
+                        stream = %self.id,
+                        detector = %detector,
+                        start = event.start,
+                        end = event.end,
+                        duration = event.duration,
+                        start_time = %event.start_time,
+                        end_time = event.end_time.as_deref(),
+                        value = *value,
+                        "{} defect on {} ended: {:.3}-{:.3} s",
+                        detector,
+                        self.id,
+                        event.start,
+                        end.media
+                    );
+                    if let Some(all) = &self.all_events {
+                        lock(all).push(event.clone());
+                    }
+                    let mut st = lock(&self.status);
+                    st.active.remove(detector);
+                    st.recent.push_back(event);
+                    if st.recent.len() > RECENT_EVENTS {
+                        st.recent.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- supervisor side ----
+
+    /// Starts a new pipeline run: media time restarts at zero, old queued frames are dropped.
+    pub fn begin_session(&self) -> u64 {
+        let mut s = lock(&self.session);
+        s.id += 1;
+        s.base = None;
+        s.first_audio = None;
+        s.last_video = None;
+        s.last_audio = None;
+        s.started = Instant::now();
+        *lock(&self.last_frame_at) = None;
+        let mut st = lock(&self.status);
+        if st.state != StreamState::Down {
+            st.state = StreamState::Starting;
+        }
+        st.frame_pts.clear();
+        s.id
+    }
+
+    /// Ends the current run: closes active defects at the last analysed media time, marks the
+    /// stream down (or stopped) with `reason`.
+    pub fn end_session(&self, state: StreamState, reason: Option<String>) {
+        let (last_video, last_audio) = {
+            let mut s = lock(&self.session);
+            // Frames still queued or in the engine belong to the old run; bumping the id
+            // makes the engine discard them.
+            s.id += 1;
+            (s.last_video, s.last_audio)
+        };
+        let dropped = self.queue.clear() as u64;
+        self.frames_out.fetch_add(dropped, Ordering::Relaxed);
+        self.slot_reset_pending.store(true, Ordering::Relaxed);
+        let mut transitions = Vec::new();
+        if let Some(at) = last_video {
+            lock(&self.video).finish(at, &mut transitions);
+        }
+        *lock(&self.video) = VideoDetectors::new(&self.config.detectors);
+        if let Some(at) = last_audio {
+            lock(&self.audio).finish(at, &mut transitions);
+        }
+        *lock(&self.audio) = AudioDetectors::new(&self.config.detectors);
+        self.apply(&transitions);
+        let mut st = lock(&self.status);
+        st.state = state;
+        st.reason = reason;
+        st.fps = 0.0;
+        self.metrics.stream_up.with_label_values(&[&self.id]).set(0);
+    }
+
+    pub fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.metrics.restarts.with_label_values(&[&self.id]).inc();
+    }
+
+    /// Time since the last decoded frame, or since the run started when none came yet.
+    pub fn frame_silence(&self) -> Duration {
+        match *lock(&self.last_frame_at) {
+            Some(t) => t.elapsed(),
+            None => lock(&self.session).started.elapsed(),
+        }
+    }
+
+    pub fn state(&self) -> StreamState {
+        lock(&self.status).state
+    }
+
+    /// Unblocks a decoder waiting on a full queue (shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.queue.clear();
+    }
+
+    /// True when every frame handed to the queue has been analysed or dropped.
+    pub fn drained(&self) -> bool {
+        self.frames_out.load(Ordering::Relaxed) >= self.frames_in.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> StreamStatus {
+        let st = lock(&self.status);
+        StreamStatus {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            state: st.state,
+            reason: st.reason.clone(),
+            fps: (st.fps * 100.0).round() / 100.0,
+            width: st.width,
+            height: st.height,
+            frames: self.frames.load(Ordering::Relaxed),
+            frames_dropped: self.dropped.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            active_defects: st.active.values().cloned().collect(),
+            last_events: st.recent.iter().rev().cloned().collect(),
+        }
+    }
+
+    /// Every ended event (only kept in offline mode).
+    pub fn events(&self) -> Vec<DefectEvent> {
+        self.all_events
+            .as_ref()
+            .map(|m| lock(m).clone())
+            .unwrap_or_default()
+    }
+
+    pub fn frames_analysed(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    pub fn last_video_media_time(&self) -> Option<f64> {
+        lock(&self.session).last_video.map(|s| s.media)
+    }
+}
+
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// All monitored streams; the engine and the HTTP server read it, supervisors add to it.
+#[derive(Default)]
+pub struct StreamSet {
+    streams: RwLock<Vec<Arc<Stream>>>,
+    next_slot: AtomicU64,
+}
+
+impl StreamSet {
+    pub fn next_slot(&self) -> u32 {
+        self.next_slot.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    pub fn add(&self, stream: Arc<Stream>) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stream);
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
+        let mut v = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let i = v.iter().position(|s| s.id == id)?;
+        Some(v.remove(i))
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<Stream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
+        self.snapshot().into_iter().find(|s| s.id == id)
+    }
+}
