@@ -14,6 +14,7 @@ pub mod live;
 pub mod media;
 pub mod proc;
 pub mod prom;
+pub mod streamwatch;
 
 pub use clips::{ClipSpec, Container, Content, clip, clip_in, mpegts_clip};
 pub use http::{StubServer, http_get, http_get_json};
@@ -24,3 +25,4 @@ pub use media::{
 };
 pub use proc::{Proc, free_port, free_udp_port, temp_dir, wait_until};
 pub use prom::{Prometheus, promtool_check_metrics};
+pub use streamwatch::{Streamwatch, events_of, metric_sum, run_cli, scan_json};

@@ -170,6 +170,11 @@ impl Proc {
         &self.log
     }
 
+    /// The exit status, once the main process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// True while the main process has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

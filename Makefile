@@ -1,0 +1,54 @@
+# streamwatch: `make run` (demo, or ARGS="..." for `streamwatch run ARGS`) and `make test`.
+# Both install missing Debian packages first (as root, or through sudo).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+ARGS ?=
+
+# Build and run: GStreamer with the plugins for every supported protocol and codec, and a
+# Vulkan driver (Mesa's lavapipe runs the shaders on the CPU where no GPU exists).
+RUN_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav mesa-vulkan-drivers libvulkan1
+# Tests: clip generation, real servers (nginx-rtmp, RTSP via GstRtspServer, Prometheus).
+TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus \
+	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing missing packages:" $$missing; \
+		$(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
+	fi
+endef
+
+.PHONY: run test deps test-deps build check toolchain
+
+toolchain:
+	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
+
+deps: toolchain
+	$(call apt_install,$(RUN_PACKAGES))
+
+test-deps: deps
+	$(call apt_install,$(TEST_PACKAGES))
+
+build: deps
+	$(CARGO) build --release
+
+run: build
+ifeq ($(strip $(ARGS)),)
+	./target/release/streamwatch demo
+else
+	./target/release/streamwatch run $(ARGS)
+endif
+
+test: test-deps
+	NODEVICE_SELECT=1 $(CARGO) test --no-fail-fast
+
+check: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings

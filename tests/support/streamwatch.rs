@@ -1,0 +1,195 @@
+//! The streamwatch binary under test, run as a child process on a loopback port.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::http::{http_get, http_get_json};
+use super::proc::{Proc, free_port, temp_dir, wait_until};
+
+/// Path of the binary cargo built for the integration tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_streamwatch")
+}
+
+/// Runs `streamwatch ARGS` to completion with a timeout: (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], timeout: Duration) -> (i32, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("NODEVICE_SELECT", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn streamwatch");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("streamwatch {args:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("collect output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `streamwatch scan --format json` on a source; panics with stderr unless it exits 0.
+pub fn scan_json(source: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["scan", source, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run_cli(&args, Duration::from_secs(300));
+    assert_eq!(code, 0, "scan {source} failed: {stderr}");
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("scan output is not JSON ({e}): {stdout}"))
+}
+
+/// A running `streamwatch run` process.
+pub struct Streamwatch {
+    proc: Proc,
+    port: u16,
+    pub dir: PathBuf,
+}
+
+impl Streamwatch {
+    /// Starts `streamwatch run --config <config>` (the `listen` key is added here) plus `args`,
+    /// and waits for `/readyz`.
+    pub fn start(config: &str, args: &[&str]) -> Streamwatch {
+        let dir = temp_dir("streamwatch");
+        let port = free_port();
+        let path = dir.join("streamwatch.toml");
+        std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\n{config}"))
+            .expect("write config");
+        let mut cmd = Command::new(binary());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env("NODEVICE_SELECT", "1");
+        let proc = Proc::spawn("streamwatch", &mut cmd, &dir.join("streamwatch.log"));
+        let sw = Streamwatch { proc, port, dir };
+        let ready = wait_until(Duration::from_secs(30), || {
+            matches!(http_get(&sw.url("/readyz")), Ok((200, _)))
+        });
+        if !ready {
+            sw.proc.dump_log();
+            panic!("streamwatch did not become ready");
+        }
+        sw
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `/api/streams`.
+    pub fn streams(&self) -> Vec<Value> {
+        match http_get_json(&self.url("/api/streams")) {
+            Ok(Value::Array(v)) => v,
+            other => panic!("bad /api/streams answer: {other:?}"),
+        }
+    }
+
+    /// `/api/streams/{id}`.
+    pub fn stream(&self, id: &str) -> Value {
+        http_get_json(&self.url(&format!("/api/streams/{id}")))
+            .unwrap_or_else(|e| panic!("stream {id}: {e}"))
+    }
+
+    pub fn metrics(&self) -> String {
+        match http_get(&self.url("/metrics")) {
+            Ok((200, body)) => body,
+            other => panic!("bad /metrics answer: {other:?}"),
+        }
+    }
+
+    /// Sum of every sample of `name` whose labels contain all of `labels` (`key="value"`).
+    pub fn metric_sum(&self, name: &str, labels: &[&str]) -> f64 {
+        metric_sum(&self.metrics(), name, labels)
+    }
+
+    /// Polls the stream's API entry until `f` holds; dumps the log and panics on timeout.
+    pub fn wait_stream(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        mut f: impl FnMut(&Value) -> bool,
+    ) -> Value {
+        let mut last = Value::Null;
+        let ok = wait_until(timeout, || {
+            last = self.stream(id);
+            f(&last)
+        });
+        if !ok {
+            self.dump_log();
+            panic!("stream {id}: {what} not seen within {timeout:?}; last state: {last:#}");
+        }
+        last
+    }
+
+    pub fn dump_log(&self) {
+        self.proc.dump_log();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.proc.log_path()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (clean shutdown check).
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.proc.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.proc.is_running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.proc
+            .exit_status()
+            .expect("streamwatch did not exit after SIGTERM")
+    }
+}
+
+/// Sum of every sample of `name` in Prometheus text whose labels contain all of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = match series.split_once('{') {
+                Some((m, r)) => (m, r),
+                None => (series, ""),
+            };
+            (metric == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// Active or ended events of `detector` in a stream's API entry.
+pub fn events_of<'a>(stream: &'a Value, detector: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for key in ["active_defects", "last_events"] {
+        if let Some(list) = stream[key].as_array() {
+            out.extend(list.iter().filter(|e| e["detector"] == detector));
+        }
+    }
+    out
+}
