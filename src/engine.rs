@@ -122,8 +122,10 @@ impl Engine<'_> {
             let waiting = streams
                 .iter()
                 .any(|s| s.state() == StreamState::Up && s.queue.is_empty());
+            // A stream delivering a burst must not overflow its queue while we wait.
+            let pressed = streams.iter().any(|s| s.queue.half_full());
             let now = Instant::now();
-            if !waiting || now >= deadline {
+            if !waiting || pressed || now >= deadline {
                 break;
             }
             self.wake.wait(deadline - now);

@@ -119,6 +119,10 @@ impl FrameQueue {
         lock(&self.frames).len()
     }
 
+    pub fn half_full(&self) -> bool {
+        self.len() * 2 >= self.capacity
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -17,9 +17,10 @@ const AUDIO_BRANCH: &str = include_str!("../../pipelines/audio-branch.gst");
 /// How the sinks are clocked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pacing {
-    /// As fast as decoding allows (`scan`, and live network sources, which pace themselves).
+    /// As fast as decoding allows (`scan`).
     Unpaced,
-    /// In real time by the timestamps: a file monitored by `run` behaves like a live stream.
+    /// In real time by the timestamps (`run`): a file behaves like a live stream, and the
+    /// bursts in which HLS delivers segments reach the detectors at the pace a viewer sees.
     RealTime,
 }
 
@@ -72,9 +73,18 @@ pub fn preflight(stream: &Stream) -> Result<(), IngestError> {
     Ok(())
 }
 
+/// The URI decoder. GStreamer 1.22's `uridecodebin3` picks `hlsdemux2`, which aborted the
+/// whole process (g_mutex_clear on a locked mutex in adaptivedemux2) when a live HLS pipeline
+/// was set to NULL for a restart; `uridecodebin` with the classic demuxers has no such crash.
+const DECODER: &str = "uridecodebin";
+
+/// Serialises pipeline construction and the change to PLAYING across streams.
+static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Builds the pipeline and sets it playing.
 pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, IngestError> {
     preflight(stream)?;
+    let _serialised = crate::stream::lock(&START_LOCK);
     let pipeline = gst::Pipeline::with_name(&format!("stream-{}", stream.id));
     let sync = pacing == Pacing::RealTime;
     let demo = if stream.url.starts_with("demo://") {
@@ -96,10 +106,10 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
             .map_err(|e| pipeline_error(stream, e))?;
         Some(source)
     } else {
-        let decode = gst::ElementFactory::make("uridecodebin3")
+        let decode = gst::ElementFactory::make(DECODER)
             .property("uri", &stream.url)
             .build()
-            .map_err(|_| missing(stream, "uridecodebin3"))?;
+            .map_err(|_| missing(stream, DECODER))?;
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;
@@ -125,7 +135,7 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
     Ok(running)
 }
 
-/// Links each decoded pad `uridecodebin3` exposes: the first video and the first audio pad to
+/// Links each decoded pad the URI decoder exposes: the first video and the first audio pad to
 /// their branches, any other pad to a fakesink.
 fn link_pads_on_demand(
     decode: &gst::Element,
@@ -142,9 +152,10 @@ fn link_pads_on_demand(
             return;
         };
         let name = pad.name();
-        let target = if name.starts_with("video") && !have_video.swap(true, Ordering::SeqCst) {
+        let kind = pad_media_kind(pad);
+        let target = if kind == "video" && !have_video.swap(true, Ordering::SeqCst) {
             branch(&stream, VIDEO_BRANCH, true, sync)
-        } else if name.starts_with("audio") && !have_audio.swap(true, Ordering::SeqCst) {
+        } else if kind == "audio" && !have_audio.swap(true, Ordering::SeqCst) {
             branch(&stream, AUDIO_BRANCH, false, sync)
         } else {
             gst::ElementFactory::make("fakesink")
@@ -172,6 +183,18 @@ fn link_pads_on_demand(
             gst::element_error!(pipeline, gst::CoreError::Negotiation, ("{}", e));
         }
     });
+}
+
+/// "video", "audio" or something else, from the pad's caps (or its name, before caps are set).
+fn pad_media_kind(pad: &gst::Pad) -> String {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let from_caps = caps
+        .structure(0)
+        .map(|s| s.name().split('/').next().unwrap_or("").to_owned());
+    match from_caps.as_deref() {
+        Some("video") | Some("audio") => from_caps.unwrap_or_default(),
+        _ => pad.name().split('_').next().unwrap_or("").to_owned(),
+    }
 }
 
 /// Builds a branch bin from a template and hooks its appsink to the stream.

@@ -23,15 +23,6 @@ enum Outcome {
     Failed(String),
 }
 
-/// Pacing for a URL: local files and the demo are played in real time when monitored live.
-pub fn live_pacing(url: &str) -> Pacing {
-    if url.starts_with("file://") || url.starts_with("demo://") {
-        Pacing::RealTime
-    } else {
-        Pacing::Unpaced
-    }
-}
-
 pub async fn supervise(
     stream: Arc<Stream>,
     ingest: IngestConfig,
@@ -44,14 +35,20 @@ pub async fn supervise(
     loop {
         stream.begin_session();
         let started = tokio::time::Instant::now();
-        let outcome = match pipeline::start(&stream, live_pacing(&stream.url)) {
+        let outcome = match pipeline::start(&stream, Pacing::RealTime) {
             Ok(running) => {
                 let outcome = watch_run(&running, &stream, stall, &mut shutdown).await;
+                if let Outcome::Failed(reason) = &outcome {
+                    tracing::warn!(stream = %stream.id, reason = %reason, retry_in = ?backoff, "stream down");
+                }
                 // Setting a pipeline to Null can block on a hung network source.
                 let _ = tokio::task::spawn_blocking(move || drop(running)).await;
                 outcome
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => {
+                tracing::warn!(stream = %stream.id, reason = %e, retry_in = ?backoff, "stream down");
+                Outcome::Failed(e.to_string())
+            }
         };
         match outcome {
             Outcome::Shutdown => {
@@ -59,7 +56,6 @@ pub async fn supervise(
                 return;
             }
             Outcome::Failed(reason) => {
-                tracing::warn!(stream = %stream.id, reason = %reason, retry_in = ?backoff, "stream down");
                 stream.end_session(StreamState::Down, Some(reason));
             }
         }

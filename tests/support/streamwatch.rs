@@ -68,7 +68,17 @@ impl Streamwatch {
         let path = dir.join("streamwatch.toml");
         std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\n{config}"))
             .expect("write config");
-        let mut cmd = Command::new(binary());
+        // STREAMWATCH_TEST_WRAPPER="gdb -batch -ex run -ex bt --args" debugs a crash.
+        let wrapper = std::env::var("STREAMWATCH_TEST_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.args(words).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(&path)
