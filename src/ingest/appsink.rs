@@ -49,6 +49,17 @@ pub fn attach_audio(sink: &gst_app::AppSink, stream: Arc<Stream>) {
     );
 }
 
+/// The buffer's running time: audio and video share it even where their PTS do not (an encoder
+/// in the pipeline shifts video PTS by its own offset).
+fn running_time(sample: &gst::Sample, pts: gst::ClockTime) -> Duration {
+    let running = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .and_then(|s| s.to_running_time(pts))
+        .unwrap_or(pts);
+    Duration::from_nanos(running.nseconds())
+}
+
 fn on_video_sample(
     sink: &gst_app::AppSink,
     stream: &Stream,
@@ -67,8 +78,7 @@ fn on_video_sample(
         .map_err(|_| gst::FlowError::Error)?;
     let luma = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
     let stride = usize::try_from(frame.plane_stride()[0]).map_err(|_| gst::FlowError::Error)?;
-    let Some((session, media)) = stream.media_time(Duration::from_nanos(pts.nseconds()), true)
-    else {
+    let Some((session, media)) = stream.media_time(running_time(&sample, pts), true) else {
         return Ok(gst::FlowSuccess::Ok);
     };
     let video = VideoFrame::from_plane(
@@ -103,8 +113,7 @@ fn on_audio_sample(
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    let Some((session, media)) = stream.media_time(Duration::from_nanos(pts.nseconds()), false)
-    else {
+    let Some((session, media)) = stream.media_time(running_time(&sample, pts), false) else {
         return Ok(gst::FlowSuccess::Ok);
     };
     let audio = AudioBuffer {
