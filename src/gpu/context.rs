@@ -40,10 +40,23 @@ fn backend_rank(b: wgpu::Backend) -> u8 {
 /// (e.g. `vulkan`, `gl`) restricts the backends considered, as in every wgpu program.
 /// This is the only place that chooses an adapter.
 pub fn pick_adapter() -> Result<wgpu::Adapter, EngineError> {
-    let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-    let backends = desc.backends;
-    let instance = wgpu::Instance::new(desc);
-    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    // Unless WGPU_BACKEND says otherwise, GL is only tried when no Vulkan/Metal/DX12 adapter
+    // exists: probing it costs an EGL initialisation that fails noisily on headless servers.
+    let explicit = std::env::var_os("WGPU_BACKEND").is_some();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if !explicit {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    let mut backends = desc.backends;
+    let mut instance = wgpu::Instance::new(desc);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    if adapters.is_empty() && !explicit {
+        let mut all = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        all.backends = wgpu::Backends::all();
+        backends = all.backends;
+        instance = wgpu::Instance::new(all);
+        adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    }
     for a in &adapters {
         let info = a.get_info();
         tracing::debug!(name = %info.name, backend = ?info.backend, device_type = ?info.device_type, "wgpu adapter found");
