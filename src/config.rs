@@ -385,13 +385,21 @@ impl Config {
     }
 }
 
+/// Types a (merged) detectors table; errors name the full key, e.g. `detectors.black.x`.
 fn typed_detectors(table: toml::Table, key: &str) -> Result<DetectorsConfig, ConfigError> {
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid {
-            key: key.to_owned(),
-            message: one_line(e.message()),
-        })
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(
+        |e: serde_path_to_error::Error<toml::de::Error>| {
+            let path = e.path().to_string();
+            ConfigError::Invalid {
+                key: if path == "." {
+                    key.to_owned()
+                } else {
+                    format!("{key}.{path}")
+                },
+                message: one_line(e.inner().message()),
+            }
+        },
+    )
 }
 
 /// Recursively overlays `overrides` on `base`.
