@@ -41,9 +41,9 @@ build: deps
 
 run: build
 ifeq ($(strip $(ARGS)),)
-	./target/release/streamwatch demo
+	NODEVICE_SELECT=1 ./target/release/streamwatch demo
 else
-	./target/release/streamwatch run $(ARGS)
+	NODEVICE_SELECT=1 ./target/release/streamwatch run $(ARGS)
 endif
 
 test: test-deps

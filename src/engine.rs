@@ -161,7 +161,6 @@ impl Engine<'_> {
         drop(items);
         self.metrics
             .engine_batch_seconds
-            .with_label_values(&["batch"])
             .observe(started.elapsed().as_secs_f64());
         if let Err(e) = result {
             self.metrics.engine_errors.inc();

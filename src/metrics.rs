@@ -4,7 +4,7 @@
 //! (`stream`, `detector`); the URL appears only in `streamwatch_stream_info`.
 
 use prometheus::{
-    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -18,49 +18,62 @@ pub struct Metrics {
     pub frames: IntCounterVec,
     pub frames_dropped: IntCounterVec,
     pub restarts: IntCounterVec,
-    pub last_frame_timestamp: prometheus::GaugeVec,
+    pub last_frame_timestamp: GaugeVec,
     pub defect_active: IntGaugeVec,
     pub defect_events: IntCounterVec,
     pub defect_seconds: CounterVec,
     pub gpu_batches: IntCounter,
     pub gpu_batch_frames: Histogram,
     pub detect_latency: Histogram,
-    pub audio_level: prometheus::GaugeVec,
+    pub audio_level: GaugeVec,
     pub engine_errors: IntCounter,
-    pub engine_batch_seconds: HistogramVec,
+    pub engine_batch_seconds: Histogram,
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
+/// Registers a collector and hands back a handle to it. Definitions are constants, so a
+/// failure here is a programming error caught by the unit tests, not a runtime condition.
+fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric names are unique and valid");
+    c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        r,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn float_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(
+        r,
+        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+    )
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help).expect("valid metric"))
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    register(r, Histogram::with_opts(opts).expect("valid metric"))
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(opts(name, help), labels).expect("valid metric definition");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("metric names are unique");
-            g
-        };
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(opts(name, help), labels).expect("valid metric definition");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("metric names are unique");
-            c
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric definition");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("metric names are unique");
-            h
-        };
-
-        let build_info = gauge(
+        let r = Registry::new();
+        let build_info = gauge_vec(
+            &r,
             "streamwatch_build_info",
             "Build information; always 1.",
             &["version"],
@@ -68,122 +81,103 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let last_frame_timestamp = prometheus::GaugeVec::new(
-            opts(
-                "streamwatch_last_frame_timestamp_seconds",
-                "Unix time at which the last video frame of the stream was decoded.",
-            ),
-            &["stream"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(last_frame_timestamp.clone()))
-            .expect("metric names are unique");
-        let defect_seconds = CounterVec::new(
-            opts(
-                "streamwatch_defect_seconds_total",
-                "Media seconds spent in a reported defect.",
-            ),
-            &["stream", "detector"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(defect_seconds.clone()))
-            .expect("metric names are unique");
-        let audio_level = prometheus::GaugeVec::new(
-            opts(
-                "streamwatch_audio_level_dbfs",
-                "RMS level of the latest audio buffer, all channels, in dBFS.",
-            ),
-            &["stream"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(audio_level.clone()))
-            .expect("metric names are unique");
-        let gpu_batches = IntCounter::new(
-            "streamwatch_gpu_batches_total",
-            "Batches analysed: one upload, dispatch and readback each.",
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(gpu_batches.clone()))
-            .expect("metric names are unique");
-        let engine_errors = IntCounter::new(
-            "streamwatch_engine_errors_total",
-            "Batches the statistics backend failed to analyse (their frames are lost).",
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(engine_errors.clone()))
-            .expect("metric names are unique");
-        let engine_batch_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "streamwatch_engine_batch_seconds",
-                "Wall time of one batch in the statistics backend (upload, compute, readback).",
-            )
-            .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
-            &["backend"],
-        )
-        .expect("valid metric definition");
-        registry
-            .register(Box::new(engine_batch_seconds.clone()))
-            .expect("metric names are unique");
-
+        let engine_batch_seconds = histogram(
+            &r,
+            "streamwatch_engine_batch_seconds",
+            "Wall time of one batch in the statistics backend (upload, compute, readback).",
+            prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
+        );
         Self {
             build_info,
-            stream_info: gauge(
+            stream_info: gauge_vec(
+                &r,
                 "streamwatch_stream_info",
                 "Monitored stream and its source URL; always 1.",
                 &["stream", "url"],
             ),
-            stream_up: gauge(
+            stream_up: gauge_vec(
+                &r,
                 "streamwatch_stream_up",
                 "1 while the stream delivers decoded frames, 0 while it is down or restarting.",
                 &["stream"],
             ),
-            frames: counter(
+            frames: counter_vec(
+                &r,
                 "streamwatch_frames_total",
                 "Video frames analysed.",
                 &["stream"],
             ),
-            frames_dropped: counter(
+            frames_dropped: counter_vec(
+                &r,
                 "streamwatch_frames_dropped_total",
                 "Video frames dropped because analysis fell behind the stream.",
                 &["stream"],
             ),
-            restarts: counter(
+            restarts: counter_vec(
+                &r,
                 "streamwatch_stream_restarts_total",
                 "Pipeline restarts after an error, end of stream or stall.",
                 &["stream"],
             ),
-            last_frame_timestamp,
-            defect_active: gauge(
+            last_frame_timestamp: float_gauge_vec(
+                &r,
+                "streamwatch_last_frame_timestamp_seconds",
+                "Unix time at which the last video frame of the stream was decoded.",
+                &["stream"],
+            ),
+            defect_active: gauge_vec(
+                &r,
                 "streamwatch_defect_active",
                 "1 while the detector reports a defect on the stream.",
                 &["stream", "detector"],
             ),
-            defect_events: counter(
+            defect_events: counter_vec(
+                &r,
                 "streamwatch_defect_events_total",
                 "Defects reported (counted when they start).",
                 &["stream", "detector"],
             ),
-            defect_seconds,
-            gpu_batches,
+            defect_seconds: register(
+                &r,
+                CounterVec::new(
+                    Opts::new(
+                        "streamwatch_defect_seconds_total",
+                        "Media seconds spent in a reported defect.",
+                    ),
+                    &["stream", "detector"],
+                )
+                .expect("valid metric"),
+            ),
+            gpu_batches: counter(
+                &r,
+                "streamwatch_gpu_batches_total",
+                "Batches analysed: one upload, dispatch and readback each.",
+            ),
             gpu_batch_frames: histogram(
+                &r,
                 "streamwatch_gpu_batch_frames",
                 "Frames per analysed batch.",
                 vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
             ),
             detect_latency: histogram(
+                &r,
                 "streamwatch_detect_latency_seconds",
                 "Time from a frame leaving the decoder to its statistics being ready.",
                 prometheus::exponential_buckets(0.001, 2.0, 14).expect("valid buckets"),
             ),
-            audio_level,
-            engine_errors,
+            audio_level: float_gauge_vec(
+                &r,
+                "streamwatch_audio_level_dbfs",
+                "RMS level of the latest audio buffer, all channels, in dBFS.",
+                &["stream"],
+            ),
+            engine_errors: counter(
+                &r,
+                "streamwatch_engine_errors_total",
+                "Batches the statistics backend failed to analyse (their frames are lost).",
+            ),
             engine_batch_seconds,
-            registry,
+            registry: r,
         }
     }
 

@@ -13,35 +13,38 @@ use gstreamer_video::prelude::*;
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::stream::Stream;
 
+type SampleHandler = fn(&gst_app::AppSink, &Stream) -> Result<gst::FlowSuccess, gst::FlowError>;
+
 pub fn attach_video(sink: &gst_app::AppSink, stream: Arc<Stream>) {
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                on_video_sample(sink, &stream).inspect_err(|e| {
-                    if *e == gst::FlowError::Error {
-                        gst::element_error!(
-                            sink,
-                            gst::StreamError::Decode,
-                            ("cannot read decoded video frame")
-                        );
-                    }
-                })
-            })
-            .build(),
+    attach(
+        sink,
+        stream,
+        on_video_sample,
+        "cannot read decoded video frame",
     );
 }
 
 pub fn attach_audio(sink: &gst_app::AppSink, stream: Arc<Stream>) {
+    attach(
+        sink,
+        stream,
+        on_audio_sample,
+        "cannot read decoded audio buffer",
+    );
+}
+
+fn attach(
+    sink: &gst_app::AppSink,
+    stream: Arc<Stream>,
+    handler: SampleHandler,
+    failure: &'static str,
+) {
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
-                on_audio_sample(sink, &stream).inspect_err(|e| {
+                handler(sink, &stream).inspect_err(|e| {
                     if *e == gst::FlowError::Error {
-                        gst::element_error!(
-                            sink,
-                            gst::StreamError::Decode,
-                            ("cannot read decoded audio buffer")
-                        );
+                        gst::element_error!(sink, gst::StreamError::Decode, ("{}", failure));
                     }
                 })
             })
