@@ -11,41 +11,7 @@
 // a frame with 2^32 pixels could not be bound as one storage buffer.
 // Dispatch: (n_frames_padded / 64, 1, 1); the padding descriptors have height 0.
 
-// Twin: streamwatch::gpu::types::FrameDesc (48 bytes); same as in frame_stats.wgsl.
-struct FrameDesc {
-    cur_word: u32,
-    ref_word: u32,
-    has_ref: u32,
-    words_per_row: u32,
-    ref_words_per_row: u32,
-    width: u32,
-    height: u32,
-    row_base: u32,
-    dark_threshold: u32,
-    noise_threshold: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-// Twin: streamwatch::gpu::types::RowPartial (16 bytes); same as in frame_stats.wgsl.
-struct RowPartial {
-    luma_sum: u32,
-    dark_pixels: u32,
-    diff_sum: u32,
-    changed_pixels: u32,
-}
-
-// Twin: streamwatch::gpu::types::FrameTotals (32 bytes).
-struct FrameTotals {
-    luma_sum_lo: u32,
-    luma_sum_hi: u32,
-    dark_pixels: u32,
-    diff_sum_lo: u32,
-    diff_sum_hi: u32,
-    changed_pixels: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
+// Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl.
 
 @group(0) @binding(0) var<storage, read> descs: array<FrameDesc>;
 @group(0) @binding(1) var<storage, read> partials: array<RowPartial>;

@@ -8,30 +8,7 @@
 // one thread per row writing its own partial sums, and pass 2 (frame_reduce.wgsl) adds them up.
 // Dispatch: (ceil(max_height / 64), n_frames, 1).
 
-// Twin: streamwatch::gpu::types::FrameDesc (48 bytes). Offsets are in u32 words of `luma`.
-struct FrameDesc {
-    cur_word: u32,
-    ref_word: u32,
-    has_ref: u32,
-    words_per_row: u32,
-    ref_words_per_row: u32,
-    width: u32,
-    height: u32,
-    row_base: u32,
-    dark_threshold: u32,
-    noise_threshold: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-// Twin: streamwatch::gpu::types::RowPartial (16 bytes). u32 is enough for one row:
-// 255 * width overflows only past 16M pixels per row.
-struct RowPartial {
-    luma_sum: u32,
-    dark_pixels: u32,
-    diff_sum: u32,
-    changed_pixels: u32,
-}
+// Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl.
 
 @group(0) @binding(0) var<storage, read> descs: array<FrameDesc>;
 // Luma of every frame of the submission (and the reference frames copied in from the history),

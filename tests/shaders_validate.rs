@@ -30,8 +30,28 @@ fn all_shaders() -> Vec<PathBuf> {
     files
 }
 
+/// The shared declarations in `shaders/common/`, which the engine prepends to entry shaders.
+fn common_prelude() -> String {
+    let mut files = Vec::new();
+    wgsl_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/common"),
+        &mut files,
+    );
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect()
+}
+
 fn parse(path: &Path) -> Result<naga::Module, String> {
-    let source = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let own = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let in_common = path.parent().is_some_and(|d| d.ends_with("common"));
+    let source = if in_common {
+        own
+    } else {
+        common_prelude() + &own
+    };
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| {
         format!(
             "{}: parse error:\n{}",

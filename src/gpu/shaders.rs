@@ -27,17 +27,29 @@ impl Default for ShaderSources {
         Self {
             frame_stats: ShaderFile {
                 file: FRAME_STATS,
-                source: Cow::Borrowed(include_str!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/shaders/frame_stats.wgsl"
-                ))),
+                source: Cow::Borrowed(concat!(
+                    include_str!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/shaders/common/types.wgsl"
+                    )),
+                    include_str!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/shaders/frame_stats.wgsl"
+                    ))
+                )),
             },
             frame_reduce: ShaderFile {
                 file: FRAME_REDUCE,
-                source: Cow::Borrowed(include_str!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/shaders/frame_reduce.wgsl"
-                ))),
+                source: Cow::Borrowed(concat!(
+                    include_str!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/shaders/common/types.wgsl"
+                    )),
+                    include_str!(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/shaders/frame_reduce.wgsl"
+                    ))
+                )),
             },
         }
     }
