@@ -272,7 +272,7 @@ struct RawStream {
 
 /// URL schemes a stream may use.
 pub const SUPPORTED_SCHEMES: &[&str] = &[
-    "file", "http", "https", "rtmp", "rtmps", "srt", "rtsp", "rtsps", "rtspt", "udp", "demo",
+    "file", "http", "https", "rtmp", "rtmps", "srt", "rtsp", "rtsps", "rtspt", "demo",
 ];
 
 impl Default for Config {

@@ -667,3 +667,43 @@ impl StreamSet {
         self.snapshot().into_iter().find(|s| s.id == id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u64) -> VideoFrame {
+        VideoFrame::from_plane(4, 1, &[0; 4], 4, Duration::from_millis(n), Instant::now())
+            .expect("valid frame")
+    }
+
+    #[test]
+    fn a_full_live_queue_drops_the_oldest_frame() {
+        let q = FrameQueue::new(3, false);
+        let closed = AtomicBool::new(false);
+        let dropped: Vec<bool> = (0..5).map(|n| q.push(1, frame(n), &closed)).collect();
+        assert_eq!(dropped, [false, false, false, true, true]);
+        let mut out = Vec::new();
+        q.take(10, &mut out);
+        let kept: Vec<u128> = out.iter().map(|(_, f)| f.pts.as_millis()).collect();
+        assert_eq!(kept, [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_full_offline_queue_waits_for_the_engine_instead_of_dropping() {
+        let q = Arc::new(FrameQueue::new(2, true));
+        let closed = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (q, closed) = (q.clone(), closed.clone());
+            std::thread::spawn(move || (0..6).filter(|&n| q.push(1, frame(n), &closed)).count())
+        };
+        let mut out = Vec::new();
+        while out.len() < 6 {
+            q.take(1, &mut out);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(producer.join().expect("producer"), 0, "a frame was dropped");
+        let order: Vec<u128> = out.iter().map(|(_, f)| f.pts.as_millis()).collect();
+        assert_eq!(order, [0, 1, 2, 3, 4, 5]);
+    }
+}

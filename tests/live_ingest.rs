@@ -146,3 +146,26 @@ url = "file://{file}"
         "streamwatch did not shut down cleanly: {status}"
     );
 }
+
+#[test]
+fn scan_of_a_live_source_stops_after_the_duration() {
+    // Black from 1 s to 5 s of the server's timeline; the scan covers 7 s of media.
+    let port = free_port();
+    let _rtsp = rtsp_server(port, &LiveSpec::new(320, 240, 25).with_black(1.0, 5.0));
+    let report = support::scan_json(
+        &format!("rtsp://127.0.0.1:{port}/test"),
+        &["--duration", "7"],
+    );
+    let frames = report["frames"].as_u64().unwrap_or(0);
+    let duration = report["duration"].as_f64().unwrap_or(0.0);
+    assert!((6.9..7.5).contains(&duration), "{report:#}");
+    assert!(
+        (150..=190).contains(&frames),
+        "{frames} frames for 7 s at 25 fps: {report:#}"
+    );
+    let events = report["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["detector"] == "black"),
+        "black not found in the live scan: {report:#}"
+    );
+}
