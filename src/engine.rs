@@ -7,7 +7,6 @@
 //! the others back. The thread is a plain OS thread because the backend blocks while the GPU
 //! works; tokio workers are never used for it.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -78,7 +77,6 @@ pub fn spawn(
                     frames: Vec::new(),
                     owners: Vec::new(),
                     stats: Vec::new(),
-                    known_slots: HashSet::new(),
                 };
                 while !shutdown.load(Ordering::Relaxed) {
                     heartbeat_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -105,13 +103,11 @@ struct Engine<'a> {
     frames: Vec<(u64, VideoFrame)>,
     owners: Vec<usize>,
     stats: Vec<FrameStats>,
-    known_slots: HashSet<u32>,
 }
 
 impl Engine<'_> {
     fn turn(&mut self) {
         let streams = self.streams.snapshot();
-        self.release_gone_slots(&streams);
         if streams.iter().all(|s| s.queue.is_empty()) {
             self.wake.wait(Duration::from_millis(100));
             return;
@@ -181,19 +177,5 @@ impl Engine<'_> {
                 .observe(frame.decoded_at.elapsed().as_secs_f64());
             streams[i].on_frame_stats(*session, frame, stats);
         }
-    }
-
-    /// Frees the reference frames of streams that were removed.
-    fn release_gone_slots(&mut self, streams: &[Arc<crate::stream::Stream>]) {
-        if streams.len() == self.known_slots.len()
-            && streams.iter().all(|s| self.known_slots.contains(&s.slot))
-        {
-            return;
-        }
-        let live: HashSet<u32> = streams.iter().map(|s| s.slot).collect();
-        for slot in self.known_slots.difference(&live) {
-            self.backend.release(*slot);
-        }
-        self.known_slots = live;
     }
 }

@@ -160,8 +160,8 @@ impl Wake {
         self.cv.notify_all();
     }
 
-    /// Waits until notified or `timeout`; returns whether a notification arrived.
-    pub fn wait(&self, timeout: Duration) -> bool {
+    /// Waits until notified or `timeout`.
+    pub fn wait(&self, timeout: Duration) {
         let mut p = lock(&self.pending);
         if *p == 0 {
             p = self
@@ -170,9 +170,7 @@ impl Wake {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let notified = *p > 0;
         *p = 0;
-        notified
     }
 }
 
@@ -315,9 +313,9 @@ impl Stream {
         self.wake.notify();
     }
 
-    pub fn push_audio(&self, session: u64, buffer: &AudioBuffer, media: Duration) {
+    pub fn push_audio(&self, session: u64, buffer: &AudioBuffer) {
         let at = Sample {
-            media: media.as_secs_f64(),
+            media: buffer.pts.as_secs_f64(),
             wall: SystemTime::now(),
         };
         {
@@ -352,10 +350,6 @@ impl Stream {
     /// Accounts for a frame the engine could not analyse.
     pub fn discard_frame(&self) {
         self.frames_out.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn current_session(&self) -> u64 {
-        lock(&self.session).id
     }
 
     /// Feeds one analysed frame to the video detectors (frames of an ended run are discarded).
@@ -648,12 +642,6 @@ impl StreamSet {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(stream);
-    }
-
-    pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
-        let mut v = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        let i = v.iter().position(|s| s.id == id)?;
-        Some(v.remove(i))
     }
 
     pub fn snapshot(&self) -> Vec<Arc<Stream>> {

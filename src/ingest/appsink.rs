@@ -125,6 +125,6 @@ fn on_audio_sample(
         samples,
         pts: media,
     };
-    stream.push_audio(session, &audio, media);
+    stream.push_audio(session, &audio);
     Ok(gst::FlowSuccess::Ok)
 }
