@@ -11,7 +11,7 @@ RUN_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav mesa-vulkan-drivers libvulkan1
 # Tests: clip generation, real servers (nginx-rtmp, RTSP via GstRtspServer, Prometheus).
-TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus \
+TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus prometheus-alertmanager \
 	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

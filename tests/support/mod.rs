@@ -8,6 +8,7 @@
 //! stopped by PID when dropped (SIGTERM, up to 3 s grace, then SIGKILL). Each test binary uses
 //! a subset, hence `allow(dead_code)`.
 
+pub mod alerting;
 pub mod clips;
 pub mod http;
 pub mod live;
@@ -16,6 +17,7 @@ pub mod proc;
 pub mod prom;
 pub mod streamwatch;
 
+pub use alerting::{Alertmanager, Delivery, WebhookReceiver};
 pub use clips::{ClipSpec, Container, Content, clip, clip_in, mpegts_clip};
 pub use http::{StubServer, http_get, http_get_json};
 pub use live::{HlsOrigin, LiveSpec, Nginx, push_rtmp, rtsp_server, rtsp_server_with, srt_source};

@@ -19,6 +19,15 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets` (`host:port`, job `streamwatch`, path `/metrics`)
     /// with `rule_files`; returns once `/-/ready` answers 200 (panics after 30 s).
     pub fn start(targets: &[&str], rule_files: &[PathBuf]) -> Prometheus {
+        Self::start_alerting(targets, rule_files, &[])
+    }
+
+    /// Like [`Prometheus::start`], also sending alerts to `alertmanagers` (`host:port`).
+    pub fn start_alerting(
+        targets: &[&str],
+        rule_files: &[PathBuf],
+        alertmanagers: &[&str],
+    ) -> Prometheus {
         let dir = temp_dir("prometheus");
         let port = free_port();
         let quote = |s: &str| serde_json::to_string(s).unwrap();
@@ -30,11 +39,14 @@ impl Prometheus {
             })
             .collect();
         let tg: Vec<String> = targets.iter().map(|t| quote(t)).collect();
+        let am: Vec<String> = alertmanagers.iter().map(|t| quote(t)).collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  scrape_timeout: 1s\n\
              rule_files: [{}]\n\
+             alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{}]\n\
              scrape_configs:\n  - job_name: streamwatch\n    static_configs:\n      - targets: [{}]\n",
             rules.join(", "),
+            am.join(", "),
             tg.join(", ")
         );
         let cfg = dir.join("prometheus.yml");
