@@ -47,6 +47,42 @@ pub struct Config {
     /// Global detector settings (before per-stream overrides).
     pub detectors: DetectorsConfig,
     pub streams: Vec<StreamConfig>,
+    /// Endpoints that receive every defect start and end as JSON.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 5.0;
+pub const DEFAULT_WEBHOOK_RETRIES: u32 = 5;
+pub const DEFAULT_WEBHOOK_QUEUE: usize = 1000;
+
+/// A webhook notified directly by streamwatch on each defect start and end.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Label value in `streamwatch_webhook_deliveries_total`; defaults to `webhook<N>`.
+    #[serde(default)]
+    pub name: String,
+    /// http:// or https:// URL receiving a POST with a JSON body per event.
+    pub url: String,
+    /// Seconds to wait for the receiver's answer.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout: f64,
+    /// Retries after a failed delivery (exponential backoff from 0.5 s, capped at 30 s).
+    #[serde(default = "default_webhook_retries")]
+    pub max_retries: u32,
+    /// Notifications waiting for delivery; beyond this new ones are dropped and counted.
+    #[serde(default = "default_webhook_queue")]
+    pub queue: usize,
+}
+
+fn default_webhook_timeout() -> f64 {
+    DEFAULT_WEBHOOK_TIMEOUT_SECS
+}
+fn default_webhook_retries() -> u32 {
+    DEFAULT_WEBHOOK_RETRIES
+}
+fn default_webhook_queue() -> usize {
+    DEFAULT_WEBHOOK_QUEUE
 }
 
 /// Settings of the media converter and the stream supervisor.
@@ -259,6 +295,8 @@ struct RawConfig {
     detectors: toml::Table,
     #[serde(default)]
     streams: Vec<RawStream>,
+    #[serde(default)]
+    webhooks: Vec<WebhookConfig>,
 }
 
 #[derive(Deserialize)]
@@ -286,6 +324,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             detectors: DetectorsConfig::default(),
             streams: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -326,6 +365,12 @@ impl Config {
                 detectors,
             });
         }
+        let mut webhooks = raw.webhooks;
+        for (i, w) in webhooks.iter_mut().enumerate() {
+            if w.name.is_empty() {
+                w.name = format!("webhook{i}");
+            }
+        }
         let config = Config {
             listen,
             backend: raw.backend,
@@ -333,6 +378,7 @@ impl Config {
             engine: raw.engine,
             detectors,
             streams,
+            webhooks,
         };
         config.validate()?;
         Ok(config)
@@ -369,6 +415,24 @@ impl Config {
             ));
         }
         validate_detectors(&self.detectors, "detectors")?;
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let key = |k: &str| format!("webhooks[{i}].{k}");
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) || w.url.len() < 10
+            {
+                return Err(invalid(
+                    &key("url"),
+                    &format!("`{}` is not an http(s) URL", w.url),
+                ));
+            }
+            validate_stream_id(&w.name).map_err(|m| invalid(&key("name"), &m))?;
+            positive(&key("timeout"), w.timeout)?;
+            if w.max_retries > 100 {
+                return Err(invalid(&key("max_retries"), "must be at most 100"));
+            }
+            if !(1..=1_000_000).contains(&w.queue) {
+                return Err(invalid(&key("queue"), "must be between 1 and 1000000"));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.streams.iter().enumerate() {
             validate_stream_id(&s.id).map_err(|m| invalid(&format!("streams[{i}].id"), &m))?;
@@ -635,6 +699,18 @@ mod tests {
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"gopher://h/a\"").contains("gopher"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"not a url\"").contains("streams[0].url"));
         assert!(err("this is = not toml [").contains("config test"));
+    }
+
+    #[test]
+    fn webhooks_get_defaults_and_checks() {
+        let c = Config::parse("[[webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\n", "test").unwrap();
+        assert_eq!(c.webhooks[0].name, "webhook0");
+        assert_eq!(c.webhooks[0].max_retries, DEFAULT_WEBHOOK_RETRIES);
+        assert!(err("[[webhooks]]\nurl = \"ftp://x/y\"").contains("webhooks[0].url"));
+        assert!(
+            err("[[webhooks]]\nurl = \"http://h/x\"\ntimeout = 0").contains("webhooks[0].timeout")
+        );
+        assert!(err("[[webhooks]]\nurl = \"http://h/x\"\nretry = 1").contains("retry"));
     }
 
     #[test]

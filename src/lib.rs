@@ -13,6 +13,7 @@ pub mod frame;
 pub mod gpu;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod run;
 pub mod scan;
 pub mod server;

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub audio_level: GaugeVec,
     pub engine_errors: IntCounter,
     pub engine_batch_seconds: Histogram,
+    pub webhook_deliveries: IntCounterVec,
 }
 
 /// Registers a collector and hands back a handle to it. Definitions are constants, so a
@@ -177,6 +178,12 @@ impl Metrics {
                 "Batches the statistics backend failed to analyse (their frames are lost).",
             ),
             engine_batch_seconds,
+            webhook_deliveries: counter_vec(
+                &r,
+                "streamwatch_webhook_deliveries_total",
+                "Webhook notifications by outcome: ok, failed (after retries) or dropped (queue full).",
+                &["webhook", "result"],
+            ),
             registry: r,
         }
     }

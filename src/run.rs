@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::engine;
 use crate::ingest::{self, supervisor};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::server::{self, AppState};
 use crate::stats::StatsBackend;
 use crate::stream::{Stream, StreamOptions, StreamSet, Wake};
@@ -41,12 +42,14 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         queue_frames: config.ingest.queue_frames,
         offline: false,
     };
+    let notifier = Arc::new(Notifier::start(&config.webhooks, metrics.clone()));
     for sc in &config.streams {
         let stream = Stream::new(
             sc.clone(),
             streams.next_slot(),
             options,
             metrics.clone(),
+            notifier.clone(),
             wake.clone(),
         );
         streams.add(Arc::new(stream));

@@ -12,6 +12,7 @@ use crate::config::{Config, StreamConfig, id_from_url};
 use crate::engine;
 use crate::ingest::{self, Pacing, pipeline};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::stats::StatsBackend;
 use crate::stream::{DefectEvent, Stream, StreamOptions, StreamSet, StreamState, Wake};
 
@@ -68,6 +69,7 @@ pub fn scan(
             offline: true,
         },
         metrics.clone(),
+        Arc::new(Notifier::default()),
         wake.clone(),
     ));
     streams.add(stream.clone());

@@ -13,6 +13,7 @@ use crate::config::StreamConfig;
 use crate::detect::{DetectorKind, Sample, Transition, VideoDetectors};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, Phase};
 use crate::stats::StatParams;
 
 /// Audio waits this long for a first video frame to define media time zero before the stream is
@@ -204,6 +205,7 @@ pub struct Stream {
     pub params: StatParams,
     pub queue: FrameQueue,
     metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
     wake: Arc<Wake>,
     closed: AtomicBool,
     session: Mutex<Session>,
@@ -238,6 +240,7 @@ impl Stream {
         slot: u32,
         options: StreamOptions,
         metrics: Arc<Metrics>,
+        notifier: Arc<Notifier>,
         wake: Arc<Wake>,
     ) -> Self {
         metrics.register_stream(&config.id, &config.url);
@@ -248,6 +251,7 @@ impl Stream {
             params: VideoDetectors::stat_params(&config.detectors),
             queue: FrameQueue::new(options.queue_frames, options.offline),
             metrics,
+            notifier,
             wake,
             closed: AtomicBool::new(false),
             session: Mutex::new(Session {
@@ -445,6 +449,7 @@ impl Stream {
                         self.id,
                         event.start
                     );
+                    self.notifier.publish(Phase::DefectStart, &event);
                     lock(&self.status).active.insert(*detector, event);
                 }
                 Transition::Progress { detector, seconds } => {
@@ -488,6 +493,7 @@ impl Stream {
                         event.start,
                         end.media
                     );
+                    self.notifier.publish(Phase::DefectEnd, &event);
                     if let Some(all) = &self.all_events {
                         lock(all).push(event.clone());
                     }
