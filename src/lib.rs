@@ -17,5 +17,6 @@ pub mod notify;
 pub mod run;
 pub mod scan;
 pub mod server;
+pub mod shard;
 pub mod stats;
 pub mod stream;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use streamwatch::config::{self, Config, StreamConfig};
+use streamwatch::shard::{self, Shard, ShardError};
 use streamwatch::stats::BackendChoice;
 use streamwatch::{gpu, ingest, run, scan};
 
@@ -48,6 +49,21 @@ enum Command {
         /// Log line format on stdout.
         #[arg(long, value_enum, default_value = "json")]
         log_format: LogFormat,
+        /// Monitor only shard INDEX of COUNT (0-based, e.g. `1/3`) of the stream list: COUNT
+        /// copies given the same list each take a disjoint share (rendezvous hashing of ids).
+        #[arg(
+            long,
+            value_name = "INDEX/COUNT",
+            conflicts_with = "shard_from_hostname"
+        )]
+        shard: Option<Shard>,
+        /// Take the shard index from the hostname's ordinal (`streamwatch-2` → 2), as in a
+        /// Kubernetes StatefulSet; the count comes from --shard-count or STREAMWATCH_SHARD_COUNT.
+        #[arg(long)]
+        shard_from_hostname: bool,
+        /// Number of shards for --shard-from-hostname.
+        #[arg(long, value_name = "COUNT", requires = "shard_from_hostname")]
+        shard_count: Option<String>,
         /// Stream URLs (or file paths) to monitor besides those in the config.
         urls: Vec<String>,
     },
@@ -171,6 +187,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             backend,
             log_format,
+            shard,
+            shard_from_hostname,
+            shard_count,
             urls,
         } => {
             init_logging(log_format, false);
@@ -185,6 +204,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
             }
             config.validate()?;
+            let shard = match (shard, shard_from_hostname) {
+                (Some(s), _) => Some(s),
+                (None, true) => Some(shard_from_host(shard_count.as_deref())?),
+                (None, false) => None,
+            };
+            if let Some(shard) = shard {
+                apply_shard(&mut config, shard)?;
+            }
             monitor(config, listen, backend)
         }
         Command::Demo {
@@ -219,6 +246,51 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             monitor(config, listen, backend)
         }
     }
+}
+
+/// The shard named by this machine's hostname ordinal; the count from `--shard-count`, else
+/// from the environment (where a StatefulSet puts it beside `replicas`).
+fn shard_from_host(count: Option<&str>) -> anyhow::Result<Shard> {
+    let count = match count {
+        Some(c) => shard::parse_count(c)?,
+        None => match std::env::var(shard::SHARD_COUNT_ENV) {
+            Ok(c) => shard::parse_count(&c).with_context(|| {
+                format!("in the environment variable {}", shard::SHARD_COUNT_ENV)
+            })?,
+            Err(_) => return Err(ShardError::MissingCount.into()),
+        },
+    };
+    // Kubernetes sets HOSTNAME to the pod name; elsewhere (systemd) it is usually unexported,
+    // so the kernel's hostname is the fallback.
+    let hostname = match std::env::var("HOSTNAME") {
+        Ok(h) if !h.trim().is_empty() => h,
+        _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("cannot read the hostname from /proc/sys/kernel/hostname")?,
+    };
+    Ok(Shard::from_hostname(hostname.trim(), count)?)
+}
+
+/// Keeps only the streams this shard owns, and says which they are.
+fn apply_shard(config: &mut Config, shard: Shard) -> anyhow::Result<()> {
+    let total = config.streams.len();
+    config.streams.retain(|s| shard.owns(&s.id));
+    let owned: Vec<&str> = config.streams.iter().map(|s| s.id.as_str()).collect();
+    tracing::info!(
+        shard = %shard,
+        owned = owned.len(),
+        total,
+        streams = ?owned,
+        "shard {shard} monitors {} of {total} streams",
+        owned.len()
+    );
+    if owned.is_empty() {
+        // `run` refuses an empty stream list; say why this one is empty rather than leave the
+        // generic "no streams" error.
+        anyhow::bail!(
+            "shard {shard} owns none of the {total} streams: use fewer shards than streams"
+        );
+    }
+    Ok(())
 }
 
 fn monitor(
