@@ -49,6 +49,36 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// Endpoints that receive every defect start and end as JSON.
     pub webhooks: Vec<WebhookConfig>,
+    pub evidence: EvidenceConfig,
+}
+
+pub const DEFAULT_EVIDENCE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_THUMBNAIL_WIDTH: u32 = 320;
+pub const DEFAULT_THUMBNAIL_INTERVAL_SECS: f64 = 1.0;
+
+/// Thumbnails: per defect (on disk) and the latest per stream (in memory).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Directory of the defect thumbnails; created if missing.
+    pub dir: std::path::PathBuf,
+    /// Size cap of that directory in bytes; the oldest thumbnails are removed first.
+    pub max_bytes: u64,
+    /// Thumbnail width in pixels (height keeps the aspect ratio).
+    pub thumbnail_width: u32,
+    /// Seconds between refreshes of each stream's latest thumbnail.
+    pub thumbnail_interval: f64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self {
+            dir: std::env::temp_dir().join("streamwatch-evidence"),
+            max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
+            thumbnail_width: DEFAULT_THUMBNAIL_WIDTH,
+            thumbnail_interval: DEFAULT_THUMBNAIL_INTERVAL_SECS,
+        }
+    }
 }
 
 pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 5.0;
@@ -297,6 +327,8 @@ struct RawConfig {
     streams: Vec<RawStream>,
     #[serde(default)]
     webhooks: Vec<WebhookConfig>,
+    #[serde(default)]
+    evidence: EvidenceConfig,
 }
 
 #[derive(Deserialize)]
@@ -325,6 +357,7 @@ impl Default for Config {
             detectors: DetectorsConfig::default(),
             streams: Vec::new(),
             webhooks: Vec::new(),
+            evidence: EvidenceConfig::default(),
         }
     }
 }
@@ -379,6 +412,7 @@ impl Config {
             detectors,
             streams,
             webhooks,
+            evidence: raw.evidence,
         };
         config.validate()?;
         Ok(config)
@@ -432,6 +466,22 @@ impl Config {
             if !(1..=1_000_000).contains(&w.queue) {
                 return Err(invalid(&key("queue"), "must be between 1 and 1000000"));
             }
+        }
+        positive(
+            "evidence.thumbnail_interval",
+            self.evidence.thumbnail_interval,
+        )?;
+        if !(16..=3840).contains(&self.evidence.thumbnail_width) {
+            return Err(invalid(
+                "evidence.thumbnail_width",
+                "must be between 16 and 3840",
+            ));
+        }
+        if self.evidence.max_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "evidence.max_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.streams.iter().enumerate() {

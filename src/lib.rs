@@ -9,6 +9,7 @@ pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod error;
+pub mod evidence;
 pub mod frame;
 pub mod gpu;
 pub mod ingest;

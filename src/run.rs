@@ -8,12 +8,13 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::engine;
+use crate::evidence::{Evidence, EvidenceStore};
 use crate::ingest::{self, supervisor};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::server::{self, AppState};
 use crate::stats::StatsBackend;
-use crate::stream::{Stream, StreamOptions, StreamSet, Wake};
+use crate::stream::{Stream, StreamContext, StreamOptions, StreamSet, Wake};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -28,6 +29,11 @@ pub enum RunError {
     Ingest(#[from] crate::error::IngestError),
     #[error("cannot start the analysis engine thread: {0}")]
     Engine(std::io::Error),
+    #[error("evidence directory {dir} (config evidence.dir): {source}")]
+    Evidence {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), RunError> {
@@ -42,16 +48,30 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         queue_frames: config.ingest.queue_frames,
         offline: false,
     };
-    let notifier = Arc::new(Notifier::start(&config.webhooks, metrics.clone()));
+    let store =
+        EvidenceStore::open(&config.evidence.dir, config.evidence.max_bytes).map_err(|source| {
+            RunError::Evidence {
+                dir: config.evidence.dir.clone(),
+                source,
+            }
+        })?;
+    let evidence = Arc::new(
+        Evidence::start(store, config.evidence.thumbnail_width).map_err(|source| {
+            RunError::Evidence {
+                dir: config.evidence.dir.clone(),
+                source,
+            }
+        })?,
+    );
+    let context = StreamContext {
+        metrics: metrics.clone(),
+        notifier: Arc::new(Notifier::start(&config.webhooks, metrics.clone())),
+        evidence: Some(evidence.clone()),
+        wake: wake.clone(),
+        thumbnail_interval: Duration::from_secs_f64(config.evidence.thumbnail_interval),
+    };
     for sc in &config.streams {
-        let stream = Stream::new(
-            sc.clone(),
-            streams.next_slot(),
-            options,
-            metrics.clone(),
-            notifier.clone(),
-            wake.clone(),
-        );
+        let stream = Stream::new(sc.clone(), streams.next_slot(), options, context.clone());
         streams.add(Arc::new(stream));
     }
     tracing::info!(backend = %backend.describe(), "statistics backend");
@@ -79,6 +99,7 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         metrics: metrics.clone(),
         streams: streams.clone(),
         engine: engine.clone(),
+        evidence: Some(evidence),
     });
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {

@@ -14,7 +14,9 @@ use crate::ingest::{self, Pacing, pipeline};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::stats::StatsBackend;
-use crate::stream::{DefectEvent, Stream, StreamOptions, StreamSet, StreamState, Wake};
+use crate::stream::{
+    DefectEvent, Stream, StreamContext, StreamOptions, StreamSet, StreamState, Wake,
+};
 
 /// Frames the decoder may run ahead of the engine in `scan`.
 const SCAN_QUEUE_FRAMES: usize = 32;
@@ -68,9 +70,13 @@ pub fn scan(
             queue_frames: SCAN_QUEUE_FRAMES,
             offline: true,
         },
-        metrics.clone(),
-        Arc::new(Notifier::default()),
-        wake.clone(),
+        StreamContext {
+            metrics: metrics.clone(),
+            notifier: Arc::new(Notifier::default()),
+            evidence: None,
+            wake: wake.clone(),
+            thumbnail_interval: Duration::MAX,
+        },
     ));
     streams.add(stream.clone());
     let description = backend.describe();

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::engine::EngineHandle;
+use crate::evidence::Evidence;
 use crate::metrics::Metrics;
 use crate::stream::StreamSet;
 
@@ -22,6 +23,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub streams: Arc<StreamSet>,
     pub engine: Arc<std::sync::Mutex<EngineHandle>>,
+    pub evidence: Option<Arc<Evidence>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -32,11 +34,15 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/streams", get(streams))
         .route("/api/streams/{id}", get(stream))
+        .route("/api/streams/{id}/thumbnail", get(stream_thumbnail))
+        .route("/api/events/{id}", get(event))
+        .route("/api/events/{id}/evidence", get(event_evidence))
         .with_state(state)
 }
 
-async fn index() -> &'static str {
-    "streamwatch: /metrics /healthz /readyz /api/streams /api/streams/{id}\n"
+/// The live status page: a mosaic of every stream, self-contained (no CDN).
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("web/status.html"))
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
@@ -86,5 +92,46 @@ async fn stream(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     match s.streams.get(&id) {
         Some(st) => Json(st.status()).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no stream `{id}`\n")).into_response(),
+    }
+}
+
+fn jpeg(bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn not_found(what: String) -> Response {
+    (StatusCode::NOT_FOUND, what).into_response()
+}
+
+async fn stream_thumbnail(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.evidence.as_ref().and_then(|e| e.latest(&id)) {
+        Some(bytes) => jpeg(bytes.as_ref().clone()),
+        None => not_found(format!("no thumbnail for stream `{id}` yet\n")),
+    }
+}
+
+async fn event(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.streams.event(&id) {
+        Some(e) => Json(e).into_response(),
+        None => not_found(format!("no recent event `{id}`\n")),
+    }
+}
+
+async fn event_evidence(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let evidence = s.evidence.clone();
+    let found = tokio::task::spawn_blocking(move || evidence.and_then(|e| e.event(&id)))
+        .await
+        .ok()
+        .flatten();
+    match found {
+        Some(bytes) => jpeg(bytes),
+        None => not_found("no evidence for that event\n".into()),
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::audio::AudioDetectors;
 use crate::config::StreamConfig;
 use crate::detect::{DetectorKind, Sample, Transition, VideoDetectors};
+use crate::evidence::Evidence;
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Phase};
@@ -45,6 +46,8 @@ pub enum StreamState {
 /// A defect as reported in events, logs and the API.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DefectEvent {
+    /// Unique per process and stream: `<stream>-<detector>-<start, unix ms>`.
+    pub id: String,
     pub stream: String,
     pub detector: DetectorKind,
     /// Media seconds from the stream's first frame (of the current pipeline run).
@@ -56,6 +59,9 @@ pub struct DefectEvent {
     pub end_time: Option<String>,
     /// The detector's statistic: at confirmation for an active defect, its mean once ended.
     pub value: f64,
+    /// Path of the evidence thumbnail on this server (`/api/events/{id}/evidence`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -196,6 +202,17 @@ struct Status {
     recent: VecDeque<DefectEvent>,
 }
 
+/// Process-wide services every stream reports to.
+#[derive(Clone)]
+pub struct StreamContext {
+    pub metrics: Arc<Metrics>,
+    pub notifier: Arc<Notifier>,
+    pub evidence: Option<Arc<Evidence>>,
+    pub wake: Arc<Wake>,
+    /// Seconds between refreshes of the stream's latest thumbnail.
+    pub thumbnail_interval: Duration,
+}
+
 pub struct Stream {
     pub id: String,
     pub url: String,
@@ -206,6 +223,9 @@ pub struct Stream {
     pub queue: FrameQueue,
     metrics: Arc<Metrics>,
     notifier: Arc<Notifier>,
+    evidence: Option<Arc<Evidence>>,
+    thumbnail_interval: Duration,
+    last_thumbnail: Mutex<Option<Instant>>,
     wake: Arc<Wake>,
     closed: AtomicBool,
     session: Mutex<Session>,
@@ -239,10 +259,15 @@ impl Stream {
         config: StreamConfig,
         slot: u32,
         options: StreamOptions,
-        metrics: Arc<Metrics>,
-        notifier: Arc<Notifier>,
-        wake: Arc<Wake>,
+        context: StreamContext,
     ) -> Self {
+        let StreamContext {
+            metrics,
+            notifier,
+            evidence,
+            wake,
+            thumbnail_interval,
+        } = context;
         metrics.register_stream(&config.id, &config.url);
         Self {
             id: config.id.clone(),
@@ -252,6 +277,9 @@ impl Stream {
             queue: FrameQueue::new(options.queue_frames, options.offline),
             metrics,
             notifier,
+            evidence,
+            thumbnail_interval,
+            last_thumbnail: Mutex::new(None),
             wake,
             closed: AtomicBool::new(false),
             session: Mutex::new(Session {
@@ -337,7 +365,7 @@ impl Stream {
                 .with_label_values(&[&self.id])
                 .set(crate::audio::silence::rms_dbfs(&buffer.samples));
         }
-        self.apply(&transitions);
+        self.apply(&transitions, None);
     }
 
     fn count_dropped(&self, n: u64) {
@@ -378,7 +406,8 @@ impl Stream {
         }
         let mut transitions = Vec::new();
         lock(&self.video).observe(at, stats, &mut transitions);
-        self.apply(&transitions);
+        self.apply(&transitions, Some(frame));
+        self.refresh_thumbnail(frame);
 
         self.frames.fetch_add(1, Ordering::Relaxed);
         self.metrics.frames.with_label_values(&[&self.id]).inc();
@@ -409,8 +438,20 @@ impl Stream {
         self.frames_out.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Turns detector transitions into metrics, log lines and API state.
-    fn apply(&self, transitions: &[Transition]) {
+    fn refresh_thumbnail(&self, frame: &VideoFrame) {
+        let Some(evidence) = &self.evidence else {
+            return;
+        };
+        let mut last = lock(&self.last_thumbnail);
+        if last.is_none_or(|t| t.elapsed() >= self.thumbnail_interval) {
+            *last = Some(Instant::now());
+            evidence.update_latest(&self.id, frame);
+        }
+    }
+
+    /// Turns detector transitions into metrics, log lines, notifications, evidence and API
+    /// state. `frame` is the frame that caused them (None for audio).
+    fn apply(&self, transitions: &[Transition], frame: Option<&VideoFrame>) {
         for t in transitions {
             match t {
                 Transition::Started {
@@ -426,7 +467,13 @@ impl Stream {
                         .defect_seconds
                         .with_label_values(&labels)
                         .inc_by(elapsed.max(0.0));
+                    let id = event_id(&self.id, *detector, start.wall);
+                    let evidence = self.evidence.as_ref().map(|e| {
+                        e.record_event(&id, &self.id, frame);
+                        format!("/api/events/{id}/evidence")
+                    });
                     let event = DefectEvent {
+                        id,
                         stream: self.id.clone(),
                         detector: *detector,
                         start: round_ms(start.media),
@@ -435,6 +482,7 @@ impl Stream {
                         start_time: rfc3339(start.wall),
                         end_time: None,
                         value: *value,
+                        evidence,
                     };
                     tracing::warn!(
                         target: "streamwatch::event",
@@ -466,7 +514,14 @@ impl Stream {
                 } => {
                     let labels = [self.id.as_str(), detector.as_str()];
                     self.metrics.defect_active.with_label_values(&labels).set(0);
+                    let id = event_id(&self.id, *detector, start.wall);
+                    // The same id as at the start: the evidence was kept then.
+                    let evidence = self
+                        .evidence
+                        .as_ref()
+                        .map(|_| format!("/api/events/{id}/evidence"));
                     let event = DefectEvent {
+                        id,
                         stream: self.id.clone(),
                         detector: *detector,
                         start: round_ms(start.media),
@@ -475,6 +530,7 @@ impl Stream {
                         start_time: rfc3339(start.wall),
                         end_time: Some(rfc3339(end.wall)),
                         value: *value,
+                        evidence,
                     };
                     tracing::info!(
                         target: "streamwatch::event",
@@ -550,7 +606,7 @@ impl Stream {
             lock(&self.audio).finish(at, &mut transitions);
         }
         *lock(&self.audio) = AudioDetectors::new(&self.config.detectors);
-        self.apply(&transitions);
+        self.apply(&transitions, None);
         let mut st = lock(&self.status);
         st.state = state;
         st.reason = reason;
@@ -621,6 +677,14 @@ impl Stream {
     }
 }
 
+fn event_id(stream: &str, detector: DetectorKind, start: SystemTime) -> String {
+    let ms = start
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{stream}-{detector}-{ms}")
+}
+
 fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
 }
@@ -655,6 +719,18 @@ impl StreamSet {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The event with this id, among each stream's active and recent events.
+    pub fn event(&self, id: &str) -> Option<DefectEvent> {
+        self.snapshot().iter().find_map(|s| {
+            let st = lock(&s.status);
+            st.active
+                .values()
+                .chain(st.recent.iter())
+                .find(|e| e.id == id)
+                .cloned()
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
