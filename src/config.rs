@@ -68,6 +68,32 @@ pub struct EvidenceConfig {
     pub thumbnail_width: u32,
     /// Seconds between refreshes of each stream's latest thumbnail.
     pub thumbnail_interval: f64,
+    /// Also upload each defect's thumbnail to S3-compatible object storage.
+    pub s3: Option<S3Config>,
+}
+
+/// An S3 (or S3-compatible) bucket for evidence. Credentials come from the usual AWS
+/// environment variables / instance role unless given here.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix, e.g. `streamwatch/evidence/`.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Endpoint of an S3-compatible service (MinIO, Ceph...); AWS when absent.
+    pub endpoint: Option<String>,
+    /// Allow a plain-http endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
 }
 
 impl Default for EvidenceConfig {
@@ -77,6 +103,7 @@ impl Default for EvidenceConfig {
             max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
             thumbnail_width: DEFAULT_THUMBNAIL_WIDTH,
             thumbnail_interval: DEFAULT_THUMBNAIL_INTERVAL_SECS,
+            s3: None,
         }
     }
 }

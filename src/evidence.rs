@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
+use object_store::ObjectStore;
+
+use crate::config::S3Config;
 use crate::frame::VideoFrame;
+use crate::metrics::Metrics;
 use crate::stream::lock;
 
 /// Thumbnails waiting for the encoder.
@@ -152,6 +156,55 @@ enum Job {
     EventFromLatest { id: String, stream: String },
 }
 
+/// Copies each stored evidence file to an S3 bucket, on the tokio runtime.
+#[derive(Clone)]
+pub struct Uploader {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    runtime: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+}
+
+impl Uploader {
+    /// Must be called from inside the tokio runtime that will run the uploads.
+    pub fn new(config: &S3Config, metrics: Arc<Metrics>) -> Result<Self, object_store::Error> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_allow_http(config.allow_http);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        Ok(Self {
+            store: Arc::new(builder.build()?),
+            prefix: config.prefix.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            metrics,
+        })
+    }
+
+    fn upload(&self, name: &str, bytes: Vec<u8>) {
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        let key = object_store::path::Path::from(format!("{}{name}", self.prefix));
+        self.runtime.spawn(async move {
+            // object_store retries transient failures itself.
+            let result = match store.put(&key, bytes.into()).await {
+                Ok(_) => "ok",
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "evidence upload failed");
+                    "failed"
+                }
+            };
+            metrics.evidence_uploads.with_label_values(&[result]).inc();
+        });
+    }
+}
+
 /// Thumbnails of every stream: the latest per stream in memory, one per defect on disk.
 pub struct Evidence {
     pub store: Arc<EvidenceStore>,
@@ -161,7 +214,11 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    pub fn start(store: EvidenceStore, max_width: u32) -> std::io::Result<Self> {
+    pub fn start(
+        store: EvidenceStore,
+        max_width: u32,
+        uploader: Option<Uploader>,
+    ) -> std::io::Result<Self> {
         let store = Arc::new(store);
         let latest: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>> = Arc::default();
         let (jobs, rx) = mpsc::sync_channel::<Job>(QUEUE);
@@ -171,7 +228,7 @@ impl Evidence {
                 .name("streamwatch-evidence".into())
                 .spawn(move || {
                     for job in rx {
-                        encode_job(job, &store, &latest);
+                        encode_job(job, &store, &latest, uploader.as_ref());
                     }
                 })?;
         }
@@ -229,7 +286,12 @@ fn file_name(event_id: &str) -> String {
     format!("{event_id}.jpg")
 }
 
-fn encode_job(job: Job, store: &EvidenceStore, latest: &Mutex<HashMap<String, Arc<Vec<u8>>>>) {
+fn encode_job(
+    job: Job,
+    store: &EvidenceStore,
+    latest: &Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    uploader: Option<&Uploader>,
+) {
     let (id, jpeg) = match job {
         Job::Latest { stream, thumb } => {
             match encode_jpeg(&thumb) {
@@ -252,8 +314,12 @@ fn encode_job(job: Job, store: &EvidenceStore, latest: &Mutex<HashMap<String, Ar
             None => return,
         },
     };
-    if let Err(e) = store.put(&file_name(&id), &jpeg) {
+    let name = file_name(&id);
+    if let Err(e) = store.put(&name, &jpeg) {
         tracing::warn!(event = %id, error = %e, "cannot store evidence");
+    }
+    if let Some(u) = uploader {
+        u.upload(&name, jpeg);
     }
 }
 

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub engine_errors: IntCounter,
     pub engine_batch_seconds: Histogram,
     pub webhook_deliveries: IntCounterVec,
+    pub evidence_uploads: IntCounterVec,
 }
 
 /// Registers a collector and hands back a handle to it. Definitions are constants, so a
@@ -183,6 +184,12 @@ impl Metrics {
                 "streamwatch_webhook_deliveries_total",
                 "Webhook notifications by outcome: ok, failed (after retries) or dropped (queue full).",
                 &["webhook", "result"],
+            ),
+            evidence_uploads: counter_vec(
+                &r,
+                "streamwatch_evidence_uploads_total",
+                "Evidence thumbnails copied to object storage, by result (ok, failed).",
+                &["result"],
             ),
             registry: r,
         }

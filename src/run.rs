@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::engine;
-use crate::evidence::{Evidence, EvidenceStore};
+use crate::evidence::{Evidence, EvidenceStore, Uploader};
 use crate::ingest::{self, supervisor};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -29,6 +29,8 @@ pub enum RunError {
     Ingest(#[from] crate::error::IngestError),
     #[error("cannot start the analysis engine thread: {0}")]
     Engine(std::io::Error),
+    #[error("evidence upload (config evidence.s3): {0}")]
+    ObjectStore(String),
     #[error("evidence directory {dir} (config evidence.dir): {source}")]
     Evidence {
         dir: std::path::PathBuf,
@@ -55,8 +57,14 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
                 source,
             }
         })?;
+    let uploader = match &config.evidence.s3 {
+        Some(s3) => Some(
+            Uploader::new(s3, metrics.clone()).map_err(|e| RunError::ObjectStore(e.to_string()))?,
+        ),
+        None => None,
+    };
     let evidence = Arc::new(
-        Evidence::start(store, config.evidence.thumbnail_width).map_err(|source| {
+        Evidence::start(store, config.evidence.thumbnail_width, uploader).map_err(|source| {
             RunError::Evidence {
                 dir: config.evidence.dir.clone(),
                 source,

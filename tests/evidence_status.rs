@@ -157,3 +157,91 @@ fn defect_evidence_thumbnails_and_the_status_page() {
     println!("status page screenshot: {}", shot.display());
     assert!(sw.terminate().success());
 }
+
+/// `moto_server` (an S3 API on loopback), from the test tools venv `make test` sets up.
+fn moto_server() -> std::path::PathBuf {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools/bin/moto_server");
+    assert!(
+        path.is_file(),
+        "{} missing: run `make test-deps`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn defect_evidence_is_uploaded_to_s3_compatible_storage() {
+    let dir = temp_dir("moto");
+    let port = support::free_port();
+    let mut cmd = Command::new(moto_server());
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let _moto = support::Proc::spawn("moto_server", &mut cmd, &dir.join("moto.log"));
+    let endpoint = format!("http://127.0.0.1:{port}");
+    assert!(
+        support::wait_until(Duration::from_secs(30), || support::proc::tcp_accepts(port)),
+        "moto_server did not start"
+    );
+    ureq::put(&format!("{endpoint}/evidence-bucket"))
+        .send_empty()
+        .expect("create bucket");
+
+    let file = clip(&ClipSpec {
+        seconds: 30.0,
+        black: vec![(3.0, 10.0)],
+        ..Default::default()
+    });
+    let sw = Streamwatch::start(
+        &format!(
+            r#"
+[evidence]
+dir = "{dir}"
+[evidence.s3]
+bucket = "evidence-bucket"
+prefix = "streamwatch/"
+endpoint = "{endpoint}"
+allow_http = true
+access_key_id = "testing"
+secret_access_key = "testing"
+
+[[streams]]
+id = "channel1"
+url = "file://{file}"
+"#,
+            dir = dir.join("evidence").display(),
+            file = file.display()
+        ),
+        &[],
+    );
+    let s = sw.wait_stream("channel1", Duration::from_secs(20), "a black defect", |s| {
+        !events_of(s, "black").is_empty()
+    });
+    let id = events_of(&s, "black")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let key = format!("streamwatch/{id}.jpg");
+    let listing = format!("{endpoint}/evidence-bucket?list-type=2&prefix=streamwatch/");
+    let mut last = String::new();
+    let uploaded = support::wait_until(Duration::from_secs(15), || {
+        last = http_get(&listing).map(|(_, b)| b).unwrap_or_default();
+        last.contains(&key)
+    });
+    assert!(uploaded, "{key} not in the bucket: {last}");
+    // The listing gives the stored object's size: a real thumbnail, not an empty object.
+    let size: u64 = last[last.find(&key).expect("key")..]
+        .split("<Size>")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(size > 500, "uploaded object is {size} bytes: {last}");
+    assert!(
+        support::metric_sum(
+            &sw.metrics(),
+            "streamwatch_evidence_uploads_total",
+            &["result=\"ok\""]
+        ) >= 1.0
+    );
+    assert!(sw.terminate().success());
+}
