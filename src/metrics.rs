@@ -30,6 +30,9 @@ pub struct Metrics {
     pub engine_batch_seconds: Histogram,
     pub webhook_deliveries: IntCounterVec,
     pub evidence_uploads: IntCounterVec,
+    pub luma_mean: GaugeVec,
+    pub dark_pixels: GaugeVec,
+    pub changed_pixels: GaugeVec,
 }
 
 /// Registers a collector and hands back a handle to it. Definitions are constants, so a
@@ -191,6 +194,24 @@ impl Metrics {
                 "Evidence thumbnails copied to object storage, by result (ok, failed).",
                 &["result"],
             ),
+            luma_mean: float_gauge_vec(
+                &r,
+                "streamwatch_video_luma_mean_ratio",
+                "Mean luma of the latest frame, 0 (black) to 1 (white).",
+                &["stream"],
+            ),
+            dark_pixels: float_gauge_vec(
+                &r,
+                "streamwatch_video_dark_pixels_ratio",
+                "Share of dark pixels in the latest frame (the black detector's statistic).",
+                &["stream"],
+            ),
+            changed_pixels: float_gauge_vec(
+                &r,
+                "streamwatch_video_changed_pixels_ratio",
+                "Share of pixels changed since the previous frame (the freeze detector's statistic).",
+                &["stream"],
+            ),
             registry: r,
         }
     }
@@ -219,7 +240,14 @@ impl Metrics {
             let _ = vec.remove_label_values(&[stream]);
         }
         let _ = self.last_frame_timestamp.remove_label_values(&[stream]);
-        let _ = self.audio_level.remove_label_values(&[stream]);
+        for vec in [
+            &self.audio_level,
+            &self.luma_mean,
+            &self.dark_pixels,
+            &self.changed_pixels,
+        ] {
+            let _ = vec.remove_label_values(&[stream]);
+        }
         for d in DetectorKind::ALL {
             let _ = self
                 .defect_active

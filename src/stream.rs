@@ -415,6 +415,19 @@ impl Stream {
             .last_frame_timestamp
             .with_label_values(&[&self.id])
             .set(unix_seconds(SystemTime::now()));
+        let labels = [self.id.as_str()];
+        let m = &self.metrics;
+        m.luma_mean
+            .with_label_values(&labels)
+            .set(stats.luma_mean() / 255.0);
+        m.dark_pixels
+            .with_label_values(&labels)
+            .set(stats.dark_ratio());
+        if stats.has_prev {
+            m.changed_pixels
+                .with_label_values(&labels)
+                .set(stats.changed_ratio());
+        }
         {
             let mut st = lock(&self.status);
             if st.state == StreamState::Starting || st.state == StreamState::Down {

@@ -45,6 +45,9 @@ fn prometheus_sees_the_defect_while_it_lasts() {
         "streamwatch_gpu_batches_total",
         "streamwatch_gpu_batch_frames",
         "streamwatch_detect_latency_seconds",
+        "streamwatch_video_luma_mean_ratio",
+        "streamwatch_video_dark_pixels_ratio",
+        "streamwatch_video_changed_pixels_ratio",
     ] {
         assert!(
             exposition.contains(&format!("# TYPE {name} ")),
@@ -62,6 +65,13 @@ fn prometheus_sees_the_defect_while_it_lasts() {
         prom.query(active)
     );
     let seen_after = started.elapsed();
+    let dark = prom
+        .query_one(r#"streamwatch_video_dark_pixels_ratio{stream="channel1"}"#)
+        .unwrap_or(0.0);
+    assert!(
+        dark >= 0.98,
+        "dark pixel ratio {dark} during the black defect"
+    );
     assert_eq!(
         prom.query_one(r#"streamwatch_stream_up{stream="channel1"}"#),
         Some(1.0)
