@@ -9,11 +9,6 @@ pub struct ShaderFile {
     pub source: Cow<'static, str>,
 }
 
-/// Pass 1: per-row partial sums.
-pub const FRAME_STATS: &str = "frame_stats.wgsl";
-/// Pass 2: per-frame totals.
-pub const FRAME_REDUCE: &str = "frame_reduce.wgsl";
-
 /// The shaders a [`GpuBackend`](super::GpuBackend) compiles. Tests swap in broken sources to
 /// check that compile errors come back as [`EngineError::Shader`](crate::stats::EngineError).
 #[derive(Clone, Debug)]
@@ -22,35 +17,28 @@ pub struct ShaderSources {
     pub frame_reduce: ShaderFile,
 }
 
+/// An entry shader from `shaders/` with the shared declarations of `shaders/common/` in front
+/// (WGSL has no #include).
+macro_rules! builtin_shader {
+    ($file:literal) => {
+        ShaderFile {
+            file: $file,
+            source: Cow::Borrowed(concat!(
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/shaders/common/types.wgsl"
+                )),
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file))
+            )),
+        }
+    };
+}
+
 impl Default for ShaderSources {
     fn default() -> Self {
         Self {
-            frame_stats: ShaderFile {
-                file: FRAME_STATS,
-                source: Cow::Borrowed(concat!(
-                    include_str!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/shaders/common/types.wgsl"
-                    )),
-                    include_str!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/shaders/frame_stats.wgsl"
-                    ))
-                )),
-            },
-            frame_reduce: ShaderFile {
-                file: FRAME_REDUCE,
-                source: Cow::Borrowed(concat!(
-                    include_str!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/shaders/common/types.wgsl"
-                    )),
-                    include_str!(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/shaders/frame_reduce.wgsl"
-                    ))
-                )),
-            },
+            frame_stats: builtin_shader!("frame_stats.wgsl"),
+            frame_reduce: builtin_shader!("frame_reduce.wgsl"),
         }
     }
 }
