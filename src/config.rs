@@ -34,6 +34,59 @@ pub const DEFAULT_FREEZE_NOISE_THRESHOLD: u8 = 16;
 /// A frame is frozen when at most this share of its pixels changed beyond the noise threshold.
 pub const DEFAULT_FREEZE_MAX_CHANGED_RATIO: f64 = 0.0001;
 pub const DEFAULT_SILENCE_THRESHOLD_DBFS: f64 = -60.0;
+/// Flat: luma standard deviation (0-255 scale) up to which a frame is uniform.
+pub const DEFAULT_FLAT_MAX_STDDEV: f64 = 4.0;
+/// Flat: standard deviation above which a flat frame has picture again (hysteresis).
+pub const DEFAULT_FLAT_CLEAR_STDDEV: f64 = 6.0;
+/// Colour bars: minimum luma standard deviation (bars span black to white).
+pub const DEFAULT_COLORBARS_MIN_STDDEV: f64 = 25.0;
+/// Colour bars: minimum strong steps per row (the bar edges).
+pub const DEFAULT_COLORBARS_MIN_EDGES_PER_ROW: f64 = 4.0;
+/// Colour bars: maximum share of pixels with a strong step to the right neighbour.
+pub const DEFAULT_COLORBARS_MAX_EDGES_ACROSS: f64 = 0.05;
+/// Colour bars: minimum share of rows equal to the row below (stripes run the full height).
+pub const DEFAULT_COLORBARS_MIN_QUIET_ROWS: f64 = 0.9;
+/// Baseline detectors: seconds of normal frames their mean covers.
+pub const DEFAULT_BASELINE_WINDOW_SECS: f64 = 30.0;
+/// Baseline detectors: seconds of normal frames needed before they judge anything.
+pub const DEFAULT_BASELINE_WARMUP_SECS: f64 = 2.0;
+/// Blur: detail below this share of the stream's normal detail is blur.
+pub const DEFAULT_BLUR_MAX_DETAIL_RATIO: f64 = 0.4;
+/// Blur: detail above this share of the normal ends blur (hysteresis).
+pub const DEFAULT_BLUR_CLEAR_DETAIL_RATIO: f64 = 0.55;
+/// Blockiness: rise of the grid share of block edges above the stream's normal that is blocking.
+pub const DEFAULT_BLOCKINESS_MIN_INCREASE: f64 = 0.12;
+/// Blockiness: rise below which blocking ends (hysteresis).
+pub const DEFAULT_BLOCKINESS_CLEAR_INCREASE: f64 = 0.07;
+/// Blockiness: grid share at or below which the picture is broken up (corruption).
+pub const DEFAULT_BLOCKINESS_MAX_LOW_SHARE: f64 = 0.46;
+/// Blockiness: grid share above which corruption ends (hysteresis).
+pub const DEFAULT_BLOCKINESS_CLEAR_LOW_SHARE: f64 = 0.49;
+/// Blockiness: media seconds the per-frame share is smoothed over.
+pub const DEFAULT_BLOCKINESS_SMOOTHING_SECS: f64 = 0.3;
+/// Blockiness: seconds without blocking needed to end it (longer than the smoothing).
+pub const DEFAULT_BLOCKINESS_CLEAR_DURATION_SECS: f64 = 0.5;
+/// Blockiness reacts faster than the picture-loss detectors: corruption often lasts until the
+/// next keyframe only.
+pub const DEFAULT_BLOCKINESS_MIN_DURATION_SECS: f64 = 1.0;
+/// Letterbox: each bar must cover at least this share of the height (or width).
+pub const DEFAULT_LETTERBOX_MIN_BAR_RATIO: f64 = 0.04;
+/// Letterbox: the two bars of a pair may differ by at most this share of the height (width).
+pub const DEFAULT_LETTERBOX_MAX_BAR_DIFFERENCE: f64 = 0.03;
+/// Letterbox: minimum fall of the active picture area below the stream's normal.
+pub const DEFAULT_LETTERBOX_MIN_AREA_DROP: f64 = 0.05;
+/// Stutter: share of changed pixels up to which a frame repeats the previous picture.
+pub const DEFAULT_STUTTER_MAX_CHANGED_RATIO: f64 = 0.0001;
+/// Stutter: an interval this many times the nominal one is a gap (frames missing).
+pub const DEFAULT_STUTTER_GAP_FACTOR: f64 = 1.5;
+/// Stutter: runs of up to this many repeated frames are stutter; longer runs are freezes.
+pub const DEFAULT_STUTTER_MAX_REPEAT_RUN: u32 = 4;
+/// Stutter: seconds a sign of stutter keeps the picture stuttering.
+pub const DEFAULT_STUTTER_HOLD_SECS: f64 = 0.2;
+/// Stutter: a stream whose normal share of frames ending a repeat run is above this is taken
+/// to have a repeating cadence (25p in 50p) and is not judged.
+pub const DEFAULT_STUTTER_MAX_CADENCE_SHARE: f64 = 0.2;
+pub const DEFAULT_STUTTER_MIN_DURATION_SECS: f64 = 1.0;
 
 /// The whole configuration file.
 #[derive(Clone, Debug)]
@@ -291,6 +344,223 @@ impl Default for SilenceConfig {
     }
 }
 
+/// Flat picture detector: a uniform frame that is not black (blue, grey or white screen).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlatConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Luma standard deviation (0-255 scale) up to which a frame is flat.
+    pub max_stddev: f64,
+    /// Standard deviation above which a flat frame has picture again (hysteresis).
+    pub clear_stddev: f64,
+    /// Seconds the picture must stay flat before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of picture needed to end a flat defect.
+    pub clear_duration: f64,
+}
+
+impl Default for FlatConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_stddev: DEFAULT_FLAT_MAX_STDDEV,
+            clear_stddev: DEFAULT_FLAT_CLEAR_STDDEV,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Colour bars detector: full-height vertical stripes (a test pattern on air).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColorbarsConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Minimum luma standard deviation (0-255 scale).
+    pub min_stddev: f64,
+    /// Minimum strong luma steps per row (the bar edges).
+    pub min_edges_per_row: f64,
+    /// Maximum share of pixels with a strong step to the right neighbour.
+    pub max_edges_across: f64,
+    /// Minimum share of rows equal to the row below up to coding noise.
+    pub min_quiet_rows: f64,
+    /// Seconds bars must stay on air before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of programme needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for ColorbarsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_stddev: DEFAULT_COLORBARS_MIN_STDDEV,
+            min_edges_per_row: DEFAULT_COLORBARS_MIN_EDGES_PER_ROW,
+            max_edges_across: DEFAULT_COLORBARS_MAX_EDGES_ACROSS,
+            min_quiet_rows: DEFAULT_COLORBARS_MIN_QUIET_ROWS,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Blur detector: detail (mean luma step between neighbours) against the stream's normal.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlurConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Detail below this share of the normal detail is blur.
+    pub max_detail_ratio: f64,
+    /// Detail above this share of the normal ends blur (hysteresis).
+    pub clear_detail_ratio: f64,
+    /// Seconds of normal frames the normal detail is averaged over.
+    pub baseline_window: f64,
+    /// Seconds of normal frames needed before blur is judged.
+    pub baseline_warmup: f64,
+    /// Seconds the picture must stay blurred before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of sharp picture needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for BlurConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_detail_ratio: DEFAULT_BLUR_MAX_DETAIL_RATIO,
+            clear_detail_ratio: DEFAULT_BLUR_CLEAR_DETAIL_RATIO,
+            baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
+            baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Blockiness detector: the share of block-edge steps on the 8x8 grid, against the stream's
+/// normal share (blocking) and against one half (corruption).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlockinessConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Rise of the grid share above the stream's normal from which the picture is blocky.
+    pub min_increase: f64,
+    /// Rise below which blocking ends (hysteresis).
+    pub clear_increase: f64,
+    /// Grid share (0-1) at or below which the picture is broken up (corruption).
+    pub max_low_share: f64,
+    /// Grid share above which corruption ends (hysteresis).
+    pub clear_low_share: f64,
+    /// Media seconds the per-frame share is smoothed over.
+    pub smoothing: f64,
+    /// Seconds of normal frames the normal share is averaged over.
+    pub baseline_window: f64,
+    /// Seconds of normal frames needed before blockiness is judged.
+    pub baseline_warmup: f64,
+    /// Seconds the picture must stay blocky before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of clean picture needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for BlockinessConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_increase: DEFAULT_BLOCKINESS_MIN_INCREASE,
+            clear_increase: DEFAULT_BLOCKINESS_CLEAR_INCREASE,
+            max_low_share: DEFAULT_BLOCKINESS_MAX_LOW_SHARE,
+            clear_low_share: DEFAULT_BLOCKINESS_CLEAR_LOW_SHARE,
+            smoothing: DEFAULT_BLOCKINESS_SMOOTHING_SECS,
+            baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
+            baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
+            min_duration: DEFAULT_BLOCKINESS_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_BLOCKINESS_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Letterbox/pillarbox detector: dark bars appearing at the edges.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LetterboxConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Each bar of a pair must cover at least this share of the height (or width).
+    pub min_bar_ratio: f64,
+    /// The two bars of a pair may differ by at most this share of the height (or width).
+    pub max_bar_difference: f64,
+    /// Minimum fall of the active picture area (0-1) below the stream's normal.
+    pub min_area_drop: f64,
+    /// Seconds of normal frames the normal active area is averaged over.
+    pub baseline_window: f64,
+    /// Seconds of normal frames needed before bars are judged.
+    pub baseline_warmup: f64,
+    /// Seconds bars must stay before it is a defect.
+    pub min_duration: f64,
+    /// Seconds without bars needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for LetterboxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_bar_ratio: DEFAULT_LETTERBOX_MIN_BAR_RATIO,
+            max_bar_difference: DEFAULT_LETTERBOX_MAX_BAR_DIFFERENCE,
+            min_area_drop: DEFAULT_LETTERBOX_MIN_AREA_DROP,
+            baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
+            baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
+            min_duration: DEFAULT_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Stutter detector: repeated frames between moving ones, and timestamp gaps.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StutterConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Share of changed pixels (0-1) up to which a frame repeats the previous picture.
+    pub max_changed_ratio: f64,
+    /// An interval this many times the stream's frame interval is a gap.
+    pub gap_factor: f64,
+    /// Runs of up to this many repeated frames are stutter (longer runs are freezes).
+    pub max_repeat_run: u32,
+    /// Seconds one sign of stutter keeps the picture stuttering.
+    pub hold: f64,
+    /// Seconds of normal frames over which the stream's repeat cadence is learnt.
+    pub cadence_window: f64,
+    /// Streams whose normal share of repeat runs is above this (0-1) are not judged.
+    pub max_cadence_share: f64,
+    /// Seconds stutter must last before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of smooth picture needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for StutterConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_changed_ratio: DEFAULT_STUTTER_MAX_CHANGED_RATIO,
+            gap_factor: DEFAULT_STUTTER_GAP_FACTOR,
+            max_repeat_run: DEFAULT_STUTTER_MAX_REPEAT_RUN,
+            hold: DEFAULT_STUTTER_HOLD_SECS,
+            cadence_window: DEFAULT_BASELINE_WINDOW_SECS,
+            max_cadence_share: DEFAULT_STUTTER_MAX_CADENCE_SHARE,
+            min_duration: DEFAULT_STUTTER_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
 /// All detector settings; the same table appears globally and per stream.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -298,6 +568,12 @@ pub struct DetectorsConfig {
     pub black: BlackConfig,
     pub freeze: FreezeConfig,
     pub silence: SilenceConfig,
+    pub flat: FlatConfig,
+    pub colorbars: ColorbarsConfig,
+    pub blur: BlurConfig,
+    pub blockiness: BlockinessConfig,
+    pub letterbox: LetterboxConfig,
+    pub stutter: StutterConfig,
 }
 
 impl BlackConfig {
@@ -326,6 +602,29 @@ impl SilenceConfig {
         }
     }
 }
+
+/// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
+macro_rules! timing_from_fields {
+    ($($config:ty),+) => {$(
+        impl $config {
+            pub fn timing(&self) -> Timing {
+                Timing {
+                    min_duration: self.min_duration,
+                    clear_duration: self.clear_duration,
+                }
+            }
+        }
+    )+};
+}
+
+timing_from_fields!(
+    FlatConfig,
+    ColorbarsConfig,
+    BlurConfig,
+    BlockinessConfig,
+    LetterboxConfig,
+    StutterConfig
+);
 
 /// One monitored stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -580,6 +879,96 @@ fn validate_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError>
         ));
     }
     timing(&format!("{key}.silence"), s.timing())?;
+    validate_video_detectors(d, key)
+}
+
+fn validate_video_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError> {
+    let k = |name: &str| format!("{key}.{name}");
+    let in_range = |name: &str, v: f64, lo: f64, hi: f64| {
+        if v.is_finite() && (lo..=hi).contains(&v) {
+            Ok(())
+        } else {
+            Err(invalid(
+                &k(name),
+                &format!("{v} is not between {lo} and {hi}"),
+            ))
+        }
+    };
+    let f = &d.flat;
+    in_range("flat.max_stddev", f.max_stddev, 0.0, 128.0)?;
+    in_range("flat.clear_stddev", f.clear_stddev, f.max_stddev, 128.0)?;
+    timing(&k("flat"), f.timing())?;
+    let c = &d.colorbars;
+    in_range("colorbars.min_stddev", c.min_stddev, 0.0, 128.0)?;
+    in_range("colorbars.min_edges_per_row", c.min_edges_per_row, 0.0, 1e6)?;
+    unit_ratio(&k("colorbars.max_edges_across"), c.max_edges_across)?;
+    unit_ratio(&k("colorbars.min_quiet_rows"), c.min_quiet_rows)?;
+    timing(&k("colorbars"), c.timing())?;
+    let b = &d.blur;
+    unit_ratio(&k("blur.max_detail_ratio"), b.max_detail_ratio)?;
+    in_range(
+        "blur.clear_detail_ratio",
+        b.clear_detail_ratio,
+        b.max_detail_ratio,
+        1.0,
+    )?;
+    positive(&k("blur.baseline_window"), b.baseline_window)?;
+    in_range(
+        "blur.baseline_warmup",
+        b.baseline_warmup,
+        0.0,
+        b.baseline_window,
+    )?;
+    timing(&k("blur"), b.timing())?;
+    let bl = &d.blockiness;
+    unit_ratio(&k("blockiness.min_increase"), bl.min_increase)?;
+    in_range(
+        "blockiness.clear_increase",
+        bl.clear_increase,
+        0.0,
+        bl.min_increase,
+    )?;
+    unit_ratio(&k("blockiness.max_low_share"), bl.max_low_share)?;
+    in_range(
+        "blockiness.clear_low_share",
+        bl.clear_low_share,
+        bl.max_low_share,
+        1.0,
+    )?;
+    in_range("blockiness.smoothing", bl.smoothing, 0.0, 60.0)?;
+    positive(&k("blockiness.baseline_window"), bl.baseline_window)?;
+    in_range(
+        "blockiness.baseline_warmup",
+        bl.baseline_warmup,
+        0.0,
+        bl.baseline_window,
+    )?;
+    timing(&k("blockiness"), bl.timing())?;
+    let l = &d.letterbox;
+    in_range("letterbox.min_bar_ratio", l.min_bar_ratio, 0.0, 0.5)?;
+    unit_ratio(&k("letterbox.max_bar_difference"), l.max_bar_difference)?;
+    unit_ratio(&k("letterbox.min_area_drop"), l.min_area_drop)?;
+    positive(&k("letterbox.baseline_window"), l.baseline_window)?;
+    in_range(
+        "letterbox.baseline_warmup",
+        l.baseline_warmup,
+        0.0,
+        l.baseline_window,
+    )?;
+    timing(&k("letterbox"), l.timing())?;
+    let st = &d.stutter;
+    unit_ratio(&k("stutter.max_changed_ratio"), st.max_changed_ratio)?;
+    in_range("stutter.gap_factor", st.gap_factor, 1.01, 100.0)?;
+    if !(1..=100).contains(&st.max_repeat_run) {
+        return Err(invalid(
+            &k("stutter.max_repeat_run"),
+            "must be between 1 and 100",
+        ));
+    }
+    positive(&k("stutter.hold"), st.hold)?;
+    positive(&k("stutter.cadence_window"), st.cadence_window)?;
+    unit_ratio(&k("stutter.max_cadence_share"), st.max_cadence_share)?;
+    timing(&k("stutter"), st.timing())?;
     Ok(())
 }
 

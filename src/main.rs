@@ -81,6 +81,9 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, value_enum)]
         backend: Option<BackendChoice>,
+        /// Also write every frame's statistics to this CSV file (for tuning thresholds).
+        #[arg(long)]
+        frame_stats: Option<PathBuf>,
     },
     /// Monitor the built-in demo channel (scheduled black, freeze and silence), serving metrics.
     Demo {
@@ -161,6 +164,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             config,
             backend,
+            frame_stats,
         } => {
             init_logging(LogFormat::Text, true);
             let config = load_config(config.as_ref())?;
@@ -171,7 +175,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("--duration must be a positive number of seconds");
             }
             let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
-            let report = scan::scan(&url, duration, &config, backend)?;
+            let report = scan::scan(&url, duration, &config, backend, frame_stats.as_deref())?;
             match format {
                 ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 ReportFormat::Text => print!("{}", report.to_text()),

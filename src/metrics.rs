@@ -33,6 +33,14 @@ pub struct Metrics {
     pub luma_mean: GaugeVec,
     pub dark_pixels: GaugeVec,
     pub changed_pixels: GaugeVec,
+    pub luma_stddev: GaugeVec,
+    pub detail: GaugeVec,
+    pub blockiness: GaugeVec,
+    pub quiet_rows: GaugeVec,
+    pub active_area: GaugeVec,
+    pub fps: GaugeVec,
+    pub decode_errors: IntCounterVec,
+    pub format_changes: IntCounterVec,
 }
 
 /// Registers a collector and hands back a handle to it. Definitions are constants, so a
@@ -212,6 +220,59 @@ impl Metrics {
                 "Share of pixels changed since the previous frame (the freeze detector's statistic).",
                 &["stream"],
             ),
+            luma_stddev: float_gauge_vec(
+                &r,
+                "streamwatch_video_luma_stddev_ratio",
+                "Standard deviation of luma in the latest frame over 255 (the flat detector's \
+                 statistic: near 0 for a uniform picture).",
+                &["stream"],
+            ),
+            detail: float_gauge_vec(
+                &r,
+                "streamwatch_video_detail_ratio",
+                "Detail of the latest frame relative to the stream's normal detail, 1 = normal \
+                 (the blur detector's statistic).",
+                &["stream"],
+            ),
+            blockiness: float_gauge_vec(
+                &r,
+                "streamwatch_video_blockiness_ratio",
+                "Share of block-edge shaped luma steps that lie on the 8x8 coding grid, smoothed \
+                 (the blockiness detector's statistic): about 0.5 without block structure, \
+                 towards 1 for macroblocking, below 0.5 for corruption.",
+                &["stream"],
+            ),
+            quiet_rows: float_gauge_vec(
+                &r,
+                "streamwatch_video_quiet_rows_ratio",
+                "Share of rows equal to the row below up to coding noise (near 1 for colour \
+                 bars; the colorbars detector's statistic).",
+                &["stream"],
+            ),
+            active_area: float_gauge_vec(
+                &r,
+                "streamwatch_video_active_area_ratio",
+                "Share of the latest frame inside dark bars at its edges (letterbox, pillarbox).",
+                &["stream"],
+            ),
+            fps: float_gauge_vec(
+                &r,
+                "streamwatch_video_fps",
+                "Frames per second of media time over the last second.",
+                &["stream"],
+            ),
+            decode_errors: counter_vec(
+                &r,
+                "streamwatch_decode_errors_total",
+                "Decoder errors and concealment warnings reported by GStreamer.",
+                &["stream"],
+            ),
+            format_changes: counter_vec(
+                &r,
+                "streamwatch_video_format_changes_total",
+                "Changes of picture size mid-stream.",
+                &["stream"],
+            ),
             registry: r,
         }
     }
@@ -223,6 +284,8 @@ impl Metrics {
         self.frames.with_label_values(&[stream]);
         self.frames_dropped.with_label_values(&[stream]);
         self.restarts.with_label_values(&[stream]);
+        self.decode_errors.with_label_values(&[stream]);
+        self.format_changes.with_label_values(&[stream]);
         for d in DetectorKind::ALL {
             self.defect_active
                 .with_label_values(&[stream, d.as_str()])
@@ -236,7 +299,13 @@ impl Metrics {
     pub fn unregister_stream(&self, stream: &str, url: &str) {
         let _ = self.stream_info.remove_label_values(&[stream, url]);
         let _ = self.stream_up.remove_label_values(&[stream]);
-        for vec in [&self.frames, &self.frames_dropped, &self.restarts] {
+        for vec in [
+            &self.frames,
+            &self.frames_dropped,
+            &self.restarts,
+            &self.decode_errors,
+            &self.format_changes,
+        ] {
             let _ = vec.remove_label_values(&[stream]);
         }
         let _ = self.last_frame_timestamp.remove_label_values(&[stream]);
@@ -245,6 +314,12 @@ impl Metrics {
             &self.luma_mean,
             &self.dark_pixels,
             &self.changed_pixels,
+            &self.luma_stddev,
+            &self.detail,
+            &self.blockiness,
+            &self.quiet_rows,
+            &self.active_area,
+            &self.fps,
         ] {
             let _ = vec.remove_label_values(&[stream]);
         }

@@ -77,6 +77,7 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         evidence: Some(evidence.clone()),
         wake: wake.clone(),
         thumbnail_interval: Duration::from_secs_f64(config.evidence.thumbnail_interval),
+        stats_sink: None,
     };
     for sc in &config.streams {
         let stream = Stream::new(sc.clone(), streams.next_slot(), options, context.clone());

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::stats::StatsBackend;
 use crate::stream::{
-    DefectEvent, Stream, StreamContext, StreamOptions, StreamSet, StreamState, Wake,
+    DefectEvent, InfoEvent, Stream, StreamContext, StreamOptions, StreamSet, StreamState, Wake,
 };
 
 /// Frames the decoder may run ahead of the engine in `scan`.
@@ -29,6 +29,11 @@ pub enum ScanError {
     Failed { url: String, reason: String },
     #[error("cannot start the analysis engine thread: {0}")]
     Engine(std::io::Error),
+    #[error("cannot write frame statistics to {path}: {source}")]
+    FrameStats {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +47,10 @@ pub struct ScanReport {
     /// Wall seconds the scan took.
     pub elapsed: f64,
     pub events: Vec<DefectEvent>,
+    /// Format changes and other events that are not defects.
+    pub info: Vec<InfoEvent>,
+    /// Decoder errors and concealment warnings.
+    pub decode_errors: u64,
     /// Set when the source failed after some frames were analysed (partial report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -52,6 +61,7 @@ pub fn scan(
     duration: Option<f64>,
     config: &Config,
     backend: Box<dyn StatsBackend>,
+    frame_stats: Option<&std::path::Path>,
 ) -> Result<ScanReport, ScanError> {
     ingest::init()?;
     let began = Instant::now();
@@ -60,6 +70,15 @@ pub fn scan(
         url: url.to_owned(),
         detectors: config.detectors.clone(),
     };
+    let stats_sink = frame_stats
+        .map(|path| {
+            crate::stats::StatsCsv::create(path).map_err(|source| ScanError::FrameStats {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()?
+        .map(Arc::new);
     let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Wake::default());
     let streams = Arc::new(StreamSet::default());
@@ -76,6 +95,7 @@ pub fn scan(
             evidence: None,
             wake: wake.clone(),
             thumbnail_interval: Duration::MAX,
+            stats_sink: stats_sink.clone(),
         },
     ));
     streams.add(stream.clone());
@@ -95,10 +115,19 @@ pub fn scan(
     loop {
         if let Some(msg) = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(100),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
+            &[
+                gst::MessageType::Error,
+                gst::MessageType::Eos,
+                gst::MessageType::Warning,
+            ],
         ) {
-            if let gst::MessageView::Error(_) = msg.view() {
-                failure = Some(pipeline::describe_message(&msg));
+            match msg.view() {
+                gst::MessageView::Warning(_) => {
+                    stream.note_pipeline_warning(&msg);
+                    continue;
+                }
+                gst::MessageView::Error(_) => failure = Some(pipeline::describe_message(&msg)),
+                _ => {}
             }
             break;
         }
@@ -126,6 +155,14 @@ pub fn scan(
     stream.end_session(StreamState::Stopped, None);
     drop(running);
     engine.stop();
+    if let Some(sink) = &stats_sink
+        && let Err(source) = sink.flush()
+    {
+        return Err(ScanError::FrameStats {
+            path: frame_stats.unwrap_or(std::path::Path::new("")).to_owned(),
+            source,
+        });
+    }
 
     let frames = stream.frames_analysed();
     if let Some(reason) = &failure
@@ -144,6 +181,8 @@ pub fn scan(
         backend: description,
         elapsed: began.elapsed().as_secs_f64(),
         events: stream.events(),
+        info: stream.info_events(),
+        decode_errors: stream.decode_errors(),
         error: failure,
     })
 }
@@ -164,12 +203,18 @@ impl ScanReport {
         }
         for e in &self.events {
             s.push_str(&format!(
-                "{:<8} {:>9.3} - {:>9.3} s  ({:.3} s)\n",
+                "{:<10} {:>9.3} - {:>9.3} s  ({:.3} s)\n",
                 e.detector.as_str(),
                 e.start,
                 e.end.unwrap_or(e.start),
                 e.duration.unwrap_or(0.0)
             ));
+        }
+        for i in &self.info {
+            s.push_str(&format!("{:<10} {:>9.3} s  {}\n", i.kind, i.at, i.detail));
+        }
+        if self.decode_errors > 0 {
+            s.push_str(&format!("decoder errors: {}\n", self.decode_errors));
         }
         if let Some(err) = &self.error {
             s.push_str(&format!("incomplete: {err}\n"));

@@ -3,6 +3,9 @@
 //! Statistics are exact integers so that the GPU shaders and their CPU ports can be compared
 //! bit for bit; the detectors derive ratios from them.
 
+use std::io::Write;
+use std::sync::Mutex;
+
 use crate::frame::VideoFrame;
 
 /// Per-frame thresholds the statistics pass needs; they come from the stream's detector config.
@@ -14,11 +17,23 @@ pub struct StatParams {
     pub noise_threshold: u8,
 }
 
-/// Statistics of one frame.
+/// Dark bars at the edges of a frame: rows or columns with no pixel above the dark threshold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bars {
+    pub top: u32,
+    pub bottom: u32,
+    pub left: u32,
+    pub right: u32,
+}
+
+/// Statistics of one frame. What each one is for is described in `shaders/frame_stats.wgsl`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrameStats {
+    pub width: u32,
+    pub height: u32,
     pub pixels: u64,
     pub luma_sum: u64,
+    pub luma_sq_sum: u64,
     pub dark_pixels: u64,
     /// False for the first frame of a stream (or after a resolution change): no difference.
     pub has_prev: bool,
@@ -26,11 +41,31 @@ pub struct FrameStats {
     pub diff_sum: u64,
     /// Pixels whose |luma - previous luma| exceeds `noise_threshold`.
     pub changed_pixels: u64,
+    /// Sum of |luma step| to the right neighbour, and to the neighbour below.
+    pub grad_h_sum: u64,
+    pub grad_v_sum: u64,
+    /// Neighbour steps above the edge threshold, to the right and below.
+    pub edges_h: u64,
+    pub edges_v: u64,
+    /// Block-edge shaped steps on the 8x8 grid, and at the control positions inside blocks.
+    pub block_hits: u64,
+    pub block_control: u64,
+    /// Rows (all but the last) with no strong step to the row below.
+    pub quiet_rows: u64,
+    pub bars: Bars,
 }
 
 impl FrameStats {
     pub fn luma_mean(&self) -> f64 {
         ratio(self.luma_sum, self.pixels)
+    }
+    pub fn luma_stddev(&self) -> f64 {
+        if self.pixels == 0 {
+            return 0.0;
+        }
+        let mean = self.luma_mean();
+        let mean_sq = self.luma_sq_sum as f64 / self.pixels as f64;
+        (mean_sq - mean * mean).max(0.0).sqrt()
     }
     pub fn dark_ratio(&self) -> f64 {
         ratio(self.dark_pixels, self.pixels)
@@ -41,6 +76,58 @@ impl FrameStats {
     pub fn changed_ratio(&self) -> f64 {
         ratio(self.changed_pixels, self.pixels)
     }
+    /// Mean luma step between neighbours (right plus below): the amount of detail.
+    pub fn detail(&self) -> f64 {
+        ratio(self.grad_h_sum + self.grad_v_sum, self.pixels)
+    }
+    /// Strong steps to the right neighbour, per pixel.
+    pub fn edges_h_ratio(&self) -> f64 {
+        ratio(self.edges_h, self.pixels)
+    }
+    /// Strong steps to the neighbour below, per pixel.
+    pub fn edges_v_ratio(&self) -> f64 {
+        ratio(self.edges_v, self.pixels)
+    }
+    /// Share of rows that equal the row below up to coding noise (near 1 for colour bars).
+    pub fn quiet_row_ratio(&self) -> f64 {
+        ratio(self.quiet_rows, u64::from(self.height.saturating_sub(1)))
+    }
+    /// Of the block-edge shaped steps found on the 8x8 grid and at the control positions
+    /// inside blocks (per position tested), the share on the grid: about 0.5 when the picture
+    /// has no block structure, towards 1 when block edges dominate (macroblocking), below 0.5
+    /// when the picture is broken up off the grid (bitstream corruption). None when the frame
+    /// has too few such steps to tell (a flat picture).
+    pub fn blockiness(&self) -> Option<f64> {
+        let (grid, control) = block_test_points(self.width, self.height);
+        let on_grid = ratio(self.block_hits, grid);
+        let inside = ratio(self.block_control, control);
+        // At least one step-shaped edge per 1000 positions tested on average.
+        (on_grid + inside >= 0.002).then(|| on_grid / (on_grid + inside))
+    }
+    /// Share of the frame inside the dark bars at its edges.
+    pub fn active_area_ratio(&self) -> f64 {
+        let b = self.bars;
+        let h = self.height.saturating_sub(b.top.saturating_add(b.bottom));
+        let w = self.width.saturating_sub(b.left.saturating_add(b.right));
+        ratio(u64::from(h) * u64::from(w), self.pixels)
+    }
+}
+
+/// How many pixel pairs the block-edge test examines on the 8x8 grid and at the control
+/// positions, for a frame of this size (the shader tests a pair only where both of its
+/// neighbours exist).
+pub fn block_test_points(width: u32, height: u32) -> (u64, u64) {
+    let (w, h) = (u64::from(width), u64::from(height));
+    // Columns x = 8k (k >= 1) with x + 1 < w; controls x = 8k + 2 with x + 1 < w.
+    let grid_cols = if w >= 2 { (w - 2) / 8 } else { 0 };
+    let control_cols = if w >= 4 { (w - 4) / 8 + 1 } else { 0 };
+    // Rows y = 8j + 7 with y + 2 < h; controls y = 8j + 1 with y + 2 < h.
+    let grid_rows = if h >= 10 { (h - 10) / 8 + 1 } else { 0 };
+    let control_rows = if h >= 4 { (h - 4) / 8 + 1 } else { 0 };
+    (
+        grid_cols * h + grid_rows * w,
+        control_cols * h + control_rows * w,
+    )
 }
 
 fn ratio(n: u64, d: u64) -> f64 {
@@ -94,4 +181,63 @@ pub enum BackendChoice {
     Auto,
     Gpu,
     Cpu,
+}
+
+/// Per-frame statistics written as CSV (`scan --frame-stats FILE`), to see what the detectors
+/// see when tuning thresholds for a channel.
+pub struct StatsCsv {
+    out: Mutex<std::io::BufWriter<std::fs::File>>,
+}
+
+impl StatsCsv {
+    pub const HEADER: &'static str = "stream,pts,width,height,luma_mean,luma_stddev,dark_ratio,\
+changed_ratio,detail,edges_across_ratio,edges_down_ratio,quiet_rows_ratio,blockiness,block_hits,block_control,\
+active_area_ratio";
+
+    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        writeln!(out, "{}", Self::HEADER)?;
+        Ok(Self {
+            out: Mutex::new(out),
+        })
+    }
+
+    /// Appends one frame; a write error is logged once per call and otherwise ignored, since
+    /// the analysis matters more than its trace.
+    pub fn write(&self, stream: &str, pts: f64, s: &FrameStats) {
+        let Ok(mut out) = self.out.lock() else {
+            return;
+        };
+        let changed = if s.has_prev {
+            format!("{:.6}", s.changed_ratio())
+        } else {
+            String::new()
+        };
+        if let Err(e) = writeln!(
+            out,
+            "{stream},{pts:.4},{},{},{:.3},{:.3},{:.5},{changed},{:.4},{:.6},{:.6},{:.4},{:.5},{},{},{:.5}",
+            s.width,
+            s.height,
+            s.luma_mean(),
+            s.luma_stddev(),
+            s.dark_ratio(),
+            s.detail(),
+            s.edges_h_ratio(),
+            s.edges_v_ratio(),
+            s.quiet_row_ratio(),
+            s.blockiness().unwrap_or(f64::NAN),
+            s.block_hits,
+            s.block_control,
+            s.active_area_ratio()
+        ) {
+            tracing::warn!(error = %e, "cannot write frame statistics");
+        }
+    }
+
+    pub fn flush(&self) -> std::io::Result<()> {
+        match self.out.lock() {
+            Ok(mut out) => out.flush(),
+            Err(_) => Ok(()),
+        }
+    }
 }

@@ -64,6 +64,22 @@ pub struct DefectEvent {
     pub evidence: Option<String>,
 }
 
+/// Something worth knowing that is not a defect: the picture size changed mid-stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InfoEvent {
+    pub stream: String,
+    /// What happened: `format_change`.
+    pub kind: &'static str,
+    /// Media seconds of the first frame in the new format.
+    pub at: f64,
+    pub time: String,
+    /// E.g. `1280x720 -> 640x360`.
+    pub detail: String,
+}
+
+/// Informational events kept per stream for the API.
+const RECENT_INFO_EVENTS: usize = 20;
+
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -211,6 +227,8 @@ pub struct StreamContext {
     pub wake: Arc<Wake>,
     /// Seconds between refreshes of the stream's latest thumbnail.
     pub thumbnail_interval: Duration,
+    /// Where per-frame statistics go, when asked for (`scan --frame-stats`).
+    pub stats_sink: Option<Arc<crate::stats::StatsCsv>>,
 }
 
 pub struct Stream {
@@ -225,6 +243,7 @@ pub struct Stream {
     notifier: Arc<Notifier>,
     evidence: Option<Arc<Evidence>>,
     thumbnail_interval: Duration,
+    stats_sink: Option<Arc<crate::stats::StatsCsv>>,
     last_thumbnail: Mutex<Option<Instant>>,
     wake: Arc<Wake>,
     closed: AtomicBool,
@@ -236,8 +255,12 @@ pub struct Stream {
     status: Mutex<Status>,
     /// Every ended event, kept only by `scan`.
     all_events: Option<Mutex<Vec<DefectEvent>>>,
+    /// Informational events (format changes), the last ones; all of them in `scan`.
+    info_events: Mutex<VecDeque<InfoEvent>>,
+    keep_all_info: bool,
     frames: AtomicU64,
     dropped: AtomicU64,
+    decode_errors: AtomicU64,
     restarts: AtomicU64,
     /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits for
     /// the two to meet before it reports.
@@ -267,6 +290,7 @@ impl Stream {
             evidence,
             wake,
             thumbnail_interval,
+            stats_sink,
         } = context;
         metrics.register_stream(&config.id, &config.url);
         Self {
@@ -279,6 +303,7 @@ impl Stream {
             notifier,
             evidence,
             thumbnail_interval,
+            stats_sink,
             last_thumbnail: Mutex::new(None),
             wake,
             closed: AtomicBool::new(false),
@@ -304,8 +329,11 @@ impl Stream {
                 recent: VecDeque::new(),
             }),
             all_events: options.offline.then(|| Mutex::new(Vec::new())),
+            info_events: Mutex::new(VecDeque::new()),
+            keep_all_info: options.offline,
             frames: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
@@ -405,7 +433,7 @@ impl Stream {
             s.last_video = Some(at);
         }
         let mut transitions = Vec::new();
-        lock(&self.video).observe(at, stats, &mut transitions);
+        let readings = lock(&self.video).observe(at, stats, &mut transitions);
         self.apply(&transitions, Some(frame));
         self.refresh_thumbnail(frame);
 
@@ -428,6 +456,27 @@ impl Stream {
                 .with_label_values(&labels)
                 .set(stats.changed_ratio());
         }
+        m.luma_stddev
+            .with_label_values(&labels)
+            .set(stats.luma_stddev() / 255.0);
+        if let Some(detail) = readings.relative_detail {
+            m.detail.with_label_values(&labels).set(detail);
+        }
+        if let Some(blockiness) = readings.blockiness {
+            m.blockiness.with_label_values(&labels).set(blockiness);
+        }
+        m.quiet_rows
+            .with_label_values(&labels)
+            .set(stats.quiet_row_ratio());
+        m.active_area
+            .with_label_values(&labels)
+            .set(stats.active_area_ratio());
+        if let Some(fps) = readings.fps {
+            m.fps.with_label_values(&labels).set(fps);
+        }
+        if let Some(sink) = &self.stats_sink {
+            sink.write(&self.id, at.media, stats);
+        }
         {
             let mut st = lock(&self.status);
             if st.state == StreamState::Starting || st.state == StreamState::Down {
@@ -435,6 +484,28 @@ impl Stream {
                 st.reason = None;
                 self.metrics.stream_up.with_label_values(&[&self.id]).set(1);
                 tracing::info!(stream = %self.id, width = frame.width, height = frame.height, "stream up");
+            }
+            if st.width != 0 && (st.width, st.height) != (frame.width, frame.height) {
+                let detail = format!(
+                    "{}x{} -> {}x{}",
+                    st.width, st.height, frame.width, frame.height
+                );
+                tracing::info!(stream = %self.id, at = at.media, change = %detail, "picture size changed");
+                self.metrics
+                    .format_changes
+                    .with_label_values(&[&self.id])
+                    .inc();
+                let mut info = lock(&self.info_events);
+                info.push_back(InfoEvent {
+                    stream: self.id.clone(),
+                    kind: "format_change",
+                    at: at.media,
+                    time: rfc3339(at.wall),
+                    detail,
+                });
+                if !self.keep_all_info && info.len() > RECENT_INFO_EVENTS {
+                    info.pop_front();
+                }
             }
             st.width = frame.width;
             st.height = frame.height;
@@ -674,6 +745,40 @@ impl Stream {
     }
 
     /// Every ended event (only kept in offline mode).
+    /// Informational events (all of them in `scan`, the last few otherwise).
+    pub fn info_events(&self) -> Vec<InfoEvent> {
+        lock(&self.info_events).iter().cloned().collect()
+    }
+
+    /// Counts a decoder's error or concealment warning (a pipeline warning from an element
+    /// whose class is a decoder); other warnings are only logged.
+    pub fn note_pipeline_warning(&self, msg: &gstreamer::Message) {
+        use gstreamer::prelude::*;
+        let from_decoder = msg
+            .src()
+            .and_then(|src| src.downcast_ref::<gstreamer::Element>().cloned())
+            .and_then(|element| element.factory())
+            .is_some_and(|factory| factory.klass().contains("Decoder"));
+        if from_decoder {
+            self.count_decode_error();
+        }
+        tracing::warn!(stream = %self.id, decoder = from_decoder, warning = %crate::ingest::pipeline::describe_message(msg), "pipeline warning");
+    }
+
+    /// Counts one decoder error or concealed frame.
+    pub fn count_decode_error(&self) {
+        self.metrics
+            .decode_errors
+            .with_label_values(&[&self.id])
+            .inc();
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Decoder errors and concealment warnings so far.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors.load(Ordering::Relaxed)
+    }
+
     pub fn events(&self) -> Vec<DefectEvent> {
         self.all_events
             .as_ref()

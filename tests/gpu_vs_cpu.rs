@@ -255,6 +255,84 @@ fn decoded_clips_match_cpu_exactly() {
     }
 }
 
+/// Dark enough for coded black bars (16, with coding noise).
+const BARS_PARAMS: StatParams = StatParams {
+    dark_threshold: 32,
+    noise_threshold: 4,
+};
+
+/// The pictures the newer detectors look for (bars, blur, a flat screen, letterbox bars, flat
+/// 8x8 blocks), at a width that is not a multiple of 4, give the same statistics on both
+/// backends, and the statistics show what they are for.
+#[test]
+fn defect_pictures_match_cpu_exactly() {
+    let dir = TempDir::new("gpu-vs-cpu-defects");
+    let (w, h) = (426, 240);
+    let clip = |name: &str, input: String| decoded_clip(&dir.0, name, w, h, &[&input]);
+    let source = |extra: &str| format!("testsrc2=size={w}x{h}:rate=25:duration=0.2{extra}");
+    let bars = clip(
+        "bars",
+        format!("smptehdbars=size={w}x{h}:rate=25:duration=0.2"),
+    );
+    let blurred = clip("blur", source(",boxblur=10"));
+    let blue = clip(
+        "blue",
+        format!("color=c=blue:size={w}x{h}:rate=25:duration=0.2"),
+    );
+    let letterboxed = clip(
+        "letterbox",
+        source(
+            ",drawbox=x=0:y=0:w=iw:h=ih*0.125:color=black:t=fill\
+             ,drawbox=x=0:y=ih*0.875:w=iw:h=ih*0.125:color=black:t=fill",
+        ),
+    );
+    let blocks: Vec<VideoFrame> = (0..3)
+        .map(|k| {
+            synthetic(w, h, |x, y| {
+                (60 + (x / 8 * 37 + y / 8 * 11 + k * 5) % 50 + (x + y) % 2) as u8
+            })
+        })
+        .collect();
+    let streams: Vec<Stream> = [bars, blurred, blue, letterboxed, blocks]
+        .into_iter()
+        .enumerate()
+        .map(|(slot, frames)| Stream {
+            slot: slot as u32,
+            frames,
+            params: BARS_PARAMS,
+        })
+        .collect();
+    let mut gpu = gpu();
+    compare(&mut gpu, &streams, 2);
+    let mut cpu = CpuBackend::new();
+    let mut first = |frames: &[VideoFrame]| {
+        let mut out = Vec::new();
+        let one = BatchItem {
+            slot: 99,
+            frame: &frames[0],
+            params: BARS_PARAMS,
+        };
+        cpu.analyze(&[one], &mut out).unwrap();
+        cpu.release(99);
+        out[0]
+    };
+    let bars = first(&streams[0].frames);
+    assert!(
+        bars.quiet_row_ratio() > 0.95 && bars.edges_h > u64::from(h) * 4,
+        "{bars:?}"
+    );
+    let sharp = first(&streams[3].frames);
+    let soft = first(&streams[1].frames);
+    assert!(
+        soft.detail() < 0.5 * sharp.detail(),
+        "{soft:?} vs {sharp:?}"
+    );
+    assert!(first(&streams[2].frames).luma_stddev() < 2.0);
+    assert!(sharp.bars.top >= 28 && sharp.bars.bottom >= 28, "{sharp:?}");
+    let blocky = first(&streams[4].frames);
+    assert!(blocky.blockiness().is_some_and(|b| b > 0.9), "{blocky:?}");
+}
+
 fn synthetic(width: u32, height: u32, f: impl Fn(usize, usize) -> u8) -> VideoFrame {
     let mut plane = vec![0u8; (width * height) as usize];
     for y in 0..height as usize {

@@ -4,9 +4,16 @@
 //! per-frame verdict with value hysteresis, then a [`DefectTracker`] that applies the minimum
 //! duration and back-dates starts and ends to the first frame of each change.
 
+pub mod baseline;
 pub mod black;
+pub mod blockiness;
+pub mod blur;
+pub mod colorbars;
 pub mod cpu;
+pub mod flat;
 pub mod freeze;
+pub mod letterbox;
+pub mod stutter;
 pub mod tracker;
 
 pub use tracker::{DefectTracker, Sample, Transition};
@@ -21,16 +28,38 @@ pub enum DetectorKind {
     Black,
     Freeze,
     Silence,
+    Flat,
+    Colorbars,
+    Blur,
+    Blockiness,
+    Letterbox,
+    Stutter,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 3] = [Self::Black, Self::Freeze, Self::Silence];
+    pub const ALL: [DetectorKind; 9] = [
+        Self::Black,
+        Self::Freeze,
+        Self::Silence,
+        Self::Flat,
+        Self::Colorbars,
+        Self::Blur,
+        Self::Blockiness,
+        Self::Letterbox,
+        Self::Stutter,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Black => "black",
             Self::Freeze => "freeze",
             Self::Silence => "silence",
+            Self::Flat => "flat",
+            Self::Colorbars => "colorbars",
+            Self::Blur => "blur",
+            Self::Blockiness => "blockiness",
+            Self::Letterbox => "letterbox",
+            Self::Stutter => "stutter",
         }
     }
 }
@@ -45,14 +74,37 @@ impl std::fmt::Display for DetectorKind {
 #[derive(Debug)]
 pub struct VideoDetectors {
     black: black::BlackDetector,
+    flat: flat::FlatDetector,
+    colorbars: colorbars::ColorbarsDetector,
+    letterbox: letterbox::LetterboxDetector,
+    blur: blur::BlurDetector,
+    blockiness: blockiness::BlockinessDetector,
     freeze: freeze::FreezeDetector,
+    stutter: stutter::StutterDetector,
+}
+
+/// Per-frame readings the stream exports as gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VideoReadings {
+    /// Detail relative to the stream's normal detail (1 = normal), once known.
+    pub relative_detail: Option<f64>,
+    /// Frames per second over the last second of media time.
+    pub fps: Option<f64>,
+    /// The blockiness detector's smoothed grid share of block edges.
+    pub blockiness: Option<f64>,
 }
 
 impl VideoDetectors {
     pub fn new(config: &DetectorsConfig) -> Self {
         Self {
             black: black::BlackDetector::new(config.black.clone()),
+            flat: flat::FlatDetector::new(config.flat.clone()),
+            colorbars: colorbars::ColorbarsDetector::new(config.colorbars.clone()),
+            letterbox: letterbox::LetterboxDetector::new(config.letterbox.clone()),
+            blur: blur::BlurDetector::new(config.blur.clone()),
+            blockiness: blockiness::BlockinessDetector::new(config.blockiness.clone()),
             freeze: freeze::FreezeDetector::new(config.freeze.clone()),
+            stutter: stutter::StutterDetector::new(config.stutter.clone()),
         }
     }
 
@@ -65,15 +117,46 @@ impl VideoDetectors {
     }
 
     /// Feeds one frame's statistics; returns the transitions it caused (at most one per detector).
-    pub fn observe(&mut self, at: Sample, stats: &FrameStats, out: &mut Vec<Transition>) {
+    ///
+    /// A picture that is lost (black, flat, bars) is reported as that alone: such pictures are
+    /// also still, soft and edge-free, so freeze, blur, blockiness and stutter skip them.
+    pub fn observe(
+        &mut self,
+        at: Sample,
+        stats: &FrameStats,
+        out: &mut Vec<Transition>,
+    ) -> VideoReadings {
         let black = self.black.observe(at, stats, out);
-        // A black picture is also a still one; it is reported as black only.
-        self.freeze.observe(at, stats, black, out);
+        let flat = self.flat.observe(at, stats, black, out);
+        let bars = self.colorbars.observe(at, stats, black || flat, out);
+        let lost = black || flat || bars;
+        self.letterbox.observe(at, stats, black || flat, out);
+        let readings = VideoReadings {
+            relative_detail: self.blur.relative_detail(stats),
+            fps: None,
+            blockiness: None,
+        };
+        self.blur.observe(at, stats, lost, out);
+        self.blockiness.observe(at, stats, lost, out);
+        self.freeze.observe(at, stats, lost, out);
+        self.stutter.observe(at, stats, lost, out);
+        VideoReadings {
+            fps: self.stutter.fps(),
+            blockiness: self.blockiness.smoothed(),
+            ..readings
+        }
     }
 
-    /// Closes every active defect at `at` (end of stream, restart, shutdown).
+    /// Closes every active defect at `at` (end of stream, restart, shutdown), keeping what each
+    /// detector learnt of the stream's normal picture.
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Transition>) {
         out.extend(self.black.tracker.finish(at));
+        out.extend(self.flat.tracker.finish(at));
+        out.extend(self.colorbars.tracker.finish(at));
+        out.extend(self.letterbox.tracker.finish(at));
+        out.extend(self.blur.tracker.finish(at));
+        out.extend(self.blockiness.tracker.finish(at));
         out.extend(self.freeze.tracker.finish(at));
+        out.extend(self.stutter.tracker.finish(at));
     }
 }

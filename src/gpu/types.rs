@@ -30,8 +30,8 @@ pub struct FrameDesc {
     pub _pad1: u32,
 }
 
-/// Partial sums of one row. Twin of `RowPartial` in `shaders/frame_stats.wgsl` and
-/// `shaders/frame_reduce.wgsl`.
+/// Partial sums of one row. Twin of `RowPartial` in `shaders/common/types.wgsl`, written by
+/// `frame_stats.wgsl` and read by `frame_reduce.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct RowPartial {
@@ -39,30 +39,66 @@ pub struct RowPartial {
     pub dark_pixels: u32,
     pub diff_sum: u32,
     pub changed_pixels: u32,
+    pub luma_sq_sum: u32,
+    pub grad_h_sum: u32,
+    pub grad_v_sum: u32,
+    pub edges_h: u32,
+    pub edges_v: u32,
+    pub block_h_hits: u32,
+    pub block_h_control: u32,
+    pub block_v_hits: u32,
+    pub block_v_control: u32,
+    /// First pixel brighter than the dark threshold; the width when there is none.
+    pub first_bright: u32,
+    /// One past the last pixel brighter than the dark threshold; 0 when there is none.
+    pub end_bright: u32,
+    pub _pad0: u32,
 }
 
 /// Totals of one frame, 64-bit sums split into lo/hi words because WGSL has no portable u64.
-/// Twin of `FrameTotals` in `shaders/frame_reduce.wgsl`.
+/// Twin of `FrameTotals` in `shaders/common/types.wgsl`, written by `frame_reduce.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct FrameTotals {
     pub luma_sum_lo: u32,
     pub luma_sum_hi: u32,
-    pub dark_pixels: u32,
+    pub luma_sq_sum_lo: u32,
+    pub luma_sq_sum_hi: u32,
     pub diff_sum_lo: u32,
     pub diff_sum_hi: u32,
+    pub grad_h_sum_lo: u32,
+    pub grad_h_sum_hi: u32,
+    pub grad_v_sum_lo: u32,
+    pub grad_v_sum_hi: u32,
+    pub dark_pixels: u32,
     pub changed_pixels: u32,
+    pub edges_h: u32,
+    pub edges_v: u32,
+    pub block_h_hits: u32,
+    pub block_h_control: u32,
+    pub block_v_hits: u32,
+    pub block_v_control: u32,
+    /// Rows above the first row with a bright pixel (all rows when none has one).
+    pub bar_top: u32,
+    pub bar_bottom: u32,
+    pub bar_left: u32,
+    pub bar_right: u32,
+    /// Rows (all but the last) with no strong step to the row below.
+    pub quiet_rows: u32,
     pub _pad0: u32,
-    pub _pad1: u32,
+}
+
+fn join64(lo: u32, hi: u32) -> u64 {
+    u64::from(hi) << 32 | u64::from(lo)
 }
 
 impl FrameTotals {
     pub fn luma_sum(&self) -> u64 {
-        u64::from(self.luma_sum_hi) << 32 | u64::from(self.luma_sum_lo)
+        join64(self.luma_sum_lo, self.luma_sum_hi)
     }
 
     pub fn diff_sum(&self) -> u64 {
-        u64::from(self.diff_sum_hi) << 32 | u64::from(self.diff_sum_lo)
+        join64(self.diff_sum_lo, self.diff_sum_hi)
     }
 
     /// The contract's [`FrameStats`](crate::stats::FrameStats) of `frame` from these totals.
@@ -72,12 +108,28 @@ impl FrameTotals {
         has_prev: bool,
     ) -> crate::stats::FrameStats {
         crate::stats::FrameStats {
+            width: frame.width,
+            height: frame.height,
             pixels: frame.pixel_count(),
             luma_sum: self.luma_sum(),
+            luma_sq_sum: join64(self.luma_sq_sum_lo, self.luma_sq_sum_hi),
             dark_pixels: u64::from(self.dark_pixels),
             has_prev,
             diff_sum: self.diff_sum(),
             changed_pixels: u64::from(self.changed_pixels),
+            grad_h_sum: join64(self.grad_h_sum_lo, self.grad_h_sum_hi),
+            grad_v_sum: join64(self.grad_v_sum_lo, self.grad_v_sum_hi),
+            edges_h: u64::from(self.edges_h),
+            edges_v: u64::from(self.edges_v),
+            block_hits: u64::from(self.block_h_hits) + u64::from(self.block_v_hits),
+            block_control: u64::from(self.block_h_control) + u64::from(self.block_v_control),
+            quiet_rows: u64::from(self.quiet_rows),
+            bars: crate::stats::Bars {
+                top: self.bar_top,
+                bottom: self.bar_bottom,
+                left: self.bar_left,
+                right: self.bar_right,
+            },
         }
     }
 }

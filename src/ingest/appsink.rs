@@ -75,6 +75,10 @@ fn on_video_sample(
         tracing::debug!(stream = %stream.id, "video buffer without PTS skipped");
         return Ok(gst::FlowSuccess::Ok);
     };
+    // Decoders that know a frame was concealed say so on the buffer (and some only there).
+    if buffer.flags().contains(gst::BufferFlags::CORRUPTED) {
+        stream.count_decode_error();
+    }
     let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
     let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)

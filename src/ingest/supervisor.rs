@@ -98,9 +98,7 @@ async fn watch_run(
                     gst::MessageView::Eos(_) => {
                         return Outcome::Failed("end of stream".into());
                     }
-                    gst::MessageView::Warning(_) => {
-                        tracing::warn!(stream = %stream.id, warning = %pipeline::describe_message(&msg), "pipeline warning");
-                    }
+                    gst::MessageView::Warning(_) => stream.note_pipeline_warning(&msg),
                     _ => {}
                 }
             }

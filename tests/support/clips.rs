@@ -30,10 +30,12 @@ pub enum Content {
     /// testsrc2 darkened with `lutyuv=y=22+(val-16)*0.28`: luma 22..80, mean ~52, ~20% of
     /// pixels below 32 (measured at 320x240). Dark but clearly not black.
     DarkScene,
-    /// A still SMPTE HD bars picture with a white 40x40 box moving across it (100 px/s).
-    /// Caution: at 320x240 freezedetect n=-50dB calls parts of it frozen (mean frame
-    /// difference ~-52 dB); n=-60dB does not.
+    /// A still picture (the first frame of testsrc2, held) with a white 40x40 box moving across
+    /// it (100 px/s). Not colour bars: bars on air are a defect of their own.
+    /// Caution: at 320x240 freezedetect n=-50dB may call parts of it frozen; n=-60dB does not.
     StillWithMovingBox,
+    /// SMPTE HD colour bars with the same moving box: a test pattern on air.
+    BarsWithMovingBox,
     /// testsrc2 with strong temporal noise (`noise=alls=30:allf=t+u`): hard to encode.
     HighMotion,
 }
@@ -109,6 +111,11 @@ impl ClipSpec {
                 format!("testsrc2=size={w}x{h}:rate={f},format=yuv420p,lutyuv=y=22+(val-16)*0.28")
             }
             Content::StillWithMovingBox => format!(
+                "testsrc2=size={w}x{h}:rate={f},trim=end_frame=1,loop=loop=-1:size=1,\
+                 setpts=N/{f}/TB[bg];color=c=white:size=40x40:rate={f}[box];\
+                 [bg][box]overlay=x='mod(t*100,main_w-overlay_w)':y='(main_h-overlay_h)/2'"
+            ),
+            Content::BarsWithMovingBox => format!(
                 "smptehdbars=size={w}x{h}:rate={f}[bg];color=c=white:size=40x40:rate={f}[box];\
                  [bg][box]overlay=x='mod(t*100,main_w-overlay_w)':y='(main_h-overlay_h)/2'"
             ),

@@ -4,6 +4,8 @@
 
 use crate::frame::VideoFrame;
 use crate::gpu::types::{FrameTotals, RowPartial};
+#[cfg(test)]
+use crate::stats::Bars;
 use crate::stats::{FrameStats, StatParams};
 
 /// WGSL `unpack4xU8` of one word given as its 4 little-endian bytes: pixel x of a row is
@@ -22,16 +24,45 @@ fn row_words(frame: &VideoFrame, row: usize, words: usize) -> &[[u8; 4]] {
         .map_or(&[], |bytes| bytes.as_chunks::<4>().0)
 }
 
-fn add4(acc: &mut [u32; 4], x: [u32; 4]) {
+/// Twin of `EDGE_THRESHOLD` in `frame_stats.wgsl`.
+pub const EDGE_THRESHOLD: u32 = 12;
+/// Twin of `BLOCK_MIN_STEP` in `frame_stats.wgsl`.
+pub const BLOCK_MIN_STEP: u32 = 2;
+
+type Lanes = [u32; 4];
+
+fn add4(acc: &mut Lanes, x: Lanes) {
     for k in 0..4 {
         acc[k] += x[k];
     }
 }
 
-fn count4(acc: &mut [u32; 4], hit: [bool; 4]) {
+fn count4(acc: &mut Lanes, hit: [bool; 4]) {
     for k in 0..4 {
         acc[k] += u32::from(hit[k]);
     }
+}
+
+fn absdiff4(a: Lanes, b: Lanes) -> Lanes {
+    std::array::from_fn(|k| a[k].abs_diff(b[k]))
+}
+
+/// WGSL `select(zero, v, valid)`.
+fn masked(v: Lanes, valid: [bool; 4]) -> Lanes {
+    std::array::from_fn(|k| if valid[k] { v[k] } else { 0 })
+}
+
+/// Twin of `block_edge2`/`block_edge4` in `frame_stats.wgsl`, one lane.
+fn block_edge(step: u32, before: u32, after: u32) -> bool {
+    step >= BLOCK_MIN_STEP && step > 2 * before.max(after)
+}
+
+/// Word `i` of row `row`, unpacked; zeros past the end (callers stay within the frame).
+fn word(frame: &VideoFrame, row: usize, i: usize) -> Lanes {
+    let words = frame.stride / 4;
+    row_words(frame, row, words)
+        .get(i)
+        .map_or([0; 4], unpack4x_u8)
 }
 
 /// Twin of `main` in `frame_stats.wgsl`: the partial sums of one row of `cur`, differences
@@ -42,71 +73,117 @@ pub fn row_partial(
     row: usize,
     params: StatParams,
 ) -> RowPartial {
-    let width = cur.width as usize;
-    let full_words = width / 4;
-    let tail_pixels = width % 4;
+    let width = cur.width;
+    let height = cur.height as usize;
+    let words = width.div_ceil(4) as usize;
+    let has_below = row + 1 < height;
+    let v_boundary = row % 8 == 7 && row + 2 < height;
+    let v_control = row % 8 == 1 && row + 2 < height;
     let dark_t = u32::from(params.dark_threshold);
     let noise_t = u32::from(params.noise_threshold);
-    let tail_mask: [bool; 4] = std::array::from_fn(|k| k < tail_pixels);
-    let masked =
-        |v: [u32; 4]| -> [u32; 4] { std::array::from_fn(|k| if tail_mask[k] { v[k] } else { 0 }) };
 
-    let words = width.div_ceil(4);
-    let cur_row = row_words(cur, row, words);
     let mut luma_acc = [0u32; 4];
+    let mut sq_acc = [0u32; 4];
     let mut dark_acc = [0u32; 4];
     let mut diff_acc = [0u32; 4];
     let mut changed_acc = [0u32; 4];
+    let mut grad_h_acc = [0u32; 4];
+    let mut grad_v_acc = [0u32; 4];
+    let mut edges_h_acc = [0u32; 4];
+    let mut edges_v_acc = [0u32; 4];
+    let mut block_v_acc = [0u32; 4];
+    let mut block_h_hits = 0u32;
+    let mut block_h_control = 0u32;
+    let mut first_bright = width;
+    let mut end_bright = 0u32;
+    let mut prev = [0u32; 4];
 
-    if let Some(prev) = reference {
-        let ref_row = row_words(prev, row, words);
-        for (cw, pw) in cur_row.iter().zip(ref_row).take(full_words) {
-            let c = unpack4x_u8(cw);
-            let p = unpack4x_u8(pw);
-            let diff: [u32; 4] = std::array::from_fn(|k| c[k].abs_diff(p[k]));
-            add4(&mut luma_acc, c);
-            count4(&mut dark_acc, c.map(|v| v <= dark_t));
+    for i in 0..words {
+        let x0 = 4 * i as u32;
+        let xs: Lanes = std::array::from_fn(|k| x0 + k as u32);
+        let valid = xs.map(|x| x < width);
+        let c = masked(word(cur, row, i), valid);
+        add4(&mut luma_acc, c);
+        add4(&mut sq_acc, c.map(|v| v * v));
+        count4(
+            &mut dark_acc,
+            std::array::from_fn(|k| c[k] <= dark_t && valid[k]),
+        );
+        let bright: [bool; 4] = std::array::from_fn(|k| c[k] > dark_t && valid[k]);
+        if bright.iter().any(|&b| b) {
+            let first_lane = bright.iter().position(|&b| b).unwrap_or(3) as u32;
+            let last_lane = bright.iter().rposition(|&b| b).unwrap_or(0) as u32;
+            first_bright = first_bright.min(x0 + first_lane);
+            end_bright = x0 + last_lane + 1;
+        }
+
+        let left = [prev[3], c[0], c[1], c[2]];
+        let dh = masked(
+            absdiff4(c, left),
+            std::array::from_fn(|k| valid[k] && xs[k] >= 1),
+        );
+        add4(&mut grad_h_acc, dh);
+        count4(&mut edges_h_acc, dh.map(|d| d > EDGE_THRESHOLD));
+
+        if i % 2 == 0 {
+            let boundary = block_edge(
+                c[0].abs_diff(prev[3]),
+                prev[3].abs_diff(prev[2]),
+                c[1].abs_diff(c[0]),
+            );
+            let control = block_edge(
+                c[2].abs_diff(c[1]),
+                c[1].abs_diff(c[0]),
+                c[3].abs_diff(c[2]),
+            );
+            block_h_hits += u32::from(boundary && x0 > 0 && x0 + 1 < width);
+            block_h_control += u32::from(control && x0 + 3 < width);
+        }
+
+        if has_below {
+            let b = masked(word(cur, row + 1, i), valid);
+            let dv = absdiff4(b, c);
+            add4(&mut grad_v_acc, dv);
+            count4(&mut edges_v_acc, dv.map(|d| d > EDGE_THRESHOLD));
+            if v_boundary || v_control {
+                let above = masked(word(cur, row - 1, i), valid);
+                let below2 = masked(word(cur, row + 2, i), valid);
+                let (before, after) = (absdiff4(c, above), absdiff4(below2, b));
+                count4(
+                    &mut block_v_acc,
+                    std::array::from_fn(|k| block_edge(dv[k], before[k], after[k]) && valid[k]),
+                );
+            }
+        }
+
+        if let Some(prev_frame) = reference {
+            let p = masked(word(prev_frame, row, i), valid);
+            let diff = absdiff4(c, p);
             add4(&mut diff_acc, diff);
             count4(&mut changed_acc, diff.map(|d| d > noise_t));
         }
-        if let (true, Some(cw), Some(pw)) = (
-            tail_pixels != 0,
-            cur_row.get(full_words),
-            ref_row.get(full_words),
-        ) {
-            let c = masked(unpack4x_u8(cw));
-            let p = masked(unpack4x_u8(pw));
-            let diff: [u32; 4] = std::array::from_fn(|k| c[k].abs_diff(p[k]));
-            add4(&mut luma_acc, c);
-            count4(
-                &mut dark_acc,
-                std::array::from_fn(|k| c[k] <= dark_t && tail_mask[k]),
-            );
-            add4(&mut diff_acc, diff);
-            count4(&mut changed_acc, diff.map(|d| d > noise_t));
-        }
-    } else {
-        for cw in cur_row.iter().take(full_words) {
-            let c = unpack4x_u8(cw);
-            add4(&mut luma_acc, c);
-            count4(&mut dark_acc, c.map(|v| v <= dark_t));
-        }
-        if let (true, Some(cw)) = (tail_pixels != 0, cur_row.get(full_words)) {
-            let c = masked(unpack4x_u8(cw));
-            add4(&mut luma_acc, c);
-            count4(
-                &mut dark_acc,
-                std::array::from_fn(|k| c[k] <= dark_t && tail_mask[k]),
-            );
-        }
+        prev = c;
     }
 
-    let dot = |v: [u32; 4]| v.iter().sum::<u32>();
+    let dot = |v: Lanes| v.iter().sum::<u32>();
+    let block_v = dot(block_v_acc);
     RowPartial {
         luma_sum: dot(luma_acc),
         dark_pixels: dot(dark_acc),
         diff_sum: dot(diff_acc),
         changed_pixels: dot(changed_acc),
+        luma_sq_sum: dot(sq_acc),
+        grad_h_sum: dot(grad_h_acc),
+        grad_v_sum: dot(grad_v_acc),
+        edges_h: dot(edges_h_acc),
+        edges_v: dot(edges_v_acc),
+        block_h_hits,
+        block_h_control,
+        block_v_hits: if v_boundary { block_v } else { 0 },
+        block_v_control: if v_control { block_v } else { 0 },
+        first_bright,
+        end_bright,
+        _pad0: 0,
     }
 }
 
@@ -116,28 +193,52 @@ fn add64(acc: [u32; 2], x: u32) -> [u32; 2] {
     [lo, acc[1] + u32::from(lo < x)]
 }
 
-/// Twin of `main` in `frame_reduce.wgsl`: the totals of one frame from its row partials.
-pub fn reduce_rows(partials: &[RowPartial]) -> FrameTotals {
+/// Twin of `main` in `frame_reduce.wgsl`: the totals of one `width` x rows frame from its row
+/// partials.
+pub fn reduce_rows(partials: &[RowPartial], width: u32) -> FrameTotals {
+    let height = partials.len() as u32;
     let mut luma_sum = [0u32; 2];
+    let mut sq_sum = [0u32; 2];
     let mut diff_sum = [0u32; 2];
-    let mut dark = 0u32;
-    let mut changed = 0u32;
-    for p in partials {
+    let mut grad_h = [0u32; 2];
+    let mut grad_v = [0u32; 2];
+    let mut t = FrameTotals::default();
+    let mut first_row = height;
+    let mut end_row = 0u32;
+    let mut first_col = width;
+    let mut end_col = 0u32;
+    for (r, p) in (0u32..).zip(partials) {
         luma_sum = add64(luma_sum, p.luma_sum);
+        sq_sum = add64(sq_sum, p.luma_sq_sum);
         diff_sum = add64(diff_sum, p.diff_sum);
-        dark += p.dark_pixels;
-        changed += p.changed_pixels;
+        grad_h = add64(grad_h, p.grad_h_sum);
+        grad_v = add64(grad_v, p.grad_v_sum);
+        t.dark_pixels += p.dark_pixels;
+        t.changed_pixels += p.changed_pixels;
+        t.edges_h += p.edges_h;
+        t.edges_v += p.edges_v;
+        t.block_h_hits += p.block_h_hits;
+        t.block_h_control += p.block_h_control;
+        t.block_v_hits += p.block_v_hits;
+        t.block_v_control += p.block_v_control;
+        t.quiet_rows += u32::from(p.edges_v == 0 && r + 1 < height);
+        if p.end_bright > 0 {
+            first_row = first_row.min(r);
+            end_row = r + 1;
+            first_col = first_col.min(p.first_bright);
+            end_col = end_col.max(p.end_bright);
+        }
     }
-    FrameTotals {
-        luma_sum_lo: luma_sum[0],
-        luma_sum_hi: luma_sum[1],
-        dark_pixels: dark,
-        diff_sum_lo: diff_sum[0],
-        diff_sum_hi: diff_sum[1],
-        changed_pixels: changed,
-        _pad0: 0,
-        _pad1: 0,
-    }
+    [t.luma_sum_lo, t.luma_sum_hi] = luma_sum;
+    [t.luma_sq_sum_lo, t.luma_sq_sum_hi] = sq_sum;
+    [t.diff_sum_lo, t.diff_sum_hi] = diff_sum;
+    [t.grad_h_sum_lo, t.grad_h_sum_hi] = grad_h;
+    [t.grad_v_sum_lo, t.grad_v_sum_hi] = grad_v;
+    t.bar_top = first_row;
+    t.bar_bottom = if end_row > 0 { height - end_row } else { 0 };
+    t.bar_left = first_col;
+    t.bar_right = if end_row > 0 { width - end_col } else { 0 };
+    t
 }
 
 /// A reference counts only when it has the frame's size (the contract's `has_prev`).
@@ -162,7 +263,7 @@ pub(crate) fn frame_stats_with(
     let reference = prev.filter(|p| same_size(cur, p) && super::check_frame(p).is_ok());
     partials.clear();
     partials.extend((0..cur.height as usize).map(|row| row_partial(cur, reference, row, params)));
-    reduce_rows(partials).into_stats(cur, reference.is_some())
+    reduce_rows(partials, cur.width).into_stats(cur, reference.is_some())
 }
 
 /// Statistics of one frame against the previous frame of its stream (none for the first frame;
@@ -203,17 +304,16 @@ mod tests {
         // 3x2: one word per row with one padding byte, which must not count as dark.
         let f = frame(3, 2, &[0, 16, 17, 255, 100, 1]);
         let s = frame_stats_cpu(&f, None, PARAMS);
-        assert_eq!(
-            s,
-            FrameStats {
-                pixels: 6,
-                luma_sum: 389,
-                dark_pixels: 3,
-                has_prev: false,
-                diff_sum: 0,
-                changed_pixels: 0,
-            }
-        );
+        assert_eq!((s.width, s.height, s.pixels), (3, 2, 6));
+        assert_eq!(s.luma_sum, 389);
+        assert_eq!(s.luma_sq_sum, 16 * 16 + 17 * 17 + 255 * 255 + 100 * 100 + 1);
+        assert_eq!(s.dark_pixels, 3);
+        assert!(!s.has_prev);
+        assert_eq!((s.diff_sum, s.changed_pixels), (0, 0));
+        // Right steps: 16, 1 | 155, 99; steps down: 255, 84, 16.
+        assert_eq!(s.grad_h_sum, 16 + 1 + 155 + 99);
+        assert_eq!(s.grad_v_sum, 255 + 84 + 16);
+        assert_eq!((s.edges_h, s.edges_v), (3, 3));
     }
 
     #[test]
@@ -266,12 +366,72 @@ mod tests {
                 dark_pixels: 1,
                 diff_sum: u32::MAX - 1,
                 changed_pixels: 2,
+                ..RowPartial::default()
             };
             3
         ];
-        let t = reduce_rows(&partials);
+        let t = reduce_rows(&partials, 4);
         assert_eq!(t.luma_sum(), 3 * u64::from(u32::MAX));
         assert_eq!(t.diff_sum(), 3 * u64::from(u32::MAX - 1));
         assert_eq!((t.dark_pixels, t.changed_pixels), (3, 6));
+    }
+
+    /// A picture of `w` x `h` with a mid-grey area inside dark bars of the given sizes.
+    fn boxed(w: u32, h: u32, top: u32, bottom: u32, left: u32, right: u32) -> VideoFrame {
+        let pixels: Vec<u8> = (0..h)
+            .flat_map(|y| {
+                (0..w).map(move |x| {
+                    let inside = y >= top && y < h - bottom && x >= left && x < w - right;
+                    if inside { 120 } else { 16 }
+                })
+            })
+            .collect();
+        frame(w, h, &pixels)
+    }
+
+    #[test]
+    fn bars_are_measured_on_every_side() {
+        let s = frame_stats_cpu(&boxed(37, 20, 3, 2, 5, 6), None, PARAMS_BARS);
+        assert_eq!(
+            s.bars,
+            Bars {
+                top: 3,
+                bottom: 2,
+                left: 5,
+                right: 6
+            }
+        );
+        let full = frame_stats_cpu(&boxed(37, 20, 0, 0, 0, 0), None, PARAMS_BARS);
+        assert_eq!(full.bars, Bars::default());
+        assert_eq!(full.active_area_ratio(), 1.0);
+        let dark = frame_stats_cpu(&frame(8, 2, &[16; 16]), None, PARAMS_BARS);
+        assert_eq!(dark.active_area_ratio(), 0.0);
+    }
+
+    const PARAMS_BARS: StatParams = StatParams {
+        dark_threshold: 32,
+        noise_threshold: 2,
+    };
+
+    /// 8x8 blocks of alternating flat levels: every grid step is a block edge, no control is.
+    #[test]
+    fn flat_blocks_score_as_blocky_and_a_ramp_does_not() {
+        let (w, h) = (64u32, 32u32);
+        let blocks: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| 100 + 6 * (((x / 8) + (y / 8)) % 2) as u8))
+            .collect();
+        let s = frame_stats_cpu(&frame(w, h, &blocks), None, PARAMS);
+        let (grid, control) = crate::stats::block_test_points(w, h);
+        assert_eq!(s.block_hits, grid);
+        assert_eq!(s.block_control, 0);
+        assert_eq!(control, 8 * 32 + 4 * 64);
+        assert_eq!(s.blockiness(), Some(1.0));
+
+        let ramp: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x * 3 + y) as u8))
+            .collect();
+        let r = frame_stats_cpu(&frame(w, h, &ramp), None, PARAMS);
+        assert_eq!((r.block_hits, r.block_control), (0, 0));
+        assert_eq!(r.blockiness(), None);
     }
 }

@@ -5,7 +5,7 @@ mod frame_stats;
 
 use std::collections::HashMap;
 
-pub use frame_stats::{frame_stats_cpu, reduce_rows, row_partial};
+pub use frame_stats::{BLOCK_MIN_STEP, EDGE_THRESHOLD, frame_stats_cpu, reduce_rows, row_partial};
 
 use crate::frame::VideoFrame;
 use crate::gpu::types::RowPartial;
