@@ -100,6 +100,8 @@ pub struct StreamStatus {
     pub restarts: u64,
     pub active_defects: Vec<DefectEvent>,
     pub last_events: Vec<DefectEvent>,
+    /// The latest informational events (format changes), newest first.
+    pub info_events: Vec<InfoEvent>,
 }
 
 /// Frames waiting for the engine. Live streams drop the oldest frame when full (ingest never
@@ -741,6 +743,7 @@ impl Stream {
             restarts: self.restarts.load(Ordering::Relaxed),
             active_defects: st.active.values().cloned().collect(),
             last_events: st.recent.iter().rev().cloned().collect(),
+            info_events: lock(&self.info_events).iter().rev().cloned().collect(),
         }
     }
 

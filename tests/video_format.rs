@@ -1,0 +1,153 @@
+//! Format changes mid-stream, decoder error counting and the per-frame statistics trace.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use streamwatch::config::{DetectorsConfig, StreamConfig};
+use streamwatch::metrics::Metrics;
+use streamwatch::notify::Notifier;
+use streamwatch::stream::{Stream, StreamContext, StreamOptions, Wake};
+use support::{run_cli, scan_json, temp_dir};
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two MPEG-TS pieces of different sizes, the second continuing the first's timestamps, joined
+/// byte for byte as a broadcast chain switching source would.
+fn size_change_clip(dir: &std::path::Path) -> String {
+    let (a, b, ab) = (dir.join("a.ts"), dir.join("b.ts"), dir.join("ab.ts"));
+    let encode = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"];
+    let mut first = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25:duration=4",
+    ];
+    first.extend(encode);
+    first.extend(["-f", "mpegts", a.to_str().unwrap()]);
+    ffmpeg(&first);
+    let mut second = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=426x240:rate=25:duration=4",
+    ];
+    second.extend(encode);
+    second.extend([
+        "-output_ts_offset",
+        "4",
+        "-f",
+        "mpegts",
+        b.to_str().unwrap(),
+    ]);
+    ffmpeg(&second);
+    let mut joined = std::fs::read(&a).unwrap();
+    joined.extend(std::fs::read(&b).unwrap());
+    std::fs::write(&ab, joined).unwrap();
+    ab.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_size_change_is_an_info_event_and_analysis_goes_on() {
+    let dir = temp_dir("size-change");
+    let clip = size_change_clip(&dir);
+    for backend in ["gpu", "cpu"] {
+        let report = scan_json(&clip, &["--backend", backend]);
+        assert_eq!(report["frames"], 200, "{report:#}");
+        let info = report["info"].as_array().expect("info array");
+        assert_eq!(info.len(), 1, "{report:#}");
+        assert_eq!(info[0]["kind"], "format_change");
+        assert_eq!(info[0]["detail"], "640x360 -> 426x240");
+        let at = info[0]["at"].as_f64().unwrap();
+        assert!((at - 4.0).abs() < 0.05, "{at}");
+        // Neither side of the change is a defect (no freeze, stutter or blur from the switch).
+        assert_eq!(report["events"].as_array().unwrap().len(), 0, "{report:#}");
+    }
+}
+
+#[test]
+fn frame_statistics_are_written_one_row_per_frame() {
+    let dir = temp_dir("frame-stats");
+    let clip = size_change_clip(&dir);
+    let csv = dir.join("stats.csv");
+    let (code, _, err) = run_cli(
+        &["scan", &clip, "--frame-stats", csv.to_str().unwrap()],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "stream");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    let width = header.iter().position(|h| *h == "width").unwrap();
+    assert_eq!(rows[0][width], "640");
+    assert_eq!(rows[199][width], "426");
+
+    let (code, _, err) = run_cli(
+        &["scan", &clip, "--frame-stats", "/nonexistent/dir/stats.csv"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/dir/stats.csv"), "{err}");
+}
+
+/// Warnings that decoders post count as decode errors; other elements' warnings do not.
+#[test]
+fn decoder_warnings_count_as_decode_errors() {
+    gst::init().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let stream = Stream::new(
+        StreamConfig {
+            id: "s".into(),
+            url: "file:///dev/null".into(),
+            detectors: DetectorsConfig::default(),
+        },
+        0,
+        StreamOptions {
+            queue_frames: 4,
+            offline: true,
+        },
+        StreamContext {
+            metrics: metrics.clone(),
+            notifier: Arc::new(Notifier::default()),
+            evidence: None,
+            wake: Arc::new(Wake::default()),
+            thumbnail_interval: Duration::MAX,
+            stats_sink: None,
+        },
+    );
+    let warning = |element: &gst::Element| {
+        gst::message::Warning::builder(gst::StreamError::Decode, "concealed a damaged slice")
+            .src(element)
+            .build()
+    };
+    let decoder = gst::ElementFactory::make("avdec_h264").build().unwrap();
+    let queue = gst::ElementFactory::make("queue").build().unwrap();
+    stream.note_pipeline_warning(&warning(&decoder));
+    stream.note_pipeline_warning(&warning(&decoder));
+    stream.note_pipeline_warning(&warning(&queue));
+    assert_eq!(stream.decode_errors(), 2);
+    let text = metrics.render();
+    assert!(
+        text.contains("streamwatch_decode_errors_total{stream=\"s\"} 2"),
+        "{text}"
+    );
+}
