@@ -40,7 +40,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test deps test-deps build check toolchain
+.PHONY: run test deps test-deps build check toolchain bench-compare
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -65,6 +65,10 @@ endif
 
 test: test-deps
 	NODEVICE_SELECT=1 $(CARGO) test --no-fail-fast
+
+# streamwatch scan next to ffmpeg's blackdetect/freezedetect/blockdetect on the same clips.
+bench-compare: build test-deps
+	benches/scan_vs_ffmpeg.sh target/release/streamwatch
 
 check: deps
 	$(CARGO) fmt --all -- --check
