@@ -64,6 +64,8 @@ pub const DEFAULT_BLOCKINESS_MAX_LOW_SHARE: f64 = 0.46;
 pub const DEFAULT_BLOCKINESS_CLEAR_LOW_SHARE: f64 = 0.49;
 /// Blockiness: media seconds the per-frame share is smoothed over.
 pub const DEFAULT_BLOCKINESS_SMOOTHING_SECS: f64 = 0.3;
+/// Blockiness: seconds after a decoder error during which the picture counts as damaged.
+pub const DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS: f64 = 0.2;
 /// Blockiness: seconds without blocking needed to end it (longer than the smoothing).
 pub const DEFAULT_BLOCKINESS_CLEAR_DURATION_SECS: f64 = 0.5;
 /// Blockiness reacts faster than the picture-loss detectors: corruption often lasts until the
@@ -457,6 +459,9 @@ pub struct BlockinessConfig {
     pub clear_low_share: f64,
     /// Media seconds the per-frame share is smoothed over.
     pub smoothing: f64,
+    /// Seconds after a decoder error during which the picture counts as damaged (0: decoder
+    /// errors alone are no defect).
+    pub damage_hold: f64,
     /// Seconds of normal frames the normal share is averaged over.
     pub baseline_window: f64,
     /// Seconds of normal frames needed before blockiness is judged.
@@ -476,6 +481,7 @@ impl Default for BlockinessConfig {
             max_low_share: DEFAULT_BLOCKINESS_MAX_LOW_SHARE,
             clear_low_share: DEFAULT_BLOCKINESS_CLEAR_LOW_SHARE,
             smoothing: DEFAULT_BLOCKINESS_SMOOTHING_SECS,
+            damage_hold: DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
             baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
             min_duration: DEFAULT_BLOCKINESS_MIN_DURATION_SECS,
@@ -936,6 +942,7 @@ fn validate_video_detectors(d: &DetectorsConfig, key: &str) -> Result<(), Config
         1.0,
     )?;
     in_range("blockiness.smoothing", bl.smoothing, 0.0, 60.0)?;
+    in_range("blockiness.damage_hold", bl.damage_hold, 0.0, 60.0)?;
     positive(&k("blockiness.baseline_window"), bl.baseline_window)?;
     in_range(
         "blockiness.baseline_warmup",

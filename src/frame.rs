@@ -18,6 +18,9 @@ pub struct VideoFrame {
     pub pts: Duration,
     /// When the decoder handed the frame over; the start of the detect-latency measurement.
     pub decoded_at: Instant,
+    /// The stream's decoder error count when the frame was decoded: the errors since the
+    /// previous frame belong to this one (or to the references it was predicted from).
+    pub decode_errors: u64,
 }
 
 impl VideoFrame {
@@ -51,6 +54,7 @@ impl VideoFrame {
             luma,
             pts,
             decoded_at,
+            decode_errors: 0,
         })
     }
 

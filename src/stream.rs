@@ -263,6 +263,8 @@ pub struct Stream {
     frames: AtomicU64,
     dropped: AtomicU64,
     decode_errors: AtomicU64,
+    /// Decoder errors already credited to an analysed frame.
+    errors_seen: AtomicU64,
     restarts: AtomicU64,
     /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits for
     /// the two to meet before it reports.
@@ -336,6 +338,7 @@ impl Stream {
             frames: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
+            errors_seen: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
@@ -435,7 +438,11 @@ impl Stream {
             s.last_video = Some(at);
         }
         let mut transitions = Vec::new();
-        let readings = lock(&self.video).observe(at, stats, &mut transitions);
+        let new_errors = frame.decode_errors.saturating_sub(
+            self.errors_seen
+                .swap(frame.decode_errors, Ordering::Relaxed),
+        );
+        let readings = lock(&self.video).observe(at, stats, new_errors, &mut transitions);
         self.apply(&transitions, Some(frame));
         self.refresh_thumbnail(frame);
 

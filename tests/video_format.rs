@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gstreamer as gst;
-use gstreamer::prelude::*;
 use streamwatch::config::{DetectorsConfig, StreamConfig};
 use streamwatch::metrics::Metrics;
 use streamwatch::notify::Notifier;
@@ -150,4 +149,53 @@ fn decoder_warnings_count_as_decode_errors() {
         text.contains("streamwatch_decode_errors_total{stream=\"s\"} 2"),
         "{text}"
     );
+}
+
+/// A stretch of H.264 corrupted in the bitstream: libav conceals it and reports it only in its
+/// log, which streamwatch counts per stream; the damaged stretch is a blockiness defect.
+#[test]
+fn bitstream_corruption_counts_decoder_errors() {
+    let dir = temp_dir("corruption");
+    let piece = |name: &str, from: u32, noise: bool| {
+        let path = dir.join(name);
+        let source = format!(
+            "testsrc2=size=426x240:rate=25:duration=12,trim=start={from}:duration=4,setpts=PTS-STARTPTS"
+        );
+        let offset = from.to_string();
+        let mut args = vec!["-f", "lavfi", "-i", &source];
+        args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"]);
+        if noise {
+            args.extend(["-bsf:v", "noise=amount=2000"]);
+        }
+        args.extend(["-output_ts_offset", &offset, "-f", "mpegts"]);
+        args.push(path.to_str().unwrap());
+        ffmpeg(&args);
+        std::fs::read(&path).unwrap()
+    };
+    let mut joined = piece("a.ts", 0, false);
+    joined.extend(piece("b.ts", 4, true));
+    joined.extend(piece("c.ts", 8, false));
+    let clip = dir.join("corrupt.ts");
+    std::fs::write(&clip, joined).unwrap();
+    let report = scan_json(clip.to_str().unwrap(), &[]);
+    let errors = report["decode_errors"].as_u64().unwrap();
+    assert!(errors > 10, "{report:#}");
+    let blocky: Vec<(f64, f64)> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detector"] == "blockiness")
+        .map(|e| (e["start"].as_f64().unwrap(), e["end"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(blocky.len(), 1, "{report:#}");
+    let (start, end) = blocky[0];
+    assert!(
+        (start - 4.0).abs() <= 0.5 && (end - 8.0).abs() <= 0.5,
+        "{start}-{end}"
+    );
+
+    let clean = dir.join("clean.ts");
+    std::fs::write(&clean, piece("a2.ts", 0, false)).unwrap();
+    let report = scan_json(clean.to_str().unwrap(), &[]);
+    assert_eq!(report["decode_errors"], 0, "{report:#}");
 }

@@ -6,6 +6,10 @@
 //! below one half, which content alone cannot produce since it does not know where the grid is
 //! (corruption: concealment smears garbage across blocks). The share of one frame is noisy,
 //! so it is smoothed over a few frames (an exponential mean over `smoothing` media seconds).
+//!
+//! Corruption that the decoder conceals well (damaged macroblocks replaced by their neighbours)
+//! barely moves the share, but the decoder reports it: frames within `damage_hold` seconds of
+//! a decoder error count as blocky too.
 
 use crate::config::BlockinessConfig;
 use crate::detect::baseline::Baseline;
@@ -16,6 +20,7 @@ use crate::stats::FrameStats;
 pub struct BlockinessDetector {
     config: BlockinessConfig,
     smoothed: Option<(f64, f64)>,
+    last_damage: Option<f64>,
     baseline: Baseline,
     pub(super) tracker: DefectTracker,
 }
@@ -27,6 +32,7 @@ impl BlockinessDetector {
         Self {
             config,
             smoothed: None,
+            last_damage: None,
             baseline,
             tracker,
         }
@@ -37,18 +43,32 @@ impl BlockinessDetector {
         self.smoothed.map(|(_, v)| v)
     }
 
-    /// `masked` frames (black, flat, bars) are other detectors' and do not move the baseline.
+    /// `decode_errors`: errors the decoder reported since the previous frame. `masked` frames
+    /// (black, flat, bars) are other detectors' and do not move the baseline.
     pub fn observe(
         &mut self,
         at: Sample,
         stats: &FrameStats,
+        decode_errors: u64,
         masked: bool,
         out: &mut Vec<Transition>,
     ) {
+        if decode_errors > 0 {
+            self.last_damage = Some(at.media);
+        }
         if !self.config.enabled || masked {
             return;
         }
+        let damaged = self
+            .last_damage
+            .is_some_and(|t| at.media >= t && at.media - t <= self.config.damage_hold);
         let Some(share) = stats.blockiness() else {
+            if damaged {
+                out.extend(
+                    self.tracker
+                        .update(at, true, self.smoothed().unwrap_or(0.5)),
+                );
+            }
             return;
         };
         let value = match self.smoothed {
@@ -66,10 +86,11 @@ impl BlockinessDetector {
         } else {
             (c.min_increase, c.max_low_share)
         };
-        let blocky = self
+        let picture_blocky = self
             .baseline
             .get()
             .is_some_and(|normal| value >= normal + rise || value <= low);
+        let blocky = picture_blocky || damaged;
         if !blocky && !engaged {
             self.baseline.update(at.media, value);
         }
@@ -103,6 +124,7 @@ mod tests {
             d.observe(
                 Sample::at(i as f64 * 0.04),
                 &frame(series(i)),
+                0,
                 false,
                 &mut out,
             );
@@ -146,6 +168,33 @@ mod tests {
     fn a_channel_that_is_always_a_little_blocky_is_normal() {
         assert!(run(|i| 0.75 + jitter(i)).is_empty());
         assert!(run(|i| 0.5 + jitter(i) / 2.0).is_empty());
+    }
+
+    #[test]
+    fn decoder_errors_are_blockiness_even_when_the_picture_hides_them() {
+        let mut d = BlockinessDetector::new(BlockinessConfig::default());
+        let mut out = Vec::new();
+        for i in 0..500 {
+            // Errors in every other frame from 8 s to 12 s; the picture stays normal.
+            let errors = u64::from((200..300).contains(&i) && i % 2 == 0);
+            d.observe(
+                Sample::at(f64::from(i) * 0.04),
+                &frame(0.6),
+                errors,
+                false,
+                &mut out,
+            );
+        }
+        let ended: Vec<(f64, f64)> = out
+            .iter()
+            .filter_map(|t| match t {
+                Transition::Ended { start, end, .. } => Some((start.media, end.media)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert!((ended[0].0 - 8.0).abs() < 0.05, "{ended:?}");
+        assert!((ended[0].1 - 12.0).abs() < 0.3, "{ended:?}");
     }
 
     #[test]

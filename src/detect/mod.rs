@@ -120,10 +120,12 @@ impl VideoDetectors {
     ///
     /// A picture that is lost (black, flat, bars) is reported as that alone: such pictures are
     /// also still, soft and edge-free, so freeze, blur, blockiness and stutter skip them.
+    /// `decode_errors`: errors the decoder reported since the previous frame.
     pub fn observe(
         &mut self,
         at: Sample,
         stats: &FrameStats,
+        decode_errors: u64,
         out: &mut Vec<Transition>,
     ) -> VideoReadings {
         let black = self.black.observe(at, stats, out);
@@ -137,7 +139,7 @@ impl VideoDetectors {
             blockiness: None,
         };
         self.blur.observe(at, stats, lost, out);
-        self.blockiness.observe(at, stats, lost, out);
+        self.blockiness.observe(at, stats, decode_errors, lost, out);
         self.freeze.observe(at, stats, lost, out);
         self.stutter.observe(at, stats, lost, out);
         VideoReadings {

@@ -88,7 +88,7 @@ fn on_video_sample(
     let Some((session, media)) = stream.media_time(running_time(&sample, pts), true) else {
         return Ok(gst::FlowSuccess::Ok);
     };
-    let video = VideoFrame::from_plane(
+    let mut video = VideoFrame::from_plane(
         frame.width(),
         frame.height(),
         luma,
@@ -97,6 +97,7 @@ fn on_video_sample(
         decoded_at,
     )
     .ok_or(gst::FlowError::Error)?;
+    video.decode_errors = stream.decode_errors();
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
 }

@@ -2,6 +2,7 @@
 //! are handed to the analysis engine in memory.
 
 pub mod appsink;
+pub mod decode_errors;
 pub mod demo;
 pub mod pipeline;
 pub mod supervisor;
@@ -20,7 +21,9 @@ pub fn init() -> Result<(), crate::error::IngestError> {
                 stream: "-".into(),
                 reason: format!("GStreamer failed to initialise: {e}"),
             });
+            return;
         }
+        decode_errors::install();
     });
     result
 }

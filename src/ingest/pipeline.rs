@@ -8,7 +8,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::error::IngestError;
-use crate::ingest::{appsink, demo};
+use crate::ingest::{appsink, decode_errors, demo};
 use crate::stream::Stream;
 
 const VIDEO_BRANCH: &str = include_str!("../../pipelines/video-branch.gst");
@@ -113,6 +113,10 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;
+        let for_decoders = stream.clone();
+        pipeline.connect_deep_element_added(move |_, _, element| {
+            decode_errors::watch_decoder(element, &for_decoders);
+        });
         link_pads_on_demand(&decode, &pipeline, stream, sync);
         None
     };

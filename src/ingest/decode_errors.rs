@@ -1,0 +1,83 @@
+//! Counting decoder errors per stream.
+//!
+//! Decoders report damage in three ways: a warning on the bus, a CORRUPTED flag on the frame
+//! (both handled where they arrive), or only a log line. The libav decoders of GStreamer 1.22
+//! do the last: each damaged macroblock is an error in the `libav` debug category, with no
+//! element attached. This module listens to that category and credits each error to the
+//! stream whose decoder was running on the logging thread. That needs the decoder to decode on
+//! its streaming thread, so libav decoders are set to slice threading (one stream, one thread;
+//! with many streams per process the cores are shared out by streams anyway).
+
+use std::cell::RefCell;
+use std::sync::{Arc, Once};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use crate::stream::Stream;
+
+thread_local! {
+    /// The stream whose decoder last ran on this thread.
+    static DECODING: RefCell<Option<Arc<Stream>>> = const { RefCell::new(None) };
+}
+
+/// GStreamer's debug category of the libav plugin.
+const LIBAV_CATEGORY: &str = "libav";
+
+/// Starts listening to the libav category's errors (once per process). Without `GST_DEBUG`,
+/// GStreamer's own printing is switched off so that enabling the category prints nothing.
+pub fn install() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // With GST_DEBUG set, its levels apply (any level that shows errors keeps counting).
+        if std::env::var_os("GST_DEBUG").is_none() {
+            gst::log::remove_default_log_function();
+            gst::log::set_threshold_for_name(LIBAV_CATEGORY, gst::DebugLevel::Error);
+        }
+        gst::log::add_log_function(
+            |category, level, _file, _function, _line, _object, _message| {
+                if level != gst::DebugLevel::Error || category.name() != LIBAV_CATEGORY {
+                    return;
+                }
+                DECODING.with(|current| {
+                    if let Some(stream) = current.borrow().as_ref() {
+                        stream.count_decode_error();
+                    }
+                });
+            },
+        );
+    });
+}
+
+/// Hooks a video decoder that the URI decoder created for `stream`.
+pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
+    let is_video_decoder = element.factory().is_some_and(|f| {
+        let klass = f.klass();
+        klass.contains("Decoder") && klass.contains("Video")
+    });
+    if !is_video_decoder {
+        return;
+    }
+    if element.find_property("thread-type").is_some()
+        && let Some(name) = element.factory().map(|f| f.name())
+        && name.starts_with("avdec_")
+    {
+        element.set_property_from_str("thread-type", "slice");
+    }
+    let Some(pad) = element.static_pad("sink") else {
+        return;
+    };
+    let stream = stream.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, _| {
+            DECODING.with(|current| {
+                let mut current = current.borrow_mut();
+                if !current.as_ref().is_some_and(|s| Arc::ptr_eq(s, &stream)) {
+                    *current = Some(stream.clone());
+                }
+            });
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
