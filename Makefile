@@ -40,7 +40,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test deps test-deps build check toolchain
+.PHONY: run test accuracy deps test-deps build check toolchain
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -65,6 +65,11 @@ endif
 
 test: test-deps
 	NODEVICE_SELECT=1 $(CARGO) test --no-fail-fast
+
+# Video detector accuracy (issue 3): generates clips with injected defects, scans them, and
+# prints per-detector found/missed/false counts beside ffmpeg's blackdetect/freezedetect.
+accuracy: test-deps
+	NODEVICE_SELECT=1 $(CARGO) test --test video_accuracy -- --nocapture
 
 check: deps
 	$(CARGO) fmt --all -- --check
