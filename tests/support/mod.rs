@@ -10,6 +10,7 @@
 
 pub mod alerting;
 pub mod clips;
+pub mod defect_clips;
 pub mod grafana;
 pub mod http;
 pub mod live;

@@ -1,0 +1,561 @@
+//! Clips with the video defects of issue 3, made the way they happen in practice, with their
+//! ground truth as `(detector, start, end)` in media seconds.
+//!
+//! Conventions, checked with ffmpeg 5.1 (ffprobe packet times, `signalstats` YDIF, frame
+//! montages) on 640x360@25 clips with a window at (3, 6):
+//! - Every window is `[a, b)`: frames with `a <= pts < b` carry the defect (filters use
+//!   `enable='gte(t,a)*lt(t,b)'`, segments use `trim=start=a:end=b`). Choose `a` and `b` on the
+//!   frame grid (multiples of 1/fps) so the frame-exact truth is `(a, b)` itself.
+//! - The picture is rendered by one ffmpeg filter graph (content + pixel-domain defects); the
+//!   delivered clip is H.264 (libx264 veryfast, CRF 20, no B-frames, deblocking on, IDR every
+//!   2 s, no scene-cut IDRs), no audio, `.mp4` with faststart. Good quality on purpose: the
+//!   clean parts must not look blocky (x264 `ultrafast`, used by `clips.rs`, turns deblocking
+//!   off and is visibly blocky on noisy content).
+//! - black / black with logo: drawbox fills; the logo is a white box of 10%x10% of the
+//!   picture near the top-right corner (1% of the area, like `clips.rs`).
+//! - freeze, re-encoded lossy: `freezeframes` repeats the frame just before `a` over `[a, b)`
+//!   (so the *picture* is static from `a - 1/fps`), then the window alone is encoded by x264
+//!   at CRF 28 with an IDR every 12 frames, decoded and put back before the final encode. The
+//!   frozen picture therefore carries coding noise: YDIF inside the window is 0 to 0.01 on
+//!   P-frames with pulses of 0.2-0.6 at each IDR (vs ~2.8 for the moving content).
+//!   `freezedetect=n=-60dB:d=1` found only 4.0-5.8 of a (3, 6) window.
+//! - MPEG-2 spliced in: the window's frames are encoded with `mpeg2video` at the maximum
+//!   quantiser (`-qscale:v 31 -qmin 31 -qmax 31`, GOP 12, no B-frames) to MPEG-TS, decoded,
+//!   shifted back to `a` with `setpts` and overlaid on the window before the final (good)
+//!   H.264 encode, so only the window is blocky. Flat areas stay flat; edges and gradients
+//!   turn into 8x8/16x16 blocks (verified on montages at 640x360).
+//! - H.264 bitstream corruption: the clip is encoded as H.264 MPEG-TS segments split at the
+//!   window edges (each segment starts with an IDR because each is its own encode; timestamps
+//!   are continuous because each segment is a `trim` of the same graph), the window's segment
+//!   is corrupted with `-bsf:v noise=amount=1000` (ffmpeg 5.1: about one payload byte in 1000
+//!   changed, deterministically), and the segments are joined with the `concat:` protocol and
+//!   remuxed (`-c copy`) to MP4. Decoding logs "error while decoding MB" from the first frame
+//!   of the window; the damage (smeared, misplaced macroblocks) spreads until the clean IDR at
+//!   `b`, which decodes cleanly (montages of frames 74-76 and 149-151). The decoder may drop
+//!   or repeat damaged frames, so stutter/freeze co-detections are possible.
+//! - blur: `boxblur=10` (radius 10 on luma and chroma) over the window.
+//! - colour bars slate: `smptebars` (`smptehdbars` from 1280 px wide) overlaid on the window;
+//!   static, so freeze is masked by the slate.
+//! - blue screen: the whole picture filled with pure blue (0x0000FF).
+//! - letterbox: black bars of 12.5% of the height at top and bottom (2.39:1 in 16:9);
+//!   pillarbox: black bars of 12.5% of the width left and right (4:3 in 16:9). Both are the
+//!   `letterbox` detector; the clip starts without bars (the detector's baseline).
+//! - stutter, repeated: in the window only every third frame is kept and shown three times
+//!   (timestamps stay regular; YDIF is ~0 on two frames out of three);
+//!   stutter, dropped: in the window two frames of three are dropped and the clip is written
+//!   variable-frame-rate (`-fps_mode passthrough`), leaving PTS gaps of 3/fps.
+//! - Clips are cached under `$CARGO_TARGET_TMPDIR/defect-clips/<hash of every ffmpeg command>`
+//!   (written under a temp name, then renamed), so tests share them and reruns are free.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::media::Detections;
+use super::proc::{run_with_timeout, tail_str};
+
+/// What the picture shows outside the injected defects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scene {
+    /// `testsrc2`: colour bars with moving elements and a running clock; high motion.
+    Motion,
+    /// testsrc2 with strong temporal noise (`noise=alls=30:allf=t+u`): hard to encode.
+    Noisy,
+    /// testsrc2 darkened to luma 22..80 (mean ~52): dark but clearly not black.
+    Dark,
+    /// A still Mandelbrot picture with a small white box (5% of the width) moving across it.
+    MostlyStatic,
+    /// Conway's game of life (`life`, 1-pixel cells with mould): fine, busy texture.
+    Life,
+}
+
+impl Scene {
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scene::Motion => "motion",
+            Scene::Noisy => "noisy",
+            Scene::Dark => "dark",
+            Scene::MostlyStatic => "static",
+            Scene::Life => "life",
+        }
+    }
+}
+
+/// A defect injected into a window of a clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Defect {
+    Black,
+    BlackWithLogo,
+    /// Frozen picture, re-encoded lossy (coding noise on the frozen frames).
+    FreezeLossy,
+    /// MPEG-2 at the maximum quantiser spliced in.
+    Mpeg2MaxQuant,
+    /// H.264 bitstream corruption (`-bsf:v noise`) until the next IDR.
+    BitstreamNoise,
+    Blur,
+    ColorBars,
+    BlueScreen,
+    Letterbox,
+    Pillarbox,
+    /// Every third frame shown three times.
+    StutterRepeat,
+    /// Two frames in three dropped, leaving PTS gaps.
+    StutterDrop,
+}
+
+impl Defect {
+    /// The scan event label (`detector` field) that must report this defect.
+    pub fn detector(self) -> &'static str {
+        match self {
+            Defect::Black | Defect::BlackWithLogo => "black",
+            Defect::FreezeLossy => "freeze",
+            Defect::Mpeg2MaxQuant | Defect::BitstreamNoise => "blockiness",
+            Defect::Blur => "blur",
+            Defect::ColorBars => "colorbars",
+            Defect::BlueScreen => "flat",
+            Defect::Letterbox | Defect::Pillarbox => "letterbox",
+            Defect::StutterRepeat | Defect::StutterDrop => "stutter",
+        }
+    }
+
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Defect::Black => "black",
+            Defect::BlackWithLogo => "black+logo",
+            Defect::FreezeLossy => "freeze-lossy",
+            Defect::Mpeg2MaxQuant => "mpeg2-q31",
+            Defect::BitstreamNoise => "h264-noise",
+            Defect::Blur => "boxblur",
+            Defect::ColorBars => "colorbars",
+            Defect::BlueScreen => "blue",
+            Defect::Letterbox => "letterbox",
+            Defect::Pillarbox => "pillarbox",
+            Defect::StutterRepeat => "stutter-repeat",
+            Defect::StutterDrop => "stutter-drop",
+        }
+    }
+}
+
+/// One injected defect: frames with `start <= pts < end`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub defect: Defect,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// A clip to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefectClip {
+    pub scene: Scene,
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second (integer).
+    pub fps: u32,
+    /// Duration in seconds.
+    pub seconds: f64,
+    /// Injected defects; must not overlap.
+    pub windows: Vec<Window>,
+}
+
+impl DefectClip {
+    /// A clean clip.
+    pub fn new(scene: Scene, width: u32, height: u32, fps: u32, seconds: f64) -> Self {
+        DefectClip {
+            scene,
+            width,
+            height,
+            fps,
+            seconds,
+            windows: Vec::new(),
+        }
+    }
+
+    /// Adds a defect window `[start, end)`.
+    pub fn with(mut self, defect: Defect, start: f64, end: f64) -> Self {
+        self.windows.push(Window { defect, start, end });
+        self
+    }
+
+    /// `scene WxH@fps Ns`, for tables.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}x{}@{} {}s",
+            self.scene.name(),
+            self.width,
+            self.height,
+            self.fps,
+            self.seconds
+        )
+    }
+
+    /// Ground truth: `(detector, start, end)` per window, snapped to the frame grid (the
+    /// first frame with `pts >= start`, the first with `pts >= end`), so a window edge between
+    /// two frames is still frame-exact.
+    pub fn truth(&self) -> Vec<(&'static str, f64, f64)> {
+        let f = self.fps as f64;
+        let snap = |t: f64| (t * f - 1e-6).ceil() / f;
+        self.windows
+            .iter()
+            .map(|w| (w.defect.detector(), snap(w.start), snap(w.end)))
+            .collect()
+    }
+
+    fn windows_of(&self, defects: &[Defect]) -> impl Iterator<Item = &Window> {
+        self.windows
+            .iter()
+            .filter(move |w| defects.contains(&w.defect))
+    }
+
+    /// The picture before any window re-encode: content plus pixel-domain defects, as an
+    /// unterminated filter chain (the caller appends `,filter...[label]`).
+    fn picture_graph(&self) -> String {
+        let (w, h, f) = (self.width, self.height, self.fps);
+        let mut g = match self.scene {
+            Scene::Motion => format!("testsrc2=size={w}x{h}:rate={f},format=yuv420p"),
+            Scene::Noisy => {
+                format!("testsrc2=size={w}x{h}:rate={f},format=yuv420p,noise=alls=30:allf=t+u")
+            }
+            Scene::Dark => {
+                format!("testsrc2=size={w}x{h}:rate={f},format=yuv420p,lutyuv=y=22+(val-16)*0.28")
+            }
+            // One rendered frame looped (rendering every frame would be slow and identical).
+            Scene::MostlyStatic => format!(
+                "mandelbrot=size={w}x{h}:rate={f}:maxiter=200,trim=end_frame=1,\
+                 loop=loop=-1:size=1,setpts=N/{f}/TB,format=yuv420p[still];\
+                 color=c=white:size={bw}x{bh}:rate={f}[box];\
+                 [still][box]overlay=x='mod(t*{speed},main_w-overlay_w)':y='main_h*0.8'",
+                bw = (w / 20).max(8),
+                bh = (h / 20).max(8),
+                speed = w / 5,
+            ),
+            Scene::Life => format!(
+                "life=size={w}x{h}:rate={f}:ratio=0.1:mold=10:seed=1:\
+                 life_color=#00ff00:death_color=#aa0000:mold_color=#203040,format=yuv420p"
+            ),
+        };
+        let en = |w: &Window| format!("enable='gte(t,{})*lt(t,{})'", w.start, w.end);
+        for (i, win) in self.windows_of(&[Defect::FreezeLossy]).enumerate() {
+            let first = (win.start * f as f64).round() as i64;
+            let last = (win.end * f as f64).round() as i64 - 1;
+            let replace = (first - 1).max(0);
+            g.push_str(&format!(
+                ",split[fz{i}a][fz{i}b];[fz{i}a][fz{i}b]freezeframes=first={first}:last={last}:replace={replace}"
+            ));
+        }
+        for (i, win) in self.windows_of(&[Defect::StutterRepeat]).enumerate() {
+            // overlay shows the newest kept frame until the next one: each is shown 3 times.
+            g.push_str(&format!(
+                ",split[sr{i}a][sr{i}b];[sr{i}b]trim=start={a}:end={b},select='not(mod(n,3))'[sr{i}c];\
+                 [sr{i}a][sr{i}c]overlay=eof_action=pass:{e}",
+                a = win.start,
+                b = win.end,
+                e = en(win)
+            ));
+        }
+        for win in self.windows_of(&[Defect::Black]) {
+            g.push_str(&format!(
+                ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:{}",
+                en(win)
+            ));
+        }
+        for win in self.windows_of(&[Defect::BlackWithLogo]) {
+            let e = en(win);
+            g.push_str(&format!(
+                ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:{e}\
+                 ,drawbox=x=iw*0.85:y=ih*0.05:w=iw/10:h=ih/10:color=white:t=fill:{e}"
+            ));
+        }
+        for win in self.windows_of(&[Defect::Blur]) {
+            g.push_str(&format!(",boxblur=10:{}", en(win)));
+        }
+        for (i, win) in self.windows_of(&[Defect::ColorBars]).enumerate() {
+            let src = if w >= 1280 {
+                "smptehdbars"
+            } else {
+                "smptebars"
+            };
+            g.push_str(&format!(
+                "[cb{i}a];{src}=size={w}x{h}:rate={f},format=yuv420p[cb{i}b];\
+                 [cb{i}a][cb{i}b]overlay={}",
+                en(win)
+            ));
+        }
+        for win in self.windows_of(&[Defect::BlueScreen]) {
+            g.push_str(&format!(
+                ",drawbox=x=0:y=0:w=iw:h=ih:color=0x0000FF:t=fill:{}",
+                en(win)
+            ));
+        }
+        for win in self.windows_of(&[Defect::Letterbox]) {
+            let e = en(win);
+            g.push_str(&format!(
+                ",drawbox=x=0:y=0:w=iw:h=ih*0.125:color=black:t=fill:{e}\
+                 ,drawbox=x=0:y=ih-ih*0.125:w=iw:h=ih*0.125:color=black:t=fill:{e}"
+            ));
+        }
+        for win in self.windows_of(&[Defect::Pillarbox]) {
+            let e = en(win);
+            g.push_str(&format!(
+                ",drawbox=x=0:y=0:w=iw*0.125:h=ih:color=black:t=fill:{e}\
+                 ,drawbox=x=iw-iw*0.125:y=0:w=iw*0.125:h=ih:color=black:t=fill:{e}"
+            ));
+        }
+        g
+    }
+
+    /// Windows re-encoded on their own and put back: (window, encoder arguments).
+    fn reencoded_windows(&self) -> Vec<(Window, Vec<String>)> {
+        let args = |a: &str| a.split_whitespace().map(String::from).collect::<Vec<_>>();
+        self.windows
+            .iter()
+            .filter_map(|w| match w.defect {
+                Defect::FreezeLossy => Some((
+                    *w,
+                    args("-c:v libx264 -preset veryfast -crf 28 -g 12 -bf 0 -pix_fmt yuv420p"),
+                )),
+                Defect::Mpeg2MaxQuant => Some((
+                    *w,
+                    args(
+                        "-c:v mpeg2video -qscale:v 31 -qmin 31 -qmax 31 -g 12 -bf 0 -pix_fmt yuv420p",
+                    ),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The delivered picture: `picture_graph` with the re-encoded windows (ffmpeg inputs
+    /// `0..n`, in `reencoded_windows` order) overlaid and dropped-frame stutter applied,
+    /// trimmed to `[from, to)`, ending in `[v]`.
+    fn final_graph(&self, from: f64, to: f64) -> String {
+        let mut g = self.picture_graph();
+        for (k, (win, _)) in self.reencoded_windows().iter().enumerate() {
+            g.push_str(&format!(
+                "[rw{k}a];[{k}:v]setpts=PTS-STARTPTS+{a}/TB[rw{k}b];\
+                 [rw{k}a][rw{k}b]overlay=eof_action=pass:enable='gte(t,{a})*lt(t,{b})'",
+                a = win.start,
+                b = win.end
+            ));
+        }
+        for win in self.windows_of(&[Defect::StutterDrop]) {
+            g.push_str(&format!(
+                ",select='not(gte(t,{})*lt(t,{})*mod(n,3))'",
+                win.start, win.end
+            ));
+        }
+        g.push_str(&format!(",trim=start={from}:end={to},format=yuv420p[v]"));
+        g
+    }
+
+    /// The ffmpeg commands producing the clip, with `{W}/` (work dir) and `{OUT}` placeholders.
+    fn plan(&self) -> Vec<Vec<String>> {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let head = || s(&["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]);
+        let gop = (2 * self.fps).to_string();
+        let h264 = s(&[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-bf",
+            "0",
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-fps_mode",
+            "passthrough",
+        ]);
+        let mut plan = Vec::new();
+        let mut inputs = Vec::new();
+        for (k, (win, enc)) in self.reencoded_windows().into_iter().enumerate() {
+            let mut cmd = head();
+            cmd.push("-filter_complex".into());
+            cmd.push(format!(
+                "{},trim=start={}:end={},format=yuv420p[v]",
+                self.picture_graph(),
+                win.start,
+                win.end
+            ));
+            cmd.extend(s(&["-map", "[v]"]));
+            cmd.extend(enc);
+            cmd.extend(s(&["-f", "mpegts"]));
+            cmd.push(format!("{{W}}/window{k}.ts"));
+            plan.push(cmd);
+            inputs.extend(["-i".to_string(), format!("{{W}}/window{k}.ts")]);
+        }
+        let mut noisy: Vec<&Window> = self.windows_of(&[Defect::BitstreamNoise]).collect();
+        noisy.sort_by(|a, b| a.start.total_cmp(&b.start));
+        if noisy.is_empty() {
+            let mut cmd = head();
+            cmd.extend(inputs);
+            cmd.push("-filter_complex".into());
+            cmd.push(self.final_graph(0.0, self.seconds));
+            cmd.extend(s(&["-map", "[v]"]));
+            cmd.extend(h264);
+            cmd.extend(s(&["-movflags", "+faststart", "-f", "mp4", "{OUT}"]));
+            plan.push(cmd);
+            return plan;
+        }
+        // Segments split at the corrupted windows' edges: each is its own encode, so each
+        // starts with an IDR and the corruption stops at the next segment.
+        let mut cuts = vec![(0.0, false)];
+        for w in &noisy {
+            cuts.push((w.start, true));
+            cuts.push((w.end, false));
+        }
+        let mut parts = Vec::new();
+        for (i, &(from, corrupt)) in cuts.iter().enumerate() {
+            let to = cuts.get(i + 1).map_or(self.seconds, |c| c.0);
+            if to <= from {
+                continue;
+            }
+            let mut cmd = head();
+            cmd.extend(inputs.iter().cloned());
+            cmd.push("-filter_complex".into());
+            cmd.push(self.final_graph(from, to));
+            cmd.extend(s(&["-map", "[v]"]));
+            cmd.extend(h264.iter().cloned());
+            if corrupt {
+                cmd.extend(s(&["-bsf:v", "noise=amount=1000"]));
+            }
+            cmd.extend(s(&["-f", "mpegts"]));
+            let part = format!("{{W}}/part{i}.ts");
+            cmd.push(part.clone());
+            plan.push(cmd);
+            parts.push(part);
+        }
+        let mut cmd = head();
+        cmd.extend(s(&["-i", &format!("concat:{}", parts.join("|"))]));
+        cmd.extend(s(&[
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            "{OUT}",
+        ]));
+        plan.push(cmd);
+        plan
+    }
+}
+
+/// FNV-1a 64 (stable across Rust versions, unlike `DefaultHasher`).
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Generates (or reuses from the cache) the clip; returns its path. Safe to call from
+/// several threads and test binaries at once (temp names, then rename).
+pub fn defect_clip(spec: &DefectClip) -> PathBuf {
+    let plan = spec.plan();
+    let key = fnv1a(
+        &plan
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("defect-clips");
+    std::fs::create_dir_all(&dir).expect("create clip cache dir");
+    let path = dir.join(format!("{key:016x}.mp4"));
+    if path.exists() {
+        return path;
+    }
+    static N: AtomicU64 = AtomicU64::new(0);
+    let tag = format!(
+        "{key:016x}.{}.{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let work = dir.join(format!(".work.{tag}"));
+    let out = dir.join(format!(".{tag}.tmp.mp4"));
+    std::fs::create_dir_all(&work).expect("create clip work dir");
+    let work_s = work.to_str().expect("utf-8 path");
+    let out_s = out.to_str().expect("utf-8 path");
+    let limit = Duration::from_secs_f64(120.0 + spec.seconds * 10.0);
+    for cmd in &plan {
+        let args: Vec<String> = cmd
+            .iter()
+            .map(|a| a.replace("{W}", work_s).replace("{OUT}", out_s))
+            .collect();
+        let result = run_with_timeout(Command::new("ffmpeg").args(&args), limit);
+        let err = match result {
+            Ok((true, _, _)) => continue,
+            Ok((false, _, err)) | Err(err) => err,
+        };
+        let _ = std::fs::remove_dir_all(&work);
+        let _ = std::fs::remove_file(&out);
+        panic!(
+            "ffmpeg failed generating {}: {}\nargs: {args:?}",
+            spec.label(),
+            tail_str(&err, 3000)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::rename(&out, &path).expect("rename generated clip");
+    path
+}
+
+/// ffmpeg's own detectors on a clip, as the reference column of the accuracy table:
+/// `blackdetect=d=0.5:pix_th=0.10` and `freezedetect=n=-60dB:d=1`. A freeze still open at the
+/// end of the file ends at `seconds`.
+pub fn ffmpeg_reference(path: &Path, seconds: f64) -> Result<Detections, String> {
+    let p = path.to_str().ok_or("non-utf8 path")?;
+    let (ok, _out, err) = run_with_timeout(
+        Command::new("ffmpeg").args([
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            p,
+            "-vf",
+            "blackdetect=d=0.5:pix_th=0.10,freezedetect=n=-60dB:d=1",
+            "-an",
+            "-f",
+            "null",
+            "-",
+        ]),
+        Duration::from_secs(300),
+    )?;
+    if !ok {
+        return Err(format!("ffmpeg detect failed: {}", tail_str(&err, 2000)));
+    }
+    let num = |s: &str, key: &str| -> Option<f64> {
+        let i = s.find(key)? + key.len();
+        s[i..].split_whitespace().next()?.parse().ok()
+    };
+    let mut d = Detections::default();
+    let mut freeze_start = None;
+    for line in err.lines() {
+        if let (Some(a), Some(b)) = (num(line, "black_start:"), num(line, "black_end:")) {
+            d.black.push((a, b));
+        }
+        if let Some(a) = num(line, "freeze_start:") {
+            freeze_start = Some(a);
+        }
+        if let Some(b) = num(line, "freeze_end:") {
+            d.freeze.push((freeze_start.take().unwrap_or(0.0), b));
+        }
+    }
+    if let Some(a) = freeze_start {
+        d.freeze.push((a, seconds));
+    }
+    Ok(d)
+}
