@@ -33,11 +33,13 @@ pub const DEFAULT_BLACK_CLEAR_DARK_RATIO: f64 = 0.95;
 pub const DEFAULT_FREEZE_NOISE_THRESHOLD: u8 = 16;
 /// A frame is frozen when at most this share of its pixels changed beyond the noise threshold.
 pub const DEFAULT_FREEZE_MAX_CHANGED_RATIO: f64 = 0.0001;
+/// Freeze: share of changed pixels above which a freeze under way ends (hysteresis).
+pub const DEFAULT_FREEZE_CLEAR_CHANGED_RATIO: f64 = 0.001;
 pub const DEFAULT_SILENCE_THRESHOLD_DBFS: f64 = -60.0;
 /// Flat: luma standard deviation (0-255 scale) up to which a frame is uniform.
-pub const DEFAULT_FLAT_MAX_STDDEV: f64 = 4.0;
+pub const DEFAULT_FLAT_MAX_STDDEV: f64 = 2.0;
 /// Flat: standard deviation above which a flat frame has picture again (hysteresis).
-pub const DEFAULT_FLAT_CLEAR_STDDEV: f64 = 6.0;
+pub const DEFAULT_FLAT_CLEAR_STDDEV: f64 = 3.0;
 /// Colour bars: minimum luma standard deviation (bars span black to white).
 pub const DEFAULT_COLORBARS_MIN_STDDEV: f64 = 25.0;
 /// Colour bars: minimum strong steps per row (the bar edges).
@@ -55,13 +57,11 @@ pub const DEFAULT_BLUR_MAX_DETAIL_RATIO: f64 = 0.4;
 /// Blur: detail above this share of the normal ends blur (hysteresis).
 pub const DEFAULT_BLUR_CLEAR_DETAIL_RATIO: f64 = 0.55;
 /// Blockiness: rise of the grid share of block edges above the stream's normal that is blocking.
-pub const DEFAULT_BLOCKINESS_MIN_INCREASE: f64 = 0.12;
+pub const DEFAULT_BLOCKINESS_MIN_INCREASE: f64 = 0.08;
 /// Blockiness: rise below which blocking ends (hysteresis).
-pub const DEFAULT_BLOCKINESS_CLEAR_INCREASE: f64 = 0.07;
-/// Blockiness: grid share at or below which the picture is broken up (corruption).
-pub const DEFAULT_BLOCKINESS_MAX_LOW_SHARE: f64 = 0.46;
-/// Blockiness: grid share above which corruption ends (hysteresis).
-pub const DEFAULT_BLOCKINESS_CLEAR_LOW_SHARE: f64 = 0.49;
+pub const DEFAULT_BLOCKINESS_CLEAR_INCREASE: f64 = 0.04;
+/// Blockiness: the rate of block edges on the grid must also reach this multiple of normal.
+pub const DEFAULT_BLOCKINESS_MIN_RATE_RATIO: f64 = 1.4;
 /// Blockiness: media seconds the per-frame share is smoothed over.
 pub const DEFAULT_BLOCKINESS_SMOOTHING_SECS: f64 = 0.3;
 /// Blockiness: seconds after a decoder error during which the picture counts as damaged.
@@ -89,6 +89,8 @@ pub const DEFAULT_STUTTER_HOLD_SECS: f64 = 0.2;
 /// to have a repeating cadence (25p in 50p) and is not judged.
 pub const DEFAULT_STUTTER_MAX_CADENCE_SHARE: f64 = 0.2;
 pub const DEFAULT_STUTTER_MIN_DURATION_SECS: f64 = 1.0;
+/// Colour bars are unambiguous: a second on air is enough.
+pub const DEFAULT_COLORBARS_MIN_DURATION_SECS: f64 = 1.0;
 
 /// The whole configuration file.
 #[derive(Clone, Debug)]
@@ -303,6 +305,8 @@ pub struct FreezeConfig {
     pub noise_threshold: u8,
     /// Share of changed pixels (0-1) up to which a frame counts as a repeat of the previous one.
     pub max_changed_ratio: f64,
+    /// Share of changed pixels above which a freeze under way (or starting) ends (hysteresis).
+    pub clear_changed_ratio: f64,
     /// Seconds the picture must stay frozen before it is a defect.
     pub min_duration: f64,
     /// Seconds of motion needed to end a freeze.
@@ -315,6 +319,7 @@ impl Default for FreezeConfig {
             enabled: true,
             noise_threshold: DEFAULT_FREEZE_NOISE_THRESHOLD,
             max_changed_ratio: DEFAULT_FREEZE_MAX_CHANGED_RATIO,
+            clear_changed_ratio: DEFAULT_FREEZE_CLEAR_CHANGED_RATIO,
             min_duration: DEFAULT_MIN_DURATION_SECS,
             clear_duration: DEFAULT_CLEAR_DURATION_SECS,
         }
@@ -402,7 +407,7 @@ impl Default for ColorbarsConfig {
             min_edges_per_row: DEFAULT_COLORBARS_MIN_EDGES_PER_ROW,
             max_edges_across: DEFAULT_COLORBARS_MAX_EDGES_ACROSS,
             min_quiet_rows: DEFAULT_COLORBARS_MIN_QUIET_ROWS,
-            min_duration: DEFAULT_MIN_DURATION_SECS,
+            min_duration: DEFAULT_COLORBARS_MIN_DURATION_SECS,
             clear_duration: DEFAULT_CLEAR_DURATION_SECS,
         }
     }
@@ -442,8 +447,8 @@ impl Default for BlurConfig {
     }
 }
 
-/// Blockiness detector: the share of block-edge steps on the 8x8 grid, against the stream's
-/// normal share (blocking) and against one half (corruption).
+/// Blockiness detector: block-edge steps on the 8x8 grid against the stream's normal, and
+/// decoder errors.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlockinessConfig {
@@ -453,10 +458,8 @@ pub struct BlockinessConfig {
     pub min_increase: f64,
     /// Rise below which blocking ends (hysteresis).
     pub clear_increase: f64,
-    /// Grid share (0-1) at or below which the picture is broken up (corruption).
-    pub max_low_share: f64,
-    /// Grid share above which corruption ends (hysteresis).
-    pub clear_low_share: f64,
+    /// The rate of block edges on the grid must also reach this multiple of its normal.
+    pub min_rate_ratio: f64,
     /// Media seconds the per-frame share is smoothed over.
     pub smoothing: f64,
     /// Seconds after a decoder error during which the picture counts as damaged (0: decoder
@@ -478,8 +481,7 @@ impl Default for BlockinessConfig {
             enabled: true,
             min_increase: DEFAULT_BLOCKINESS_MIN_INCREASE,
             clear_increase: DEFAULT_BLOCKINESS_CLEAR_INCREASE,
-            max_low_share: DEFAULT_BLOCKINESS_MAX_LOW_SHARE,
-            clear_low_share: DEFAULT_BLOCKINESS_CLEAR_LOW_SHARE,
+            min_rate_ratio: DEFAULT_BLOCKINESS_MIN_RATE_RATIO,
             smoothing: DEFAULT_BLOCKINESS_SMOOTHING_SECS,
             damage_hold: DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
@@ -876,6 +878,16 @@ fn validate_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError>
         &format!("{key}.freeze.max_changed_ratio"),
         f.max_changed_ratio,
     )?;
+    unit_ratio(
+        &format!("{key}.freeze.clear_changed_ratio"),
+        f.clear_changed_ratio,
+    )?;
+    if f.clear_changed_ratio < f.max_changed_ratio {
+        return Err(invalid(
+            &format!("{key}.freeze.clear_changed_ratio"),
+            "must not be below freeze.max_changed_ratio (it is the upper hysteresis bound)",
+        ));
+    }
     timing(&format!("{key}.freeze"), f.timing())?;
     let s = &d.silence;
     if !(s.threshold_dbfs.is_finite() && (-200.0..=0.0).contains(&s.threshold_dbfs)) {
@@ -934,13 +946,7 @@ fn validate_video_detectors(d: &DetectorsConfig, key: &str) -> Result<(), Config
         0.0,
         bl.min_increase,
     )?;
-    unit_ratio(&k("blockiness.max_low_share"), bl.max_low_share)?;
-    in_range(
-        "blockiness.clear_low_share",
-        bl.clear_low_share,
-        bl.max_low_share,
-        1.0,
-    )?;
+    in_range("blockiness.min_rate_ratio", bl.min_rate_ratio, 0.0, 100.0)?;
     in_range("blockiness.smoothing", bl.smoothing, 0.0, 60.0)?;
     in_range("blockiness.damage_hold", bl.damage_hold, 0.0, 60.0)?;
     positive(&k("blockiness.baseline_window"), bl.baseline_window)?;

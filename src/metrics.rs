@@ -239,7 +239,7 @@ impl Metrics {
                 "streamwatch_video_blockiness_ratio",
                 "Share of block-edge shaped luma steps that lie on the 8x8 coding grid, smoothed \
                  (the blockiness detector's statistic): about 0.5 without block structure, \
-                 towards 1 for macroblocking, below 0.5 for corruption.",
+                 towards 1 for macroblocking.",
                 &["stream"],
             ),
             quiet_rows: float_gauge_vec(

@@ -94,15 +94,21 @@ impl FrameStats {
     }
     /// Of the block-edge shaped steps found on the 8x8 grid and at the control positions
     /// inside blocks (per position tested), the share on the grid: about 0.5 when the picture
-    /// has no block structure, towards 1 when block edges dominate (macroblocking), below 0.5
-    /// when the picture is broken up off the grid (bitstream corruption). None when the frame
-    /// has too few such steps to tell (a flat picture).
+    /// has no block structure (lower for some coded noise), towards 1 when block edges dominate
+    /// (macroblocking). None when the frame has too few such steps to tell (a flat picture).
     pub fn blockiness(&self) -> Option<f64> {
         let (grid, control) = block_test_points(self.width, self.height);
         let on_grid = ratio(self.block_hits, grid);
         let inside = ratio(self.block_control, control);
         // At least one step-shaped edge per 1000 positions tested on average.
         (on_grid + inside >= 0.002).then(|| on_grid / (on_grid + inside))
+    }
+    /// Block-edge shaped steps per position tested on the 8x8 grid.
+    pub fn block_grid_rate(&self) -> f64 {
+        ratio(
+            self.block_hits,
+            block_test_points(self.width, self.height).0,
+        )
     }
     /// Share of the frame inside the dark bars at its edges.
     pub fn active_area_ratio(&self) -> f64 {
@@ -192,7 +198,7 @@ pub struct StatsCsv {
 impl StatsCsv {
     pub const HEADER: &'static str = "stream,pts,width,height,luma_mean,luma_stddev,dark_ratio,\
 changed_ratio,detail,edges_across_ratio,edges_down_ratio,quiet_rows_ratio,blockiness,block_hits,block_control,\
-active_area_ratio";
+active_area_ratio,bar_top,bar_bottom,bar_left,bar_right";
 
     pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -215,7 +221,7 @@ active_area_ratio";
         };
         if let Err(e) = writeln!(
             out,
-            "{stream},{pts:.4},{},{},{:.3},{:.3},{:.5},{changed},{:.4},{:.6},{:.6},{:.4},{:.5},{},{},{:.5}",
+            "{stream},{pts:.4},{},{},{:.3},{:.3},{:.5},{changed},{:.4},{:.6},{:.6},{:.4},{:.5},{},{},{:.5},{},{},{},{}",
             s.width,
             s.height,
             s.luma_mean(),
@@ -228,7 +234,11 @@ active_area_ratio";
             s.blockiness().unwrap_or(f64::NAN),
             s.block_hits,
             s.block_control,
-            s.active_area_ratio()
+            s.active_area_ratio(),
+            s.bars.top,
+            s.bars.bottom,
+            s.bars.left,
+            s.bars.right
         ) {
             tracing::warn!(error = %e, "cannot write frame statistics");
         }
