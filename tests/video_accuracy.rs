@@ -10,13 +10,15 @@
 //!   both within ±0.25 s of the window's (±0.5 s for blockiness and blur); each window is
 //!   matched by at most one event;
 //! - *found* / *missed*: injected windows with / without a matching event;
-//! - *co-detection*: an unmatched event that overlaps a window of ANOTHER detector (e.g. stutter
-//!   or freeze during bitstream corruption): reported, not counted as false;
+//! - *co-detection*: an unmatched event that lies within a window of ANOTHER detector, widened
+//!   by 0.5 s each side (e.g. stutter or freeze during bitstream corruption): reported, not
+//!   counted as false. An event that runs on into clean content (e.g. from a window to the
+//!   end of the clip) is not a co-detection: it flags clean frames, so it is false;
 //! - *false*: any other unmatched event, including one that overlaps its own detector's window
-//!   with the wrong timing (a split or late event), which is shown as "mistimed" in the
-//!   per-clip listing.
+//!   (widened by that detector's tolerance) with the wrong timing (a split, late or
+//!   overlong event), which is shown as "mistimed" in the per-clip listing.
 //!
-//! Overlap uses the window widened by its detector's tolerance. `VIDEO_ACCURACY_JOBS` sets how
+//! `VIDEO_ACCURACY_JOBS` sets how
 //! many clips are generated and scanned at once (default 2, the CI machine's cores).
 
 mod support;
@@ -157,6 +159,9 @@ struct Scored {
     window_found: Vec<bool>,
 }
 
+/// How far (seconds) a co-detection may reach beyond the other detector's window.
+const CO_DETECTION_MARGIN: f64 = 0.5;
+
 /// Detectors whose verdict masks freeze (a slate or a black screen is static, and is reported
 /// as what it is, not as a freeze).
 const MASKS_FREEZE: [&str; 3] = ["black", "flat", "colorbars"];
@@ -172,6 +177,9 @@ fn score(truth: &[(&str, f64, f64)], events: &[Event], precedence: bool) -> Scor
     let overlaps = |(d, a, b): &(&str, f64, f64), s: f64, e: f64| {
         let tol = tolerance(d);
         s < b + tol && e > a - tol
+    };
+    let within = |(_, a, b): &(&str, f64, f64), s: f64, e: f64| {
+        s >= a - CO_DETECTION_MARGIN && e <= b + CO_DETECTION_MARGIN
     };
     for &(det, a, b) in truth {
         let tol = tolerance(det);
@@ -202,7 +210,7 @@ fn score(truth: &[(&str, f64, f64)], events: &[Event], precedence: bool) -> Scor
         }
         let sc = scores.entry(d.clone()).or_default();
         let own = truth.iter().any(|t| t.0 == d && overlaps(t, *s, *e));
-        let other = truth.iter().find(|t| t.0 != d && overlaps(t, *s, *e));
+        let other = truth.iter().find(|t| t.0 != d && within(t, *s, *e));
         let (verdict, what) = match (own, other) {
             (true, _) => (Verdict::Mistimed, "FALSE (mistimed)".to_owned()),
             (false, Some((od, oa, ob))) => {
@@ -454,13 +462,14 @@ fn render(results: &[ClipResult], totals: &BTreeMap<String, Score>, ff: &[Score;
         out,
         "Legend: found = start and end within ±0.25 s of an injected window of the same detector \
          (±0.5 s for blockiness and blur); missed = injected window with no such event; \
-         false = event matching no window of its detector and overlapping no window of another \
-         detector (a mistimed event on its own window counts as false); co-det = event of a \
-         detector overlapping another detector's window (e.g. stutter during bitstream \
-         corruption, ffmpeg freeze on a black or slate window): reported, not false, and \
-         flagged in the per-clip listing where precedence should have masked it (freeze on \
-         black, flat or colorbars). Overlap uses windows widened by the tolerance. ffmpeg: \
-         blackdetect=d=0.5:pix_th=0.10 and freezedetect=n=-60dB:d=1 on the same clips."
+         false = event matching no window of its detector and not a co-det (a mistimed \
+         event on its own window counts as false); co-det = event of a detector lying \
+         within another detector's window ±0.5 s (e.g. stutter during bitstream corruption, \
+         ffmpeg freeze on a black or slate window): reported, not false, \
+         and flagged in the per-clip listing where precedence should have masked it (freeze \
+         on black, flat or colorbars); an event running on past that margin into clean \
+         content is false. ffmpeg: blackdetect=d=0.5:pix_th=0.10 and \
+         freezedetect=n=-60dB:d=1 on the same clips."
     );
     out
 }
@@ -523,7 +532,8 @@ fn scoring_follows_the_documented_rules() {
     let events = [
         ev("black", 3.2, 5.8),       // within ±0.25: found
         ev("blockiness", 9.4, 12.4), // within ±0.5: found
-        ev("stutter", 9.5, 11.0),    // another detector's window: co-detection
+        ev("stutter", 9.5, 11.0),    // within another detector's window: co-detection
+        ev("flat", 11.0, 16.0),      // from that window into clean content: false
         ev("freeze", 13.0, 14.0),    // outside every window: false
         ev("black", 3.0, 4.0),       // own window, already matched: false (mistimed)
     ];
@@ -536,6 +546,7 @@ fn scoring_follows_the_documented_rules() {
         (1, 0)
     );
     assert_eq!(s["freeze"].false_events, 1);
+    assert_eq!((s["flat"].co_detections, s["flat"].false_events), (0, 1));
     assert!(scored.lines.iter().any(|(v, _)| *v == Verdict::Mistimed));
     assert_eq!(scored.window_found, [true, true]);
     let scored = score(&truth, &[ev("black", 3.3, 6.0)], true);
