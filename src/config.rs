@@ -65,7 +65,7 @@ pub const DEFAULT_BLOCKINESS_MIN_RATE_RATIO: f64 = 1.4;
 /// Blockiness: media seconds the per-frame share is smoothed over.
 pub const DEFAULT_BLOCKINESS_SMOOTHING_SECS: f64 = 0.3;
 /// Blockiness: seconds after a decoder error during which the picture counts as damaged.
-pub const DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS: f64 = 0.2;
+pub const DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS: f64 = 0.4;
 /// Blockiness: seconds without blocking needed to end it (longer than the smoothing).
 pub const DEFAULT_BLOCKINESS_CLEAR_DURATION_SECS: f64 = 0.5;
 /// Blockiness reacts faster than the picture-loss detectors: corruption often lasts until the

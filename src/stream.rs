@@ -77,6 +77,9 @@ pub struct InfoEvent {
     pub detail: String,
 }
 
+/// Frames between the decoder and the appsink whose decode-time error count is kept.
+const DECODE_MARKS: usize = 256;
+
 /// Informational events kept per stream for the API.
 const RECENT_INFO_EVENTS: usize = 20;
 
@@ -265,6 +268,10 @@ pub struct Stream {
     decode_errors: AtomicU64,
     /// Decoder errors already credited to an analysed frame.
     errors_seen: AtomicU64,
+    /// (PTS in ns, decoder error count) of each frame as it left the decoder, oldest first:
+    /// the count when the frame reaches the appsink may already include errors of later
+    /// frames that the decoder has run ahead to.
+    decode_marks: Mutex<VecDeque<(u64, u64)>>,
     restarts: AtomicU64,
     /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits for
     /// the two to meet before it reports.
@@ -339,6 +346,7 @@ impl Stream {
             dropped: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             errors_seen: AtomicU64::new(0),
+            decode_marks: Mutex::new(VecDeque::new()),
             restarts: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
@@ -782,6 +790,28 @@ impl Stream {
             .with_label_values(&[&self.id])
             .inc();
         self.decode_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notes the error count as a frame leaves the decoder (called from its streaming thread).
+    pub fn mark_decoded(&self, pts_ns: u64) {
+        let mut marks = lock(&self.decode_marks);
+        if marks.len() >= DECODE_MARKS {
+            marks.pop_front();
+        }
+        marks.push_back((pts_ns, self.decode_errors()));
+    }
+
+    /// The error count when the frame with this PTS left the decoder (the current count when
+    /// it was not marked).
+    pub fn decode_errors_at(&self, pts_ns: u64) -> u64 {
+        let mut marks = lock(&self.decode_marks);
+        while let Some(&(pts, count)) = marks.front() {
+            marks.pop_front();
+            if pts == pts_ns {
+                return count;
+            }
+        }
+        self.decode_errors()
     }
 
     /// Decoder errors and concealment warnings so far.

@@ -214,7 +214,8 @@ mod tests {
             .collect();
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert!((ended[0].0 - 8.0).abs() < 0.05, "{ended:?}");
-        assert!((ended[0].1 - 12.0).abs() < 0.3, "{ended:?}");
+        // The end waits out damage_hold after the last reported error.
+        assert!((ended[0].1 - 12.0).abs() < 0.45, "{ended:?}");
     }
 
     #[test]

@@ -97,7 +97,7 @@ fn on_video_sample(
         decoded_at,
     )
     .ok_or(gst::FlowError::Error)?;
-    video.decode_errors = stream.decode_errors();
+    video.decode_errors = stream.decode_errors_at(pts.nseconds());
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
 }

@@ -64,6 +64,15 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
     {
         element.set_property_from_str("thread-type", "slice");
     }
+    if let Some(src) = element.static_pad("src") {
+        let stream = stream.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                stream.mark_decoded(pts.nseconds());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     let Some(pad) = element.static_pad("sink") else {
         return;
     };

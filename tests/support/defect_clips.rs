@@ -39,7 +39,9 @@
 //! - blue screen: the whole picture filled with pure blue (0x0000FF).
 //! - letterbox: black bars of 12.5% of the height at top and bottom (2.39:1 in 16:9);
 //!   pillarbox: black bars of 12.5% of the width left and right (4:3 in 16:9). Both are the
-//!   `letterbox` detector; the clip starts without bars (the detector's baseline).
+//!   `letterbox` detector; the clip starts without bars (the detector's baseline). The second
+//!   bar is placed at `ih-h`/`iw-w` with a rounded-up size: `iw-iw*0.125` rounds down and left
+//!   the last column (or row) of picture at widths like 426.
 //! - stutter, repeated: in the window only every third frame is kept and shown three times
 //!   (timestamps stay regular; YDIF is ~0 on two frames out of three);
 //!   stutter, dropped: in the window two frames of three are dropped and the clip is written
@@ -232,9 +234,12 @@ impl DefectClip {
                 format!("testsrc2=size={w}x{h}:rate={f},format=yuv420p,lutyuv=y=22+(val-16)*0.28")
             }
             // One rendered frame looped (rendering every frame would be slow and identical).
+            // Timestamps are set in a 1/fps time base: `setpts=N/{f}/TB` in the loop's finer
+            // one rounded some frames onto their neighbours, and with passthrough timing
+            // that left duplicated and missing frames (a stutter the clip did not mean).
             Scene::MostlyStatic => format!(
                 "mandelbrot=size={w}x{h}:rate={f}:maxiter=200,trim=end_frame=1,\
-                 loop=loop=-1:size=1,setpts=N/{f}/TB,format=yuv420p[still];\
+                 loop=loop=-1:size=1,settb=1/{f},setpts=N,format=yuv420p[still];\
                  color=c=white:size={bw}x{bh}:rate={f}[box];\
                  [still][box]overlay=x='mod(t*{speed},main_w-overlay_w)':y='main_h*0.8'",
                 bw = (w / 20).max(8),
@@ -303,14 +308,14 @@ impl DefectClip {
             let e = en(win);
             g.push_str(&format!(
                 ",drawbox=x=0:y=0:w=iw:h=ih*0.125:color=black:t=fill:{e}\
-                 ,drawbox=x=0:y=ih-ih*0.125:w=iw:h=ih*0.125:color=black:t=fill:{e}"
+                 ,drawbox=x=0:y=ih-h:w=iw:h=ceil(ih*0.125):color=black:t=fill:{e}"
             ));
         }
         for win in self.windows_of(&[Defect::Pillarbox]) {
             let e = en(win);
             g.push_str(&format!(
                 ",drawbox=x=0:y=0:w=iw*0.125:h=ih:color=black:t=fill:{e}\
-                 ,drawbox=x=iw-iw*0.125:y=0:w=iw*0.125:h=ih:color=black:t=fill:{e}"
+                 ,drawbox=x=iw-w:y=0:w=ceil(iw*0.125):h=ih:color=black:t=fill:{e}"
             ));
         }
         g
