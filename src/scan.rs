@@ -42,6 +42,9 @@ pub struct ScanReport {
     /// Wall seconds the scan took.
     pub elapsed: f64,
     pub events: Vec<DefectEvent>,
+    /// Loudness and A/V sync figures of the audio track, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<crate::audio::AudioSummary>,
     /// Set when the source failed after some frames were analysed (partial report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -122,6 +125,8 @@ pub fn scan(
     }
     let _ = running.pipeline.set_state(gst::State::Null);
     let media = stream.last_video_media_time().unwrap_or(0.0);
+    // Read before end_session, which starts the detectors afresh.
+    let audio = stream.audio_summary();
     stream.close();
     stream.end_session(StreamState::Stopped, None);
     drop(running);
@@ -144,6 +149,7 @@ pub fn scan(
         backend: description,
         elapsed: began.elapsed().as_secs_f64(),
         events: stream.events(),
+        audio,
         error: failure,
     })
 }

@@ -21,16 +21,35 @@ pub enum DetectorKind {
     Black,
     Freeze,
     Silence,
+    Loudness,
+    Clipping,
+    Channel,
+    AudioLoss,
+    AvSync,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 3] = [Self::Black, Self::Freeze, Self::Silence];
+    pub const ALL: [DetectorKind; 8] = [
+        Self::Black,
+        Self::Freeze,
+        Self::Silence,
+        Self::Loudness,
+        Self::Clipping,
+        Self::Channel,
+        Self::AudioLoss,
+        Self::AvSync,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Black => "black",
             Self::Freeze => "freeze",
             Self::Silence => "silence",
+            Self::Loudness => "loudness",
+            Self::Clipping => "clipping",
+            Self::Channel => "channel",
+            Self::AudioLoss => "audio_loss",
+            Self::AvSync => "av_sync",
         }
     }
 }
