@@ -58,6 +58,9 @@ pub const DEFAULT_CHANNEL_SIMILARITY_DB: f64 = -40.0;
 /// Seconds of missing audio (while video goes on), or of a forward timestamp jump, that make a
 /// loss.
 pub const DEFAULT_AUDIO_LOSS_MIN_GAP_SECS: f64 = 0.5;
+/// Wall seconds without an audio buffer, while video frames arrive, before audio counts as
+/// gone; longer than the audio queue of the pipeline (1 s), which can hold audio back.
+pub const DEFAULT_AUDIO_LOSS_TIMEOUT_SECS: f64 = 2.0;
 /// Largest tolerated |audio - video| offset, seconds.
 pub const DEFAULT_AV_SYNC_MAX_OFFSET_SECS: f64 = 0.1;
 
@@ -422,6 +425,9 @@ pub struct AudioLossConfig {
     pub enabled: bool,
     /// Seconds of media time without audio (or of a timestamp jump) that make a loss.
     pub min_gap: f64,
+    /// Wall seconds without an audio buffer, while video frames keep arriving, after which a
+    /// loss is reported before audio returns (it is back-dated to where audio stopped).
+    pub timeout: f64,
 }
 
 impl Default for AudioLossConfig {
@@ -429,6 +435,7 @@ impl Default for AudioLossConfig {
         Self {
             enabled: true,
             min_gap: DEFAULT_AUDIO_LOSS_MIN_GAP_SECS,
+            timeout: DEFAULT_AUDIO_LOSS_TIMEOUT_SECS,
         }
     }
 }
@@ -817,6 +824,7 @@ fn validate_audio_detectors(d: &DetectorsConfig, key: &str) -> Result<(), Config
             0.0,
         ),
         ("audio_loss.min_gap", d.audio_loss.min_gap, 0.01, 3600.0),
+        ("audio_loss.timeout", d.audio_loss.timeout, 0.01, 3600.0),
         ("av_sync.max_offset", d.av_sync.max_offset, 0.0, 10.0),
     ] {
         if !(v.is_finite() && (lo..=hi).contains(&v)) {

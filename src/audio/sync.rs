@@ -22,6 +22,8 @@ const QUIET_BEFORE_BEEP: f64 = 0.3;
 const BEEP_RISE: f64 = 0.01;
 /// A flash and a beep further apart than this are not a pair (the signal repeats every second).
 const MAX_PAIRING: f64 = 0.5;
+/// Unpaired flashes or beeps kept: a minute of the signal.
+const PENDING: usize = 60;
 /// Received-offset smoothing (exponential moving average weight of a new value).
 const SMOOTHING: f64 = 0.05;
 /// Content offsets kept for the `scan` report.
@@ -167,15 +169,18 @@ impl AvSyncDetector {
             let bad = offset.abs() > self.config.max_offset;
             out.extend(self.tracker.update(at, bad, offset).map(|t| (t, None)));
         }
-        // Beeps long before every pending flash have lost their partner.
+        // Beeps long before every pending flash have lost their partner. Others wait: audio
+        // may be decoded seconds ahead of the video the engine has analysed.
         let oldest_flash = self.flashes.front().map(|f| f.media);
         while let Some(&b) = self.beeps.front() {
-            let newest = self.beeps.back().copied().unwrap_or(b);
-            if oldest_flash.is_some_and(|f| b < f - MAX_PAIRING) || newest - b > 2.0 {
+            if oldest_flash.is_some_and(|f| b < f - MAX_PAIRING) || self.beeps.len() > PENDING {
                 self.beeps.pop_front();
             } else {
                 break;
             }
+        }
+        while self.flashes.len() > PENDING {
+            self.flashes.pop_front();
         }
     }
 
@@ -199,9 +204,16 @@ mod tests {
         let rate = 48_000usize;
         let n = 960;
         let mut next_audio = 0usize;
-        for frame in 0..250 {
-            let tv = frame as f64 / 25.0;
-            while (next_audio * n) as f64 / rate as f64 <= tv + audio_lead {
+        // Past the last frame, the rest of the audio (10 s in all) comes in.
+        for frame in 0..251 {
+            let tv = if frame < 250 {
+                frame as f64 / 25.0
+            } else {
+                10.0
+            };
+            while (next_audio * n) as f64 / rate as f64 <= (tv + audio_lead).min(10.0)
+                || (frame == 250 && next_audio * n < 10 * rate)
+            {
                 let t0 = (next_audio * n) as f64 / rate as f64;
                 let samples = (0..n)
                     .map(|i| {
@@ -223,8 +235,10 @@ mod tests {
                 d.on_audio(Sample::at(t0), &buf, &mut out);
                 next_audio += 1;
             }
-            let luma = if frame % 25 == 0 { 235.0 } else { 40.0 };
-            d.on_luma(Sample::at(tv), luma, &mut out);
+            if frame < 250 {
+                let luma = if frame % 25 == 0 { 235.0 } else { 40.0 };
+                d.on_luma(Sample::at(tv), luma, &mut out);
+            }
         }
         d.finish(Sample::at(10.0), &mut out);
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
@@ -234,7 +248,7 @@ mod tests {
     #[test]
     fn offsets_are_measured_whichever_track_comes_first() {
         for offset in [0.0, 0.08, 0.2, -0.2] {
-            for lead in [0.0, 0.6, -0.3] {
+            for lead in [0.0, 0.6, 3.5, -0.3, -2.5] {
                 let (d, _) = run(offset, lead);
                 let got = d.measured_offsets();
                 // The first flash (t = 0) is no edge: luma has no previous frame.
