@@ -21,6 +21,9 @@ use crate::stats::StatParams;
 /// taken to be audio-only.
 const AUDIO_ONLY_AFTER: Duration = Duration::from_secs(2);
 
+/// Audio buffers held while waiting for media time zero (about 4 s of AAC frames).
+const EARLY_AUDIO_BUFFERS: usize = 200;
+
 /// Ended events kept per stream for `/api/streams`.
 const RECENT_EVENTS: usize = 50;
 
@@ -237,6 +240,9 @@ pub struct Stream {
     pub slot_reset_pending: AtomicBool,
     video: Mutex<VideoDetectors>,
     audio: Mutex<AudioDetectors>,
+    /// Audio that came before media time zero was known (PTS = running time), analysed once it
+    /// is: loudness integrates the whole programme, as other meters do.
+    early_audio: Mutex<Vec<AudioBuffer>>,
     status: Mutex<Status>,
     /// Every ended event, kept only by `scan`.
     all_events: Option<Mutex<Vec<DefectEvent>>>,
@@ -297,6 +303,7 @@ impl Stream {
             slot_reset_pending: AtomicBool::new(false),
             video: Mutex::new(VideoDetectors::new(&config.detectors)),
             audio: Mutex::new(AudioDetectors::new(&config.detectors)),
+            early_audio: Mutex::new(Vec::new()),
             status: Mutex::new(Status {
                 state: StreamState::Starting,
                 reason: None,
@@ -356,7 +363,27 @@ impl Stream {
         self.wake.notify();
     }
 
+    /// Keeps an audio buffer that came before media time zero (its PTS is the running time).
+    pub fn hold_audio(&self, buffer: AudioBuffer) {
+        let mut early = lock(&self.early_audio);
+        if early.len() < EARLY_AUDIO_BUFFERS {
+            early.push(buffer);
+        }
+    }
+
     pub fn push_audio(&self, session: u64, buffer: &AudioBuffer) {
+        let early = std::mem::take(&mut *lock(&self.early_audio));
+        if !early.is_empty() {
+            let base = lock(&self.session).base.unwrap_or_default();
+            for mut held in early {
+                held.pts = held.pts.saturating_sub(base);
+                self.analyse_audio(session, &held);
+            }
+        }
+        self.analyse_audio(session, buffer);
+    }
+
+    fn analyse_audio(&self, session: u64, buffer: &AudioBuffer) {
         let at = Sample {
             media: buffer.pts.as_secs_f64(),
             wall: SystemTime::now(),
@@ -666,6 +693,7 @@ impl Stream {
         s.last_video = None;
         s.last_audio = None;
         s.started = Instant::now();
+        lock(&self.early_audio).clear();
         *lock(&self.last_frame_at) = None;
         let mut st = lock(&self.status);
         if st.state != StreamState::Down {

@@ -41,6 +41,8 @@ pub struct LoudnessDetector {
     reading: Reading,
     integrated_at: f64,
     max_true_peak: Option<f64>,
+    max_momentary: Option<f64>,
+    max_short_term: Option<f64>,
 }
 
 impl std::fmt::Debug for LoudnessDetector {
@@ -76,6 +78,8 @@ impl LoudnessDetector {
             reading: Reading::default(),
             integrated_at: f64::NEG_INFINITY,
             max_true_peak: None,
+            max_momentary: None,
+            max_short_term: None,
         }
     }
 
@@ -94,13 +98,27 @@ impl LoudnessDetector {
         self.max_true_peak
     }
 
+    /// Highest momentary and short-term loudness seen, LUFS.
+    pub fn max_momentary(&self) -> Option<f64> {
+        self.max_momentary
+    }
+
+    pub fn max_short_term(&self) -> Option<f64> {
+        self.max_short_term
+    }
+
+    /// Loudness range (EBU Tech 3342) of everything seen so far, LU.
+    pub fn range(&self) -> Option<f64> {
+        self.meter.as_ref().and_then(|m| finite(m.loudness_range()))
+    }
+
     pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Tagged>) {
         if !self.config.enabled || buffer.samples.is_empty() {
             return;
         }
         let format = (buffer.channels.max(1), buffer.rate);
         if self.meter.is_none() || self.format != format {
-            let mode = Mode::M | Mode::S | Mode::I | Mode::TRUE_PEAK | Mode::HISTOGRAM;
+            let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::HISTOGRAM;
             match EbuR128::new(format.0, format.1, mode) {
                 Ok(m) => self.meter = Some(m),
                 Err(e) => {
@@ -148,6 +166,12 @@ impl LoudnessDetector {
         if let Some(p) = buffer_peak {
             self.max_true_peak = Some(self.max_true_peak.map_or(p, |m| m.max(p)));
         }
+        let max = |m: Option<f64>, v: Option<f64>| match (m, v) {
+            (Some(m), Some(v)) => Some(m.max(v)),
+            (m, v) => m.or(v),
+        };
+        self.max_momentary = max(self.max_momentary, momentary);
+        self.max_short_term = max(self.max_short_term, short_term);
         self.reading.momentary = momentary;
         self.reading.short_term = short_term;
         self.reading.true_peak = buffer_peak;

@@ -40,6 +40,11 @@ pub struct AudioSummary {
     pub integrated_lufs: Option<f64>,
     /// Highest true peak, dBTP.
     pub true_peak_dbtp: Option<f64>,
+    /// Loudness range (EBU Tech 3342), LU.
+    pub loudness_range_lu: Option<f64>,
+    /// Highest momentary (400 ms) and short-term (3 s) loudness, LUFS.
+    pub max_momentary_lufs: Option<f64>,
+    pub max_short_term_lufs: Option<f64>,
     /// A/V offsets measured from the sync test signal, one per flash/beep pair, seconds
     /// (positive: audio late).
     pub av_offsets: Vec<f64>,
@@ -119,6 +124,9 @@ impl AudioDetectors {
             rate: self.format.1,
             integrated_lufs: self.loudness.integrated().map(round2),
             true_peak_dbtp: self.loudness.max_true_peak().map(round2),
+            loudness_range_lu: self.loudness.range().map(round2),
+            max_momentary_lufs: self.loudness.max_momentary().map(round2),
+            max_short_term_lufs: self.loudness.max_short_term().map(round2),
             av_offsets: self
                 .sync
                 .measured_offsets()

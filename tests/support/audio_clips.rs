@@ -142,13 +142,15 @@ fn fnv1a(s: &str) -> u64 {
     h
 }
 
-/// Runs ffmpeg with `filter` on the clip's audio; returns its log (stderr).
-fn ffmpeg_filter_log(path: &std::path::Path, filter: &str) -> String {
+/// Runs ffmpeg with `filter` on the clip's audio; returns its log (stderr) at `level`.
+fn ffmpeg_filter_log(path: &std::path::Path, filter: &str, level: &str) -> String {
     let path = path.to_str().expect("utf-8 path");
     let args = [
         "-nostdin",
         "-hide_banner",
         "-nostats",
+        "-v",
+        level,
         "-i",
         path,
         "-vn",
@@ -164,9 +166,46 @@ fn ffmpeg_filter_log(path: &std::path::Path, filter: &str) -> String {
     }
 }
 
-/// ffmpeg's `ebur128=peak=true` summary: (integrated LUFS, true peak dBFS).
-pub fn ffmpeg_ebur128(path: &std::path::Path) -> (f64, f64) {
-    let log = ffmpeg_filter_log(path, "ebur128=peak=true");
+/// What ffmpeg's `ebur128` filter measured on a clip.
+#[derive(Debug, Clone, Copy)]
+pub struct Ebur128 {
+    /// Integrated loudness, LUFS (to 0.001 LU).
+    pub integrated: f64,
+    /// Loudness range, LU.
+    pub range: f64,
+    /// True peak, dBFS (ffmpeg's name for dBTP here).
+    pub true_peak: f64,
+    /// Highest momentary and short-term loudness of its 100 ms frame log.
+    pub max_momentary: f64,
+    pub max_short_term: f64,
+}
+
+/// ffmpeg's `ebur128=peak=true` summary and the maxima of its frame log.
+pub fn ffmpeg_ebur128(path: &std::path::Path) -> Ebur128 {
+    // The metadata gives the integrated loudness to 0.001 LU (the summary rounds to 0.1).
+    let log = ffmpeg_filter_log(
+        path,
+        "ebur128=peak=true:framelog=verbose:metadata=1,ametadata=print:key=lavfi.r128.I",
+        "verbose",
+    );
+    let precise_i = log
+        .lines()
+        .filter_map(|l| l.split("lavfi.r128.I=").nth(1))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next_back();
+    let (mut max_m, mut max_s) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for line in log.lines().filter(|l| l.contains("TARGET:")) {
+        let after = |key: &str| {
+            line.split(key)
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let (Some(m), Some(s)) = (after(" M:"), after(" S:")) {
+            max_m = max_m.max(m);
+            max_s = max_s.max(s);
+        }
+    }
     let summary = log.rsplit("Summary:").next().unwrap_or("");
     let field = |name: &str| -> f64 {
         summary
@@ -176,7 +215,13 @@ pub fn ffmpeg_ebur128(path: &std::path::Path) -> (f64, f64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no {name} in ffmpeg ebur128 summary: {summary}"))
     };
-    (field("I:"), field("Peak:"))
+    Ebur128 {
+        integrated: precise_i.unwrap_or_else(|| field("I:")),
+        range: field("LRA:"),
+        true_peak: field("Peak:"),
+        max_momentary: max_m,
+        max_short_term: max_s,
+    }
 }
 
 /// ffmpeg's `silencedetect` (threshold dB, minimum duration s; per channel when `mono`):
@@ -191,7 +236,7 @@ pub fn ffmpeg_silencedetect(
         "silencedetect=n={noise_db}dB:d={duration}:mono={}",
         u8::from(mono)
     );
-    let log = ffmpeg_filter_log(path, &filter);
+    let log = ffmpeg_filter_log(path, &filter, "info");
     let mut open: Vec<(Option<u32>, f64)> = Vec::new();
     let mut out = Vec::new();
     for line in log.lines().filter(|l| l.contains("silencedetect")) {
