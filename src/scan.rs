@@ -169,9 +169,13 @@ impl ScanReport {
             s.push_str("no defects\n");
         }
         for e in &self.events {
+            let detector = match e.channel {
+                Some(ch) => format!("{}[{ch}]", e.detector),
+                None => e.detector.to_string(),
+            };
             s.push_str(&format!(
                 "{:<8} {:>9.3} - {:>9.3} s  ({:.3} s)\n",
-                e.detector.as_str(),
+                detector,
                 e.start,
                 e.end.unwrap_or(e.start),
                 e.duration.unwrap_or(0.0)

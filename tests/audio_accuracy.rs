@@ -407,3 +407,51 @@ fn live_run_exports_loudness_and_av_offset_gauges() {
     assert!(metrics.contains("window=\"integrated\""));
     assert!(sw.terminate().success());
 }
+
+#[test]
+fn live_audio_loss_is_reported_while_audio_is_gone() {
+    let clip = AudioClip::eval(10.0, MUSIC, &format!(",aselect='1-{}'", window(4.0, 7.0))).path();
+    let sw = support::Streamwatch::start(
+        &format!(
+            "backend = \"cpu\"\n[[streams]]\nid = \"gap\"\nurl = \"file://{}\"\n",
+            clip.display()
+        ),
+        &[],
+    );
+    // Real-time pacing: the loss must be active before audio returns at 7 s of media time.
+    let active = support::wait_until(std::time::Duration::from_secs(20), || {
+        sw.metric_sum(
+            "streamwatch_defect_active",
+            &["stream=\"gap\"", "detector=\"audio_loss\""],
+        ) == 1.0
+    });
+    let during = sw.stream("gap");
+    let stream = sw.wait_stream(
+        "gap",
+        std::time::Duration::from_secs(20),
+        "an ended audio_loss event",
+        |s| {
+            support::events_of(s, "audio_loss")
+                .iter()
+                .any(|e| e["end"].is_number())
+        },
+    );
+    let event = support::events_of(&stream, "audio_loss")
+        .into_iter()
+        .find(|e| e["end"].is_number())
+        .cloned()
+        .expect("ended event");
+    let (start, end) = (
+        event["start"].as_f64().unwrap_or(f64::NAN),
+        event["end"].as_f64().unwrap_or(f64::NAN),
+    );
+    println!(
+        "\nlive audio_loss: active while gone: {active}, event {start:.3}-{end:.3} (truth 4-7)"
+    );
+    assert!(active, "audio_loss never active: {during:#}");
+    assert!(
+        (start - 4.0).abs() <= TOLERANCE && (end - 7.0).abs() <= TOLERANCE,
+        "{event:#}"
+    );
+    assert!(sw.terminate().success());
+}
