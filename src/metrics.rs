@@ -1,7 +1,10 @@
 //! Every metric streamwatch exports, in one place, on a registry of its own.
 //!
 //! Names follow `streamwatch_<what>_<unit>[_total]` with base units; labels are bounded
-//! (`stream`, `detector`); the URL appears only in `streamwatch_stream_info`.
+//! (`stream`, `detector`, `window`, `channel`); the URL appears only in `streamwatch_stream_info`.
+//! Per-channel audio defects (silence, true peak, missing channel) share their detector's
+//! `streamwatch_defect_*{stream,detector}` series (active while any channel is); the channel is
+//! in the event and in `streamwatch_audio_channel_level_dbfs{stream,channel}`.
 
 use prometheus::{
     CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec,
@@ -41,7 +44,15 @@ pub struct Metrics {
     pub fps: GaugeVec,
     pub decode_errors: IntCounterVec,
     pub format_changes: IntCounterVec,
+    pub audio_channel_level: GaugeVec,
+    pub loudness: GaugeVec,
+    pub true_peak: GaugeVec,
+    pub av_offset: GaugeVec,
+    pub av_measured_offset: GaugeVec,
 }
+
+/// Values of the `window` label of `streamwatch_audio_loudness_lufs`.
+pub const LOUDNESS_WINDOWS: [&str; 3] = ["momentary", "short_term", "integrated"];
 
 /// Registers a collector and hands back a handle to it. Definitions are constants, so a
 /// failure here is a programming error caught by the unit tests, not a runtime condition.
@@ -273,6 +284,36 @@ impl Metrics {
                 "Changes of picture size mid-stream.",
                 &["stream"],
             ),
+            audio_channel_level: float_gauge_vec(
+                &r,
+                "streamwatch_audio_channel_level_dbfs",
+                "RMS level of the latest audio buffer per channel (0-based), in dBFS.",
+                &["stream", "channel"],
+            ),
+            loudness: float_gauge_vec(
+                &r,
+                "streamwatch_audio_loudness_lufs",
+                "EBU R128 loudness: momentary (400 ms), short-term (3 s) and integrated (since the pipeline started), in LUFS.",
+                &["stream", "window"],
+            ),
+            true_peak: float_gauge_vec(
+                &r,
+                "streamwatch_audio_true_peak_dbtp",
+                "Highest true peak over all channels of the latest audio buffer, in dBTP.",
+                &["stream"],
+            ),
+            av_offset: float_gauge_vec(
+                &r,
+                "streamwatch_av_offset_seconds",
+                "Audio minus video delay between timestamp and arrival at the sink, smoothed; positive when audio is late.",
+                &["stream"],
+            ),
+            av_measured_offset: float_gauge_vec(
+                &r,
+                "streamwatch_av_measured_offset_seconds",
+                "A/V offset measured from the latest flash/beep pair of a sync test signal; positive when audio is late.",
+                &["stream"],
+            ),
             registry: r,
         }
     }
@@ -320,8 +361,21 @@ impl Metrics {
             &self.quiet_rows,
             &self.active_area,
             &self.fps,
+            &self.true_peak,
+            &self.av_offset,
+            &self.av_measured_offset,
         ] {
             let _ = vec.remove_label_values(&[stream]);
+        }
+        for window in LOUDNESS_WINDOWS {
+            let _ = self.loudness.remove_label_values(&[stream, window]);
+        }
+        // Channel label values are 0-based channel numbers; 64 is the most GStreamer carries.
+        for ch in 0..64 {
+            let ch = ch.to_string();
+            let _ = self
+                .audio_channel_level
+                .remove_label_values(&[stream, ch.as_str()]);
         }
         for d in DetectorKind::ALL {
             let _ = self

@@ -51,6 +51,9 @@ pub struct ScanReport {
     pub info: Vec<InfoEvent>,
     /// Decoder errors and concealment warnings.
     pub decode_errors: u64,
+    /// Loudness and A/V sync figures of the audio track, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<crate::audio::AudioSummary>,
     /// Set when the source failed after some frames were analysed (partial report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -151,6 +154,8 @@ pub fn scan(
     }
     let _ = running.pipeline.set_state(gst::State::Null);
     let media = stream.last_video_media_time().unwrap_or(0.0);
+    // Read before end_session, which starts the detectors afresh.
+    let audio = stream.audio_summary();
     stream.close();
     stream.end_session(StreamState::Stopped, None);
     drop(running);
@@ -183,6 +188,7 @@ pub fn scan(
         events: stream.events(),
         info: stream.info_events(),
         decode_errors: stream.decode_errors(),
+        audio,
         error: failure,
     })
 }
@@ -202,9 +208,13 @@ impl ScanReport {
             s.push_str("no defects\n");
         }
         for e in &self.events {
+            let detector = match e.channel {
+                Some(ch) => format!("{}[{ch}]", e.detector),
+                None => e.detector.to_string(),
+            };
             s.push_str(&format!(
                 "{:<10} {:>9.3} - {:>9.3} s  ({:.3} s)\n",
-                e.detector.as_str(),
+                detector,
                 e.start,
                 e.end.unwrap_or(e.start),
                 e.duration.unwrap_or(0.0)

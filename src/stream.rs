@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::audio::AudioDetectors;
+use crate::audio::{AudioDetectors, AudioSummary, Tagged};
 use crate::config::StreamConfig;
 use crate::detect::{DetectorKind, Sample, Transition, VideoDetectors};
 use crate::evidence::Evidence;
@@ -20,6 +20,9 @@ use crate::stats::StatParams;
 /// Audio waits this long for a first video frame to define media time zero before the stream is
 /// taken to be audio-only.
 const AUDIO_ONLY_AFTER: Duration = Duration::from_secs(2);
+
+/// Audio buffers held while waiting for media time zero (about 4 s of AAC frames).
+const EARLY_AUDIO_BUFFERS: usize = 200;
 
 /// Ended events kept per stream for `/api/streams`.
 const RECENT_EVENTS: usize = 50;
@@ -62,6 +65,9 @@ pub struct DefectEvent {
     /// Path of the evidence thumbnail on this server (`/api/events/{id}/evidence`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// The audio channel (0-based) of a per-channel defect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
 }
 
 /// Something worth knowing that is not a defect: the picture size changed mid-stream.
@@ -219,7 +225,8 @@ struct Status {
     height: u32,
     fps: f64,
     frame_pts: VecDeque<f64>,
-    active: BTreeMap<DetectorKind, DefectEvent>,
+    /// Keyed by detector and, for per-channel audio defects, channel.
+    active: BTreeMap<(DetectorKind, Option<u32>), DefectEvent>,
     recent: VecDeque<DefectEvent>,
 }
 
@@ -257,6 +264,9 @@ pub struct Stream {
     pub slot_reset_pending: AtomicBool,
     video: Mutex<VideoDetectors>,
     audio: Mutex<AudioDetectors>,
+    /// Audio that came before media time zero was known (PTS = running time), analysed once it
+    /// is: loudness integrates the whole programme, as other meters do.
+    early_audio: Mutex<Vec<AudioBuffer>>,
     status: Mutex<Status>,
     /// Every ended event, kept only by `scan`.
     all_events: Option<Mutex<Vec<DefectEvent>>>,
@@ -329,6 +339,7 @@ impl Stream {
             slot_reset_pending: AtomicBool::new(false),
             video: Mutex::new(VideoDetectors::new(&config.detectors)),
             audio: Mutex::new(AudioDetectors::new(&config.detectors)),
+            early_audio: Mutex::new(Vec::new()),
             status: Mutex::new(Status {
                 state: StreamState::Starting,
                 reason: None,
@@ -378,6 +389,13 @@ impl Stream {
     }
 
     pub fn push_video(&self, session: u64, frame: VideoFrame) {
+        let mut tagged = Vec::new();
+        let at = Sample {
+            media: frame.pts.as_secs_f64(),
+            wall: SystemTime::now(),
+        };
+        lock(&self.audio).on_video_arrival(at, &mut tagged);
+        self.apply_tagged(&tagged);
         *lock(&self.last_frame_at) = Some(Instant::now());
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         if self.queue.push(session, frame, &self.closed) {
@@ -386,7 +404,27 @@ impl Stream {
         self.wake.notify();
     }
 
+    /// Keeps an audio buffer that came before media time zero (its PTS is the running time).
+    pub fn hold_audio(&self, buffer: AudioBuffer) {
+        let mut early = lock(&self.early_audio);
+        if early.len() < EARLY_AUDIO_BUFFERS {
+            early.push(buffer);
+        }
+    }
+
     pub fn push_audio(&self, session: u64, buffer: &AudioBuffer) {
+        let early = std::mem::take(&mut *lock(&self.early_audio));
+        if !early.is_empty() {
+            let base = lock(&self.session).base.unwrap_or_default();
+            for mut held in early {
+                held.pts = held.pts.saturating_sub(base);
+                self.analyse_audio(session, &held);
+            }
+        }
+        self.analyse_audio(session, buffer);
+    }
+
+    fn analyse_audio(&self, session: u64, buffer: &AudioBuffer) {
         let at = Sample {
             media: buffer.pts.as_secs_f64(),
             wall: SystemTime::now(),
@@ -398,15 +436,60 @@ impl Stream {
             }
             s.last_audio = Some(at);
         }
-        let mut transitions = Vec::new();
-        lock(&self.audio).observe(at, buffer, &mut transitions);
+        let mut tagged = Vec::new();
+        let levels = {
+            let mut audio = lock(&self.audio);
+            audio.observe(at, buffer, &mut tagged);
+            audio.levels()
+        };
         if !buffer.samples.is_empty() {
             self.metrics
                 .audio_level
                 .with_label_values(&[&self.id])
                 .set(crate::audio::silence::rms_dbfs(&buffer.samples));
         }
-        self.apply(&transitions, None);
+        self.set_audio_gauges(&levels);
+        self.apply_tagged(&tagged);
+    }
+
+    fn set_audio_gauges(&self, levels: &crate::audio::AudioLevels) {
+        let m = &self.metrics;
+        let id = self.id.as_str();
+        for (ch, l) in levels.channel_dbfs.iter().enumerate() {
+            let ch = ch.to_string();
+            m.audio_channel_level
+                .with_label_values(&[id, ch.as_str()])
+                .set(*l);
+        }
+        let r = &levels.loudness;
+        let windows = [r.momentary, r.short_term, r.integrated];
+        for (window, value) in crate::metrics::LOUDNESS_WINDOWS.iter().zip(windows) {
+            if let Some(v) = value {
+                m.loudness.with_label_values(&[id, window]).set(v);
+            }
+        }
+        let singles = [
+            (&m.true_peak, r.true_peak),
+            (&m.av_offset, levels.received_offset),
+            (&m.av_measured_offset, levels.measured_offset),
+        ];
+        for (gauge, value) in singles {
+            if let Some(v) = value {
+                gauge.with_label_values(&[id]).set(v);
+            }
+        }
+    }
+
+    /// Applies audio transitions, each with its channel.
+    fn apply_tagged(&self, tagged: &[Tagged]) {
+        for (t, channel) in tagged {
+            self.apply_channel(std::slice::from_ref(t), None, *channel);
+        }
+    }
+
+    /// What the audio detectors measured in this run (`scan`).
+    pub fn audio_summary(&self) -> Option<AudioSummary> {
+        lock(&self.audio).summary()
     }
 
     fn count_dropped(&self, n: u64) {
@@ -452,6 +535,9 @@ impl Stream {
         );
         let readings = lock(&self.video).observe(at, stats, new_errors, &mut transitions);
         self.apply(&transitions, Some(frame));
+        let mut tagged = Vec::new();
+        lock(&self.audio).on_video_luma(at, stats.luma_mean(), &mut tagged);
+        self.apply_tagged(&tagged);
         self.refresh_thumbnail(frame);
 
         self.frames.fetch_add(1, Ordering::Relaxed);
@@ -553,6 +639,16 @@ impl Stream {
     /// Turns detector transitions into metrics, log lines, notifications, evidence and API
     /// state. `frame` is the frame that caused them (None for audio).
     fn apply(&self, transitions: &[Transition], frame: Option<&VideoFrame>) {
+        self.apply_channel(transitions, frame, None);
+    }
+
+    /// As [`Self::apply`], for transitions of one audio channel when `channel` is set.
+    fn apply_channel(
+        &self,
+        transitions: &[Transition],
+        frame: Option<&VideoFrame>,
+        channel: Option<u32>,
+    ) {
         for t in transitions {
             match t {
                 Transition::Started {
@@ -568,7 +664,7 @@ impl Stream {
                         .defect_seconds
                         .with_label_values(&labels)
                         .inc_by(elapsed.max(0.0));
-                    let id = event_id(&self.id, *detector, start.wall);
+                    let id = channel_id(event_id(&self.id, *detector, start.wall), channel);
                     let evidence = self.evidence.as_ref().map(|e| {
                         e.record_event(&id, &self.id, frame);
                         format!("/api/events/{id}/evidence")
@@ -584,12 +680,14 @@ impl Stream {
                         end_time: None,
                         value: *value,
                         evidence,
+                        channel,
                     };
                     tracing::warn!(
                         target: "streamwatch::event",
                         event = "defect_start",
                         stream = %self.id,
                         detector = %detector,
+                        channel,
                         start = event.start,
                         start_time = %event.start_time,
                         value = *value,
@@ -599,7 +697,9 @@ impl Stream {
                         event.start
                     );
                     self.notifier.publish(Phase::DefectStart, &event);
-                    lock(&self.status).active.insert(*detector, event);
+                    lock(&self.status)
+                        .active
+                        .insert((*detector, channel), event);
                 }
                 Transition::Progress { detector, seconds } => {
                     self.metrics
@@ -614,8 +714,7 @@ impl Stream {
                     value,
                 } => {
                     let labels = [self.id.as_str(), detector.as_str()];
-                    self.metrics.defect_active.with_label_values(&labels).set(0);
-                    let id = event_id(&self.id, *detector, start.wall);
+                    let id = channel_id(event_id(&self.id, *detector, start.wall), channel);
                     // The same id as at the start: the evidence was kept then.
                     let evidence = self
                         .evidence
@@ -632,12 +731,14 @@ impl Stream {
                         end_time: Some(rfc3339(end.wall)),
                         value: *value,
                         evidence,
+                        channel,
                     };
                     tracing::info!(
                         target: "streamwatch::event",
                         event = "defect_end",
                         stream = %self.id,
                         detector = %detector,
+                        channel,
                         start = event.start,
                         end = event.end,
                         duration = event.duration,
@@ -655,7 +756,11 @@ impl Stream {
                         lock(all).push(event.clone());
                     }
                     let mut st = lock(&self.status);
-                    st.active.remove(detector);
+                    st.active.remove(&(*detector, channel));
+                    // Other channels may still hold a defect of the same detector.
+                    if !st.active.keys().any(|(d, _)| d == detector) {
+                        self.metrics.defect_active.with_label_values(&labels).set(0);
+                    }
                     st.recent.push_back(event);
                     if st.recent.len() > RECENT_EVENTS {
                         st.recent.pop_front();
@@ -676,6 +781,7 @@ impl Stream {
         s.last_video = None;
         s.last_audio = None;
         s.started = Instant::now();
+        lock(&self.early_audio).clear();
         *lock(&self.last_frame_at) = None;
         let mut st = lock(&self.status);
         if st.state != StreamState::Down {
@@ -703,11 +809,13 @@ impl Stream {
             lock(&self.video).finish(at, &mut transitions);
         }
         *lock(&self.video) = VideoDetectors::new(&self.config.detectors);
+        let mut tagged = Vec::new();
         if let Some(at) = last_audio {
-            lock(&self.audio).finish(at, &mut transitions);
+            lock(&self.audio).finish(at, &mut tagged);
         }
         *lock(&self.audio) = AudioDetectors::new(&self.config.detectors);
         self.apply(&transitions, None);
+        self.apply_tagged(&tagged);
         let mut st = lock(&self.status);
         st.state = state;
         st.reason = reason;
@@ -841,6 +949,14 @@ fn event_id(stream: &str, detector: DetectorKind, start: SystemTime) -> String {
         .map(|d| d.as_millis())
         .unwrap_or(0);
     format!("{stream}-{detector}-{ms}")
+}
+
+/// Per-channel events of one detector may start at the same millisecond.
+fn channel_id(id: String, channel: Option<u32>) -> String {
+    match channel {
+        Some(ch) => format!("{id}-ch{ch}"),
+        None => id,
+    }
 }
 
 fn round_ms(s: f64) -> f64 {

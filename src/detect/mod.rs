@@ -34,10 +34,15 @@ pub enum DetectorKind {
     Blockiness,
     Letterbox,
     Stutter,
+    Loudness,
+    Clipping,
+    Channel,
+    AudioLoss,
+    AvSync,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 9] = [
+    pub const ALL: [DetectorKind; 14] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -47,6 +52,11 @@ impl DetectorKind {
         Self::Blockiness,
         Self::Letterbox,
         Self::Stutter,
+        Self::Loudness,
+        Self::Clipping,
+        Self::Channel,
+        Self::AudioLoss,
+        Self::AvSync,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +70,11 @@ impl DetectorKind {
             Self::Blockiness => "blockiness",
             Self::Letterbox => "letterbox",
             Self::Stutter => "stutter",
+            Self::Loudness => "loudness",
+            Self::Clipping => "clipping",
+            Self::Channel => "channel",
+            Self::AudioLoss => "audio_loss",
+            Self::AvSync => "av_sync",
         }
     }
 }

@@ -121,15 +121,18 @@ fn on_audio_sample(
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    let Some((session, media)) = stream.media_time(running_time(&sample, pts), false) else {
-        return Ok(gst::FlowSuccess::Ok);
-    };
-    let audio = AudioBuffer {
+    let running = running_time(&sample, pts);
+    let mut audio = AudioBuffer {
         channels,
         rate,
         samples,
-        pts: media,
+        pts: running,
     };
+    let Some((session, media)) = stream.media_time(running, false) else {
+        stream.hold_audio(audio);
+        return Ok(gst::FlowSuccess::Ok);
+    };
+    audio.pts = media;
     stream.push_audio(session, &audio);
     Ok(gst::FlowSuccess::Ok)
 }

@@ -151,7 +151,8 @@ fn generate_audio(src: &gst_app::AppSrc, stop: &AtomicBool) {
             } else {
                 (0.1 * phase.sin()) as f32
             };
-            samples.extend([s, s]);
+            // Channels differ: identical ones are a `channel` (fake stereo) defect.
+            samples.extend([s, 0.8 * s]);
         }
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
         let mut buffer = gst::Buffer::from_mut_slice(bytes);

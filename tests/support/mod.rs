@@ -9,6 +9,7 @@
 //! a subset, hence `allow(dead_code)`.
 
 pub mod alerting;
+pub mod audio_clips;
 pub mod clips;
 pub mod defect_clips;
 pub mod grafana;
