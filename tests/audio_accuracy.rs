@@ -25,6 +25,16 @@ fn scan(clip: &AudioClip) -> Value {
 /// A defect as reported: (detector, channel, start, end).
 type Event = (String, Option<u64>, f64, f64);
 
+/// The detectors of issue 4 (events of video detectors on the test pictures are not judged).
+const AUDIO_DETECTORS: [&str; 6] = [
+    "silence",
+    "loudness",
+    "clipping",
+    "channel",
+    "audio_loss",
+    "av_sync",
+];
+
 fn events(report: &Value) -> Vec<Event> {
     report["events"]
         .as_array()
@@ -343,7 +353,12 @@ fn av_offsets_are_measured_from_flash_and_beep() {
             .iter()
             .filter_map(Value::as_f64)
             .collect();
-        let all = events(&report);
+        // The sync signal's picture is a dark uniform screen between flashes, which the video
+        // detectors rightly call flat; only the audio detectors are judged here.
+        let all: Vec<Event> = events(&report)
+            .into_iter()
+            .filter(|e| AUDIO_DETECTORS.contains(&e.0.as_str()))
+            .collect();
         let sync_events = all.iter().filter(|e| e.0 == "av_sync").count();
         let mean = offsets.iter().sum::<f64>() / offsets.len().max(1) as f64;
         let min = offsets.iter().copied().fold(f64::INFINITY, f64::min);

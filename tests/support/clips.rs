@@ -30,9 +30,10 @@ pub enum Content {
     /// testsrc2 darkened with `lutyuv=y=22+(val-16)*0.28`: luma 22..80, mean ~52, ~20% of
     /// pixels below 32 (measured at 320x240). Dark but clearly not black.
     DarkScene,
-    /// A still picture (the first frame of testsrc2, held) with a white 40x40 box moving across
-    /// it (100 px/s). Not colour bars: bars on air are a defect of their own.
-    /// Caution: at 320x240 freezedetect n=-50dB may call parts of it frozen; n=-60dB does not.
+    /// A still picture (the first frame of testsrc2, held) with a black 40x40 box moving across
+    /// it (100 px/s). Not colour bars: bars on air are a defect of their own. The box is black
+    /// because a white one crosses white areas of the picture, where ffmpeg's freezedetect
+    /// (n=-60dB, at 320x240) saw too little change and called 1.08-1.2 s frozen.
     StillWithMovingBox,
     /// SMPTE HD colour bars with the same moving box: a test pattern on air.
     BarsWithMovingBox,
@@ -111,8 +112,8 @@ impl ClipSpec {
                 format!("testsrc2=size={w}x{h}:rate={f},format=yuv420p,lutyuv=y=22+(val-16)*0.28")
             }
             Content::StillWithMovingBox => format!(
-                "testsrc2=size={w}x{h}:rate={f},trim=end_frame=1,loop=loop=-1:size=1,\
-                 setpts=N/{f}/TB[bg];color=c=white:size=40x40:rate={f}[box];\
+                "testsrc2=size={w}x{h}:rate={f},trim=end_frame=1,loop=loop=-1:size=1,settb=1/{f},\
+                 setpts=N[bg];color=c=black:size=40x40:rate={f}[box];\
                  [bg][box]overlay=x='mod(t*100,main_w-overlay_w)':y='(main_h-overlay_h)/2'"
             ),
             Content::BarsWithMovingBox => format!(
