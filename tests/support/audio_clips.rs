@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::clips::fnv1a;
 use super::proc::run_with_timeout;
 
 /// Music-like programme: three tones per channel, different in each, slowly modulated.
@@ -131,15 +132,6 @@ impl AudioClip {
         std::fs::rename(&tmp, &path).expect("rename generated clip");
         path
     }
-}
-
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// Runs ffmpeg with `filter` on the clip's audio; returns its log (stderr) at `level`.

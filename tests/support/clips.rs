@@ -202,8 +202,8 @@ impl ClipSpec {
     }
 }
 
-/// FNV-1a 64 (stable across Rust versions, unlike `DefaultHasher`).
-fn fnv1a(s: &str) -> u64 {
+/// FNV-1a 64 (stable across Rust versions, unlike `DefaultHasher`): names cached clips.
+pub fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in s.bytes() {
         h ^= b as u64;

@@ -63,6 +63,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::clips::fnv1a;
 use super::media::Detections;
 use super::proc::{run_with_timeout, tail_str};
 
@@ -465,16 +466,6 @@ impl DefectClip {
     }
 }
 
-/// FNV-1a 64 (stable across Rust versions, unlike `DefaultHasher`).
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// Generates (or reuses from the cache) the clip; returns its path. Safe to call from
 /// several threads and test binaries at once (temp names, then rename).
 pub fn defect_clip(spec: &DefectClip) -> PathBuf {
@@ -531,45 +522,10 @@ pub fn defect_clip(spec: &DefectClip) -> PathBuf {
 /// `blackdetect=d=0.5:pix_th=0.10` and `freezedetect=n=-60dB:d=1`. A freeze still open at the
 /// end of the file ends at `seconds`.
 pub fn ffmpeg_reference(path: &Path, seconds: f64) -> Result<Detections, String> {
-    let p = path.to_str().ok_or("non-utf8 path")?;
-    let (ok, _out, err) = run_with_timeout(
-        Command::new("ffmpeg").args([
-            "-nostdin",
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            p,
-            "-vf",
-            "blackdetect=d=0.5:pix_th=0.10,freezedetect=n=-60dB:d=1",
-            "-an",
-            "-f",
-            "null",
-            "-",
-        ]),
+    super::media::ffmpeg_detections(
+        path,
+        "blackdetect=d=0.5:pix_th=0.10,freezedetect=n=-60dB:d=1",
         Duration::from_secs(300),
-    )?;
-    if !ok {
-        return Err(format!("ffmpeg detect failed: {}", tail_str(&err, 2000)));
-    }
-    let num = |s: &str, key: &str| -> Option<f64> {
-        let i = s.find(key)? + key.len();
-        s[i..].split_whitespace().next()?.parse().ok()
-    };
-    let mut d = Detections::default();
-    let mut freeze_start = None;
-    for line in err.lines() {
-        if let (Some(a), Some(b)) = (num(line, "black_start:"), num(line, "black_end:")) {
-            d.black.push((a, b));
-        }
-        if let Some(a) = num(line, "freeze_start:") {
-            freeze_start = Some(a);
-        }
-        if let Some(b) = num(line, "freeze_end:") {
-            d.freeze.push((freeze_start.take().unwrap_or(0.0), b));
-        }
-    }
-    if let Some(a) = freeze_start {
-        d.freeze.push((a, seconds));
-    }
-    Ok(d)
+        seconds,
+    )
 }

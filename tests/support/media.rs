@@ -79,6 +79,23 @@ pub fn detect_defects(path: &Path) -> Result<Detections, String> {
 
 /// Like [`detect_defects`] with freezedetect's noise threshold `freeze_noise_db` (e.g. -60.0).
 pub fn detect_defects_with(path: &Path, freeze_noise_db: f64) -> Result<Detections, String> {
+    ffmpeg_detections(
+        path,
+        &format!("blackdetect=d=0.1:pix_th=0.1,freezedetect=n={freeze_noise_db}dB:d=0.1"),
+        Duration::from_secs(120),
+        f64::INFINITY,
+    )
+}
+
+/// Runs ffmpeg's `blackdetect`/`freezedetect` chain `filters` over a clip and collects what
+/// they report; a freeze still open at the end of the file (no freeze_end line) ends at
+/// `open_freeze_end`.
+pub fn ffmpeg_detections(
+    path: &Path,
+    filters: &str,
+    timeout: Duration,
+    open_freeze_end: f64,
+) -> Result<Detections, String> {
     let p = path.to_str().ok_or("non-utf8 path")?;
     let (ok, _out, err) = run_with_timeout(
         Command::new("ffmpeg").args([
@@ -88,13 +105,13 @@ pub fn detect_defects_with(path: &Path, freeze_noise_db: f64) -> Result<Detectio
             "-i",
             p,
             "-vf",
-            &format!("blackdetect=d=0.1:pix_th=0.1,freezedetect=n={freeze_noise_db}dB:d=0.1"),
+            filters,
             "-an",
             "-f",
             "null",
             "-",
         ]),
-        Duration::from_secs(120),
+        timeout,
     )?;
     if !ok {
         return Err(format!("ffmpeg detect failed: {}", tail_str(&err, 2000)));
@@ -121,9 +138,8 @@ pub fn detect_defects_with(path: &Path, freeze_noise_db: f64) -> Result<Detectio
             d.freeze.push((freeze_start.take().unwrap_or(0.0), b));
         }
     }
-    // A freeze still running at the end of the file has no freeze_end line.
     if let Some(a) = freeze_start {
-        d.freeze.push((a, f64::INFINITY));
+        d.freeze.push((a, open_freeze_end));
     }
     Ok(d)
 }
