@@ -14,7 +14,8 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_streamwatch")
 }
 
-/// Runs `streamwatch ARGS` to completion with a timeout: (exit code, stdout, stderr).
+/// Runs `streamwatch ARGS` to completion with a timeout: (exit code, stdout, stderr). The
+/// pipes are drained while it runs, so a chatty child cannot block on a full pipe.
 pub fn run_cli(args: &[&str], timeout: Duration) -> (i32, String, String) {
     let mut child = Command::new(binary())
         .args(args)
@@ -23,22 +24,34 @@ pub fn run_cli(args: &[&str], timeout: Duration) -> (i32, String, String) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn streamwatch");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("streamwatch {args:?} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("collect output");
+    };
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code().unwrap_or(-1),
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
     )
 }
 
