@@ -54,6 +54,26 @@ fn demo_reports_its_scheduled_black_freeze_and_silence() {
             "{detector}: {s}-{e}, scheduled {start}-{end}"
         );
     }
+    // Nothing else: the demo shows the scheduled defects and no false alarm of another
+    // detector on its picture or tone.
+    for detector in [
+        "flat",
+        "colorbars",
+        "blur",
+        "blockiness",
+        "letterbox",
+        "stutter",
+        "loudness",
+        "clipping",
+        "channel",
+        "audio_loss",
+        "av_sync",
+    ] {
+        assert!(
+            events_of(&last, detector).is_empty(),
+            "{detector}: {last:#}"
+        );
+    }
     let log = std::fs::read_to_string(demo.log_path()).unwrap_or_default();
     assert!(
         log.contains("black defect on demo"),
