@@ -148,19 +148,16 @@ impl VideoDetectors {
         let bars = self.colorbars.observe(at, stats, black || flat, out);
         let lost = black || flat || bars;
         self.letterbox.observe(at, stats, black || flat, out);
-        let readings = VideoReadings {
-            relative_detail: self.blur.relative_detail(stats),
-            fps: None,
-            blockiness: None,
-        };
+        // Against the normal detail before this frame moves it.
+        let relative_detail = self.blur.relative_detail(stats);
         self.blur.observe(at, stats, lost, out);
         self.blockiness.observe(at, stats, decode_errors, lost, out);
         self.freeze.observe(at, stats, lost, out);
         self.stutter.observe(at, stats, lost, out);
         VideoReadings {
+            relative_detail,
             fps: self.stutter.fps(),
             blockiness: self.blockiness.smoothed(),
-            ..readings
         }
     }
 

@@ -57,12 +57,14 @@ fn block_edge(step: u32, before: u32, after: u32) -> bool {
     step >= BLOCK_MIN_STEP && step > 2 * before.max(after)
 }
 
-/// Word `i` of row `row`, unpacked; zeros past the end (callers stay within the frame).
-fn word(frame: &VideoFrame, row: usize, i: usize) -> Lanes {
-    let words = frame.stride / 4;
-    row_words(frame, row, words)
-        .get(i)
-        .map_or([0; 4], unpack4x_u8)
+/// Every word of row `row` (as the shader's row offsets: resolved once per row).
+fn whole_row(frame: &VideoFrame, row: usize) -> &[[u8; 4]] {
+    row_words(frame, row, frame.stride / 4)
+}
+
+/// Word `i` of a row, unpacked; zeros past the end (callers stay within the frame).
+fn word(row: &[[u8; 4]], i: usize) -> Lanes {
+    row.get(i).map_or([0; 4], unpack4x_u8)
 }
 
 /// Twin of `main` in `frame_stats.wgsl`: the partial sums of one row of `cur`, differences
@@ -81,6 +83,18 @@ pub fn row_partial(
     let v_control = row % 8 == 1 && row + 2 < height;
     let dark_t = u32::from(params.dark_threshold);
     let noise_t = u32::from(params.noise_threshold);
+    let cur_row = whole_row(cur, row);
+    let below_row = if has_below {
+        whole_row(cur, row + 1)
+    } else {
+        &[]
+    };
+    let (above_row, below2_row) = if v_boundary || v_control {
+        (whole_row(cur, row - 1), whole_row(cur, row + 2))
+    } else {
+        (&[][..], &[][..])
+    };
+    let ref_row = reference.map(|r| whole_row(r, row));
 
     let mut luma_acc = [0u32; 4];
     let mut sq_acc = [0u32; 4];
@@ -102,7 +116,7 @@ pub fn row_partial(
         let x0 = 4 * i as u32;
         let xs: Lanes = std::array::from_fn(|k| x0 + k as u32);
         let valid = xs.map(|x| x < width);
-        let c = masked(word(cur, row, i), valid);
+        let c = masked(word(cur_row, i), valid);
         add4(&mut luma_acc, c);
         add4(&mut sq_acc, c.map(|v| v * v));
         count4(
@@ -141,13 +155,13 @@ pub fn row_partial(
         }
 
         if has_below {
-            let b = masked(word(cur, row + 1, i), valid);
+            let b = masked(word(below_row, i), valid);
             let dv = absdiff4(b, c);
             add4(&mut grad_v_acc, dv);
             count4(&mut edges_v_acc, dv.map(|d| d > EDGE_THRESHOLD));
             if v_boundary || v_control {
-                let above = masked(word(cur, row - 1, i), valid);
-                let below2 = masked(word(cur, row + 2, i), valid);
+                let above = masked(word(above_row, i), valid);
+                let below2 = masked(word(below2_row, i), valid);
                 let (before, after) = (absdiff4(c, above), absdiff4(below2, b));
                 count4(
                     &mut block_v_acc,
@@ -156,8 +170,8 @@ pub fn row_partial(
             }
         }
 
-        if let Some(prev_frame) = reference {
-            let p = masked(word(prev_frame, row, i), valid);
+        if let Some(ref_row) = ref_row {
+            let p = masked(word(ref_row, i), valid);
             let diff = absdiff4(c, p);
             add4(&mut diff_acc, diff);
             count4(&mut changed_acc, diff.map(|d| d > noise_t));
