@@ -4,6 +4,7 @@
 pub mod appsink;
 pub mod decode_errors;
 pub mod demo;
+pub mod input;
 pub mod pipeline;
 pub mod supervisor;
 

@@ -17,6 +17,15 @@ use crate::stream::{Stream, StreamState};
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
 
+/// Stops a task when its owner is dropped (the supervisor returns, or its task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How a pipeline run ended.
 enum Outcome {
     Shutdown,
@@ -32,6 +41,15 @@ pub async fn supervise(
     let max = Duration::from_secs_f64(ingest.restart_backoff_max);
     let stall = Duration::from_secs_f64(ingest.stall_timeout);
     let mut backoff = initial;
+    // The manifest checks run beside the pipeline and through its restarts: a playlist that
+    // stops updating is what often brings the pipeline down.
+    let _manifest_checks = crate::transport::hls::applies_to(&stream.url).then(|| {
+        AbortOnDrop(tokio::spawn(crate::transport::hls::monitor(
+            stream.clone(),
+            ingest.clone(),
+            shutdown.clone(),
+        )))
+    });
     loop {
         stream.begin_session();
         let started = tokio::time::Instant::now();
@@ -103,6 +121,7 @@ async fn watch_run(
                 }
             }
             _ = watchdog.tick() => {
+                stream.transport_tick();
                 let silence = stream.frame_silence();
                 if silence >= stall {
                     return Outcome::Failed(format!(
