@@ -317,6 +317,10 @@ pub struct Stream {
     input_bytes: AtomicU64,
     ts_cc_errors: AtomicU64,
     hls: Mutex<Vec<VariantStatus>>,
+    /// The latest failure the manifest checks saw, and when: it names the cause (a name that
+    /// does not resolve, a refused connection, a 404) that GStreamer reports as a bare
+    /// "internal data stream error".
+    transport_problem: Mutex<Option<(Instant, String)>>,
 }
 
 /// How a stream's frames are queued and its events kept.
@@ -398,6 +402,7 @@ impl Stream {
             input_bytes: AtomicU64::new(0),
             ts_cc_errors: AtomicU64::new(0),
             hls: Mutex::new(Vec::new()),
+            transport_problem: Mutex::new(None),
             config,
         }
     }
@@ -960,6 +965,20 @@ impl Stream {
             .hls_playlist_age
             .remove_label_values(&[&self.id, variant]);
         lock(&self.hls).retain(|v| v.variant != variant);
+    }
+
+    pub fn note_transport_problem(&self, problem: &str) {
+        *lock(&self.transport_problem) = Some((Instant::now(), problem.to_owned()));
+    }
+
+    /// The reason a run failed, with the transport problem seen shortly before, if any.
+    pub fn explain_failure(&self, pipeline_reason: &str) -> String {
+        match &*lock(&self.transport_problem) {
+            Some((at, problem)) if at.elapsed() < Duration::from_secs(15) => {
+                format!("{problem} (pipeline: {pipeline_reason})")
+            }
+            _ => pipeline_reason.to_owned(),
+        }
     }
 
     pub fn set_hls_status(&self, variants: Vec<VariantStatus>) {

@@ -57,14 +57,14 @@ pub async fn supervise(
             Ok(running) => {
                 let outcome = watch_run(&running, &stream, stall, &mut shutdown).await;
                 if let Outcome::Failed(reason) = &outcome {
-                    tracing::warn!(stream = %stream.id, reason = %reason, retry_in = ?backoff, "stream down");
+                    tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(reason), retry_in = ?backoff, "stream down");
                 }
                 // Setting a pipeline to Null can block on a hung network source.
                 let _ = tokio::task::spawn_blocking(move || drop(running)).await;
                 outcome
             }
             Err(e) => {
-                tracing::warn!(stream = %stream.id, reason = %e, retry_in = ?backoff, "stream down");
+                tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(&e.to_string()), retry_in = ?backoff, "stream down");
                 Outcome::Failed(e.to_string())
             }
         };
@@ -74,6 +74,7 @@ pub async fn supervise(
                 return;
             }
             Outcome::Failed(reason) => {
+                let reason = stream.explain_failure(&reason);
                 stream.end_session(StreamState::Down, Some(reason));
             }
         }

@@ -366,6 +366,9 @@ struct Variant {
     status: VariantStatus,
     url: reqwest::Url,
     check: VariantCheck,
+    /// Whether the newest segment checked failed: it stays the verdict on segments until a
+    /// newer one is checked, since most polls find no new segment.
+    segment_failed: bool,
 }
 
 impl Variant {
@@ -378,6 +381,7 @@ impl Variant {
             },
             url,
             check: VariantCheck::new(config),
+            segment_failed: false,
         }
     }
 }
@@ -433,14 +437,18 @@ async fn poll(
                         continue;
                     };
                     match get(client, &url, true).await {
-                        Fetched::Ok(_) => stream.count_http_request("segment", "200"),
+                        Fetched::Ok(_) => {
+                            stream.count_http_request("segment", "200");
+                            variant.segment_failed = false;
+                        }
                         Fetched::Failed { code, reason } => {
                             stream.count_http_request("segment", &code);
-                            verdict.http_failed = true;
+                            variant.segment_failed = true;
                             note_error(stream, variant, reason);
                         }
                     }
                 }
+                verdict.http_failed |= variant.segment_failed;
             }
             if let Some(p) = variant.check.last() {
                 let s = &mut variant.status;
@@ -457,7 +465,11 @@ async fn poll(
 }
 
 fn note_error(stream: &Stream, variant: &mut Variant, reason: String) {
-    tracing::warn!(stream = %stream.id, variant = %variant.status.variant, problem = %reason, "HLS check");
+    // Once per distinct problem: an outage fails every poll.
+    if variant.status.last_error.as_ref() != Some(&reason) {
+        tracing::warn!(stream = %stream.id, variant = %variant.status.variant, problem = %reason, "HLS check");
+    }
+    stream.note_transport_problem(&reason);
     variant.status.last_error = Some(reason);
 }
 
@@ -493,6 +505,7 @@ pub async fn monitor(
     let mut variants: Vec<Variant> = Vec::new();
     let mut is_master = false;
     let mut master_loaded: Option<Instant> = None;
+    let mut last_failure: Option<String> = None;
     loop {
         let mut preloaded = None;
         if variants.is_empty()
@@ -507,7 +520,11 @@ pub async fn monitor(
                 Loaded::Failed(reason) => {
                     // Not yet known to be a master: the failure belongs to the one playlist.
                     let name = if is_master { "master" } else { "main" };
-                    tracing::warn!(stream = %stream.id, problem = %reason, "HLS check");
+                    if last_failure.as_ref() != Some(&reason) {
+                        tracing::warn!(stream = %stream.id, problem = %reason, "HLS check");
+                    }
+                    stream.note_transport_problem(&reason);
+                    last_failure = Some(reason.clone());
                     stream.observe_playlist(
                         name,
                         &PlaylistVerdict {
@@ -524,6 +541,7 @@ pub async fn monitor(
                     }
                 }
                 Loaded::Master(master) => {
+                    last_failure = None;
                     if !is_master {
                         stream.forget_variant("main");
                     }
@@ -558,6 +576,7 @@ pub async fn monitor(
                     variants.sort_by(|a, b| a.status.variant.cmp(&b.status.variant));
                 }
                 Loaded::Media(media) => {
+                    last_failure = None;
                     if variants.is_empty() {
                         variants.push(Variant::new("main".into(), url.clone(), &config));
                     }
