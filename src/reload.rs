@@ -374,3 +374,193 @@ pub fn spawn_sighup_handler(reloader: Arc<Reloader>) -> std::io::Result<JoinHand
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::DetectorsConfig;
+    use crate::metrics::Metrics;
+    use crate::notify::Notifier;
+    use crate::stats::{BatchItem, FrameStats, StatsBackend};
+    use crate::stream::Wake;
+
+    fn temp_config(name: &str, text: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("streamwatch-reload-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("streamwatch.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn stream(id: &str, url: &str) -> StreamConfig {
+        StreamConfig {
+            id: id.into(),
+            url: url.into(),
+            detectors: DetectorsConfig::default(),
+        }
+    }
+
+    fn source(path: PathBuf) -> ReloadSource {
+        ReloadSource {
+            path,
+            cli_streams: Vec::new(),
+            shard: None,
+            listen: None,
+            backend: None,
+        }
+    }
+
+    const TWO: &str = "[[streams]]\nid = \"a\"\nurl = \"rtmp://h/a\"\n\
+                       [[streams]]\nid = \"b\"\nurl = \"rtmp://h/b\"\n";
+
+    #[test]
+    fn command_line_streams_and_overrides_survive_a_reload() {
+        let mut s = source(temp_config(
+            "cli",
+            &format!("listen = \"127.0.0.1:1\"\n{TWO}"),
+        ));
+        s.cli_streams.push(stream("cam-2", "rtmp://h/cam"));
+        s.listen = Some("127.0.0.1:2".parse().unwrap());
+        s.backend = Some(BackendChoice::Cpu);
+        let c = s.load().unwrap();
+        let ids: Vec<&str> = c.streams.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "cam-2"]);
+        assert_eq!(c.listen, "127.0.0.1:2".parse().unwrap());
+        assert_eq!(c.backend, BackendChoice::Cpu);
+
+        // A file stream taking a command-line stream's id is a duplicate.
+        s.cli_streams[0].id = "b".into();
+        let e = s.load().unwrap_err().to_string();
+        assert!(e.contains("duplicate stream id `b`"), "{e}");
+    }
+
+    #[test]
+    fn the_shard_filter_applies_to_the_reloaded_list() {
+        let mut s = source(temp_config("shard", TWO));
+        let shard: Shard = "0/2".parse().unwrap();
+        s.shard = Some(shard);
+        let c = s.load().unwrap();
+        let ids: Vec<&str> = c.streams.iter().map(|s| s.id.as_str()).collect();
+        let owned: Vec<&str> = ["a", "b"].into_iter().filter(|id| shard.owns(id)).collect();
+        assert_eq!(ids, owned);
+        let foreign = ["c", "d", "e", "f", "g", "h"]
+            .into_iter()
+            .find(|id| !shard.owns(id))
+            .expect("shard 0/2 owns some of six ids, not all");
+        std::fs::write(
+            &s.path,
+            format!("[[streams]]\nid = \"{foreign}\"\nurl = \"rtmp://h/x\"\n"),
+        )
+        .unwrap();
+        let e = s.load().unwrap_err();
+        assert!(
+            matches!(e, ReloadError::ShardOwnsNone { total: 1, .. }),
+            "{e}"
+        );
+        std::fs::write(&s.path, "").unwrap();
+        assert!(matches!(s.load(), Err(ReloadError::NoStreams)));
+    }
+
+    #[test]
+    fn errors_map_to_http_statuses() {
+        let bad = |text: &str| source(temp_config("status", text)).load().unwrap_err();
+        assert_eq!(bad("[[streams]\n").http_status(), 400);
+        assert_eq!(bad("colour = 1\n").http_status(), 400);
+        let e = bad("[[streams]]\nid = \"a\"\nurl = \"ftp://h/a\"\n");
+        assert_eq!(e.http_status(), 422);
+        assert!(e.to_string().contains("streams[0].url"), "{e}");
+        assert_eq!(ReloadError::NoConfigFile.http_status(), 409);
+    }
+
+    #[test]
+    fn only_settings_that_cannot_change_live_are_reported() {
+        let old = Config::parse(TWO, "old").unwrap();
+        let mut new = Config::parse(
+            &format!("listen = \"127.0.0.1:9\"\n[ingest]\nstall_timeout = 9.0\n{TWO}"),
+            "new",
+        )
+        .unwrap();
+        new.streams.pop();
+        new.detectors.black.min_duration = 7.0;
+        assert_eq!(fixed_settings_changed(&old, &new), ["listen", "ingest"]);
+        assert!(fixed_settings_changed(&old, &old).is_empty());
+    }
+
+    /// Records which slots the engine releases.
+    struct Recorder(Arc<StdMutex<Vec<u32>>>);
+
+    impl StatsBackend for Recorder {
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+        fn analyze(
+            &mut self,
+            batch: &[BatchItem<'_>],
+            out: &mut Vec<FrameStats>,
+        ) -> Result<(), crate::stats::EngineError> {
+            out.clear();
+            out.resize(batch.len(), FrameStats::default());
+            Ok(())
+        }
+        fn release(&mut self, slot: u32) {
+            crate::stream::lock(&self.0).push(slot);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_engine_releases_a_removed_streams_slot_and_slots_are_never_reused() {
+        let metrics = Arc::new(Metrics::new());
+        let wake = Arc::new(Wake::default());
+        let streams = Arc::new(StreamSet::default());
+        let context = StreamContext {
+            metrics: metrics.clone(),
+            notifier: Arc::new(Notifier::start(&[], metrics.clone())),
+            evidence: None,
+            wake: wake.clone(),
+            thumbnail_interval: Duration::from_secs(1),
+            stats_sink: None,
+        };
+        let options = StreamOptions {
+            queue_frames: 4,
+            offline: false,
+        };
+        for id in ["a", "b"] {
+            let s = Stream::new(
+                stream(id, "rtmp://h/x"),
+                streams.next_slot(),
+                options,
+                context.clone(),
+            );
+            streams.add(Arc::new(s));
+        }
+        let released = Arc::new(StdMutex::new(Vec::new()));
+        let mut engine = crate::engine::spawn(
+            Box::new(Recorder(released.clone())),
+            streams.clone(),
+            wake.clone(),
+            metrics,
+            crate::config::EngineConfig::default(),
+        )
+        .unwrap();
+        let a_slot = streams.get("a").unwrap().slot;
+        assert!(streams.remove("a").is_some());
+        assert!(streams.get("a").is_none());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while crate::stream::lock(&released).is_empty() && Instant::now() < deadline {
+            wake.notify();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        engine.stop();
+        assert_eq!(*crate::stream::lock(&released), [a_slot]);
+        let taken: Vec<u32> = streams.snapshot().iter().map(|s| s.slot).collect();
+        let next = streams.next_slot();
+        assert!(
+            next != a_slot && !taken.contains(&next),
+            "slot {next} reused"
+        );
+    }
+}
