@@ -46,8 +46,8 @@ pub enum ReloadError {
 }
 
 impl ReloadError {
-    /// HTTP status for `POST /api/reload`: 400 for a file that is not TOML, 422 for one that
-    /// parses but is not an acceptable config, 409 when there is no file at all.
+    /// HTTP status for `POST /api/reload`: 400 where TOML parsing fails (syntax, or a key the
+    /// typed config lacks), 422 for invalid content, 409 when there is no file at all.
     pub fn http_status(&self) -> u16 {
         match self {
             ReloadError::NoConfigFile => 409,
