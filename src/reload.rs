@@ -43,6 +43,8 @@ pub enum ReloadError {
     NoStreams,
     #[error("config reload failed: {0}")]
     Internal(String),
+    #[error("streamwatch is shutting down")]
+    ShuttingDown,
 }
 
 impl ReloadError {
@@ -53,6 +55,7 @@ impl ReloadError {
             ReloadError::NoConfigFile => 409,
             ReloadError::Config(ConfigError::Parse { .. }) => 400,
             ReloadError::Internal(_) => 500,
+            ReloadError::ShuttingDown => 503,
             _ => 422,
         }
     }
@@ -139,6 +142,8 @@ struct Registry {
     /// Settings in effect: fixed ones as at start, streams and detectors as last applied.
     running: Config,
     supervised: BTreeMap<String, Supervised>,
+    /// Set by shutdown: a reload after it would start streams nobody stops.
+    closed: bool,
 }
 
 /// Owns every stream's supervisor; shared by the SIGHUP handler, the HTTP API and shutdown.
@@ -191,6 +196,7 @@ impl Reloader {
             registry: Mutex::new(Registry {
                 running,
                 supervised,
+                closed: false,
             }),
         }
     }
@@ -227,6 +233,9 @@ impl Reloader {
     async fn try_reload(&self) -> Result<ReloadSummary, ReloadError> {
         let source = self.source.as_ref().ok_or(ReloadError::NoConfigFile)?;
         let mut registry = self.registry.lock().await;
+        if registry.closed {
+            return Err(ReloadError::ShuttingDown);
+        }
         // Read under the lock: of two reloads racing, the later one applies the later file.
         let source = source.clone();
         let new = tokio::task::spawn_blocking(move || source.load())
@@ -312,6 +321,7 @@ impl Reloader {
     /// Returns false when some did not stop in time.
     pub async fn shutdown(&self) -> bool {
         let mut registry = self.registry.lock().await;
+        registry.closed = true;
         let mut all: Vec<Supervised> = std::mem::take(&mut registry.supervised)
             .into_values()
             .collect();

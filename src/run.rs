@@ -145,14 +145,15 @@ pub async fn run_with_reload(
 
     wait_for_signal().await;
     tracing::info!("shutting down");
-    #[cfg(unix)]
-    hangups.abort();
     let _ = shutdown_tx.send(true);
     for s in streams.snapshot() {
         s.close();
     }
-    // Waits for a reload under way to finish, then stops every pipeline (warns on timeout).
+    // Waits for a reload under way to finish, then stops every pipeline (warns on timeout);
+    // the SIGHUP handler is aborted only then, so no reload is cut off half-applied.
     reloader.shutdown().await;
+    #[cfg(unix)]
+    hangups.abort();
     let _ = server.await;
     crate::stream::lock(&engine).stop();
     Ok(())
