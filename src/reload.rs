@@ -214,8 +214,13 @@ impl Reloader {
     }
 
     /// Re-reads the config file and applies it; logs the outcome either way.
-    pub async fn reload(&self) -> Result<ReloadSummary, ReloadError> {
-        let result = self.try_reload().await;
+    pub async fn reload(self: &Arc<Self>) -> Result<ReloadSummary, ReloadError> {
+        // In a task of its own: an HTTP client that gives up must not cancel a reload half-way
+        // (streams stopped but their successors not yet started).
+        let this = self.clone();
+        let result = tokio::spawn(async move { this.try_reload().await })
+            .await
+            .unwrap_or_else(|e| Err(ReloadError::Internal(e.to_string())));
         match &result {
             Ok(summary) => tracing::info!(
                 added = ?summary.added,
