@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod reload;
 pub mod run;
 pub mod scan;
 pub mod server;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use streamwatch::config::{self, Config, StreamConfig};
+use streamwatch::reload::ReloadSource;
 use streamwatch::shard::{self, Shard, ShardError};
 use streamwatch::stats::BackendChoice;
 use streamwatch::{gpu, ingest, run, scan};
@@ -35,7 +36,8 @@ enum ReportFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Monitor streams until stopped (SIGINT/SIGTERM), serving metrics and the API.
+    /// Monitor streams until stopped (SIGINT/SIGTERM), serving metrics and the API; SIGHUP
+    /// re-reads --config and applies the changed streams.
     Run {
         /// TOML configuration file.
         #[arg(long)]
@@ -197,6 +199,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             urls,
         } => {
             init_logging(log_format, false);
+            let reload_path = config.clone();
             let mut config = load_config(config.as_ref())?;
             let base = config.streams.len();
             for (i, source) in urls.iter().enumerate() {
@@ -207,6 +210,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     detectors: config.detectors.clone(),
                 });
             }
+            let cli_streams = config.streams[base..].to_vec();
             config.validate()?;
             let shard = match (shard, shard_from_hostname) {
                 (Some(s), _) => Some(s),
@@ -216,7 +220,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(shard) = shard {
                 apply_shard(&mut config, shard)?;
             }
-            monitor(config, listen, backend)
+            let reload = reload_path.map(|path| ReloadSource {
+                path,
+                cli_streams,
+                shard,
+                listen,
+                backend,
+            });
+            monitor(config, listen, backend, reload)
         }
         Command::Demo {
             listen,
@@ -247,7 +258,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ingest::demo::CYCLE,
                 config.detectors.black.min_duration
             );
-            monitor(config, listen, backend)
+            monitor(config, listen, backend, None)
         }
     }
 }
@@ -301,6 +312,7 @@ fn monitor(
     mut config: Config,
     listen: Option<SocketAddr>,
     backend: Option<BackendChoice>,
+    reload: Option<ReloadSource>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(l) = listen {
         config.listen = l;
@@ -315,6 +327,6 @@ fn monitor(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run::run(config, backend))?;
+    runtime.block_on(run::run_with_reload(config, backend, reload))?;
     Ok(ExitCode::SUCCESS)
 }

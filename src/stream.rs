@@ -1155,11 +1155,30 @@ fn unix_seconds(t: SystemTime) -> f64 {
 pub struct StreamSet {
     streams: RwLock<Vec<Arc<Stream>>>,
     next_slot: AtomicU64,
+    /// Slots of removed streams whose reference frames the engine has yet to release.
+    retired: Mutex<Vec<u32>>,
 }
 
 impl StreamSet {
+    /// Slots only ever count up, so a new stream never inherits a reference frame that the
+    /// engine still holds for a removed one.
     pub fn next_slot(&self) -> u32 {
         self.next_slot.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    /// Takes the stream out of the set (config reload) and queues its slot for release.
+    pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let i = streams.iter().position(|s| s.id == id)?;
+        let stream = streams.remove(i);
+        lock(&self.retired).push(stream.slot);
+        Some(stream)
+    }
+
+    /// Slots of streams removed since the last call. The engine calls this before it takes a
+    /// snapshot, so a slot it releases can no longer appear in that snapshot.
+    pub fn take_retired(&self) -> Vec<u32> {
+        std::mem::take(&mut *lock(&self.retired))
     }
 
     pub fn add(&self, stream: Arc<Stream>) {
