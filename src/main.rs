@@ -327,6 +327,10 @@ fn monitor(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run::run_with_reload(config, backend, reload))?;
+    let result = runtime.block_on(run::run_with_reload(config, backend, reload));
+    // A pipeline abandoned in a GStreamer deadlock keeps its blocking thread forever; the
+    // runtime would wait for it on drop, and the process would never exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result?;
     Ok(ExitCode::SUCCESS)
 }

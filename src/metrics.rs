@@ -54,6 +54,7 @@ pub struct Metrics {
     pub input_bitrate: GaugeVec,
     pub ts_cc_errors: IntCounterVec,
     pub time_to_first_frame: GaugeVec,
+    pub pipelines_abandoned: IntCounterVec,
     /// The (kind, code) pairs of `http_requests` used per stream, to remove them with it.
     http_labels: std::sync::Mutex<
         std::collections::HashMap<String, std::collections::BTreeSet<(&'static str, String)>>,
@@ -359,6 +360,12 @@ impl Metrics {
                 "Seconds from the start of the latest pipeline run to its first analysed frame.",
                 &["stream"],
             ),
+            pipelines_abandoned: counter_vec(
+                &r,
+                "streamwatch_pipelines_abandoned_total",
+                "Pipelines that did not stop within 10 s when torn down (a GStreamer deadlock), left behind so that the stream could restart.",
+                &["stream"],
+            ),
             http_labels: Default::default(),
             registry: r,
         }
@@ -385,6 +392,7 @@ impl Metrics {
         self.decode_errors.with_label_values(&[stream]);
         self.format_changes.with_label_values(&[stream]);
         self.ts_cc_errors.with_label_values(&[stream]);
+        self.pipelines_abandoned.with_label_values(&[stream]);
         for d in DetectorKind::ALL {
             self.defect_active
                 .with_label_values(&[stream, d.as_str()])
@@ -405,6 +413,7 @@ impl Metrics {
             &self.decode_errors,
             &self.format_changes,
             &self.ts_cc_errors,
+            &self.pipelines_abandoned,
         ] {
             let _ = vec.remove_label_values(&[stream]);
         }

@@ -999,6 +999,14 @@ impl Stream {
         }
     }
 
+    /// A pipeline that did not stop was left behind (see the supervisor's teardown).
+    pub fn count_abandoned_pipeline(&self) {
+        self.metrics
+            .pipelines_abandoned
+            .with_label_values(&[&self.id])
+            .inc();
+    }
+
     pub fn count_restart(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
         self.metrics.restarts.with_label_values(&[&self.id]).inc();

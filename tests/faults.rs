@@ -182,10 +182,11 @@ fn playlist_faults_are_reported_and_heal() {
         &config(&[
             ("faulty", origin.url("faulty")),
             ("control", control.url("control")),
+            ("multi", origin.master_url("multi")),
         ]),
         &[],
     );
-    wait_up(&sw, &["faulty", "control"]);
+    wait_up(&sw, &["faulty", "control", "multi"]);
     let mut bench = Bench {
         sw: &sw,
         control: "control",
@@ -196,6 +197,41 @@ fn playlist_faults_are_reported_and_heal() {
         let o = &o;
         move || o.borrow_mut().set("faulty", f)
     };
+    // A master playlist: each rendition is checked on its own, and a fault in the one the
+    // player does not use is still reported, on that variant only.
+    let multi = sw.stream("multi");
+    let variants: Vec<&str> = multi["hls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(variants, ["v0", "v1"], "{multi:#}");
+    bench.fault(
+        "multi",
+        "second rendition's playlist stops",
+        || o.borrow_mut().set("multi-b", "freeze"),
+        || o.borrow_mut().set("multi-b", ""),
+        Duration::from_secs(20),
+        |s| {
+            let stale: Vec<&Value> = s["active_defects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["detector"] == "playlist_stale")
+                .collect();
+            stale.len() == 1 && stale[0]["variant"] == "v1"
+        },
+    );
+    let ages = sw.metrics();
+    for v in ["v0", "v1"] {
+        assert!(
+            ages.contains(&format!(
+                "streamwatch_hls_playlist_age_seconds{{stream=\"multi\",variant=\"{v}\"}}"
+            )),
+            "no playlist age for variant {v}"
+        );
+    }
     bench.fault(
         "faulty",
         "playlist stops updating",

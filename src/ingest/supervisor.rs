@@ -17,6 +17,26 @@ use crate::stream::{Stream, StreamState};
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
 
+/// Longest wait for a pipeline to reach Null before it is abandoned.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets the pipeline to Null off the async runtime. GStreamer 1.22's classic `hlsdemux` can
+/// deadlock there (its playlist update task stopping its downloader while the state change
+/// waits for the demuxer's lock), and a hung network source can block too: after
+/// `TEARDOWN_TIMEOUT` the pipeline is left to its blocked thread, counted, and the stream
+/// carries on with a new one. The abandoned run's frames are already ignored (its session
+/// ended), so only its memory is lost.
+async fn tear_down(running: RunningPipeline, stream: &Stream) {
+    let teardown = tokio::task::spawn_blocking(move || drop(running));
+    if tokio::time::timeout(TEARDOWN_TIMEOUT, teardown)
+        .await
+        .is_err()
+    {
+        tracing::error!(stream = %stream.id, timeout = ?TEARDOWN_TIMEOUT, "pipeline did not stop (GStreamer deadlock); abandoned, starting a new one");
+        stream.count_abandoned_pipeline();
+    }
+}
+
 /// Stops a task when its owner is dropped (the supervisor returns, or its task is aborted).
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -59,8 +79,7 @@ pub async fn supervise(
                 if let Outcome::Failed(reason) = &outcome {
                     tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(reason), retry_in = ?backoff, "stream down");
                 }
-                // Setting a pipeline to Null can block on a hung network source.
-                let _ = tokio::task::spawn_blocking(move || drop(running)).await;
+                tear_down(running, &stream).await;
                 outcome
             }
             Err(e) => {

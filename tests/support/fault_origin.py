@@ -4,7 +4,8 @@ number of stream names, and breaks each name the way the tests ask.
 
     fault_origin.py PORT WWW_DIR FAULTS_JSON
 
-GET/HEAD /NAME/live.m3u8 and /NAME/SEGMENT serve WWW_DIR/live.m3u8 and WWW_DIR/SEGMENT.
+GET/HEAD /NAME/live.m3u8 and /NAME/SEGMENT serve WWW_DIR/live.m3u8 and WWW_DIR/SEGMENT;
+/NAME/master.m3u8 is a master playlist of two variants, /NAME-a/live.m3u8 and /NAME-b/live.m3u8.
 FAULTS_JSON maps NAME to a fault, read on every request, so a test changes a fault by
 rewriting the file (atomically, by rename):
 
@@ -79,6 +80,14 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) != 2 or ".." in parts[1]:
             return self.reply(404, b"not found\n", "text/plain", head)
         name, file = parts
+        if file == "master.m3u8":
+            # Two renditions of the same media, each a stream name of its own (NAME-a, NAME-b),
+            # so that a test can break one of them.
+            master = ("#EXTM3U\n"
+                      "#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=426x240\n/%s-a/live.m3u8\n"
+                      "#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=426x240\n/%s-b/live.m3u8\n"
+                      % (name, name)).encode()
+            return self.reply(200, master, "application/vnd.apple.mpegurl", head)
         fault = fault_of(name)
         if fault != "freeze":
             frozen.pop(name, None)

@@ -96,6 +96,11 @@ impl FaultOrigin {
         format!("http://127.0.0.1:{}/{name}/live.m3u8", self.port)
     }
 
+    /// `http://127.0.0.1:PORT/NAME/master.m3u8`: variants `NAME-a` (v0) and `NAME-b` (v1).
+    pub fn master_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}/master.m3u8", self.port)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -150,6 +155,57 @@ impl FaultOrigin {
 impl Drop for FaultOrigin {
     fn drop(&mut self) {
         self.kill();
+        remove_dir_unless_panicking(&self.dir);
+    }
+}
+
+/// A clip served as a VOD HLS playlist (2 s MPEG-TS segments) by `fault_origin.py`: a real HLS
+/// source with a known timeline, e.g. for tests that need the HLS metrics.
+pub struct VodHls {
+    pub origin: FaultOrigin,
+    dir: PathBuf,
+}
+
+impl VodHls {
+    pub fn start(clip: &Path) -> VodHls {
+        let dir = temp_dir("vod-hls");
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(clip)
+            .args([
+                "-c",
+                "copy",
+                "-f",
+                "hls",
+                "-hls_time",
+                "2",
+                "-hls_list_size",
+                "0",
+            ])
+            .args(["-hls_playlist_type", "vod", "-hls_segment_filename"])
+            .arg(dir.join("seg%03d.ts"))
+            .arg(dir.join("live.m3u8"))
+            .status()
+            .expect("run ffmpeg");
+        assert!(
+            status.success(),
+            "ffmpeg could not segment {}",
+            clip.display()
+        );
+        VodHls {
+            origin: FaultOrigin::start(&dir),
+            dir,
+        }
+    }
+
+    /// The playlist URL under stream name `name`.
+    pub fn url(&self, name: &str) -> String {
+        self.origin.url(name)
+    }
+}
+
+impl Drop for VodHls {
+    fn drop(&mut self) {
         remove_dir_unless_panicking(&self.dir);
     }
 }
