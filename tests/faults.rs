@@ -304,7 +304,6 @@ fn playlist_faults_are_reported_and_heal() {
         ),
         "the control origin never failed"
     );
-    drop(o);
     assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
 }
 
@@ -371,7 +370,6 @@ fn segment_faults_are_reported_and_heal() {
         Duration::from_secs(30),
         |s| active(s, "http_errors") && (active(s, "stall") || state(s) == "down"),
     );
-    drop(o);
     assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
 }
 
@@ -430,6 +428,5 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
         s["restarts"]
     );
     drop(late);
-    drop(o);
     assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
 }

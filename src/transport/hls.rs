@@ -584,7 +584,6 @@ pub async fn monitor(
                 }
             }
         }
-        let mut preloaded = preloaded;
         futures_util::future::join_all(variants.iter_mut().map(|v| {
             let p = preloaded.take();
             poll(&stream, &client, v, started, p)
