@@ -54,7 +54,28 @@ const TRANSPORT: [&str; 6] = [
 struct Bench<'a> {
     sw: &'a Streamwatch,
     control: &'a str,
-    report: Vec<String>,
+}
+
+/// A fault the origin makes on one stream name, and how it must show.
+struct OriginFault {
+    what: &'static str,
+    fault: &'static str,
+    timeout_secs: u64,
+    detected: fn(&Value) -> bool,
+}
+
+const fn fault(
+    what: &'static str,
+    fault: &'static str,
+    timeout_secs: u64,
+    detected: fn(&Value) -> bool,
+) -> OriginFault {
+    OriginFault {
+        what,
+        fault,
+        timeout_secs,
+        detected,
+    }
 }
 
 impl Bench<'_> {
@@ -155,7 +176,25 @@ impl Bench<'_> {
             t1.elapsed().as_secs_f64(),
         );
         eprintln!("{line}");
-        self.report.push(line);
+    }
+
+    /// Each fault in turn on the origin's stream name `id`, repaired before the next.
+    fn origin_faults(
+        &mut self,
+        origin: &std::cell::RefCell<&mut FaultOrigin>,
+        id: &str,
+        faults: &[OriginFault],
+    ) {
+        for f in faults {
+            self.fault(
+                id,
+                f.what,
+                || origin.borrow_mut().set(id, f.fault),
+                || origin.borrow_mut().set(id, ""),
+                Duration::from_secs(f.timeout_secs),
+                f.detected,
+            );
+        }
     }
 }
 
@@ -190,13 +229,8 @@ fn playlist_faults_are_reported_and_heal() {
     let mut bench = Bench {
         sw: &sw,
         control: "control",
-        report: Vec::new(),
     };
     let o = std::cell::RefCell::new(&mut origin);
-    let set = |f: &'static str| {
-        let o = &o;
-        move || o.borrow_mut().set("faulty", f)
-    };
     // A master playlist: each rendition is checked on its own, and a fault in the one the
     // player does not use is still reported, on that variant only.
     let multi = sw.stream("multi");
@@ -232,53 +266,29 @@ fn playlist_faults_are_reported_and_heal() {
             "no playlist age for variant {v}"
         );
     }
-    bench.fault(
+    bench.origin_faults(
+        &o,
         "faulty",
-        "playlist stops updating",
-        set("freeze"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "playlist_stale"),
-    );
-    bench.fault(
-        "faulty",
-        "media sequence goes back",
-        set("sequence_back"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "sequence"),
-    );
-    bench.fault(
-        "faulty",
-        "segments longer than target",
-        set("long_segments"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "segment_duration"),
-    );
-    bench.fault(
-        "faulty",
-        "playlist with broken syntax",
-        set("broken"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "http_errors"),
-    );
-    bench.fault(
-        "faulty",
-        "playlist redirects forever",
-        set("redirect"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "http_errors"),
-    );
-    bench.fault(
-        "faulty",
-        "playlist answers 404",
-        set("playlist_404"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "http_errors"),
+        &[
+            fault("playlist stops updating", "freeze", 20, |s| {
+                active(s, "playlist_stale")
+            }),
+            fault("media sequence goes back", "sequence_back", 20, |s| {
+                active(s, "sequence")
+            }),
+            fault("segments longer than target", "long_segments", 20, |s| {
+                active(s, "segment_duration")
+            }),
+            fault("playlist with broken syntax", "broken", 20, |s| {
+                active(s, "http_errors")
+            }),
+            fault("playlist redirects forever", "redirect", 20, |s| {
+                active(s, "http_errors")
+            }),
+            fault("playlist answers 404", "playlist_404", 20, |s| {
+                active(s, "http_errors")
+            }),
+        ],
     );
     let m = sw.metrics();
     for code in ["404", "invalid", "redirect"] {
@@ -322,53 +332,30 @@ fn segment_faults_are_reported_and_heal() {
     let mut bench = Bench {
         sw: &sw,
         control: "control",
-        report: Vec::new(),
     };
     let o = std::cell::RefCell::new(&mut origin);
-    let set = |f: &'static str| {
-        let o = &o;
-        move || o.borrow_mut().set("faulty", f)
-    };
-    bench.fault(
+    // A clean stream has no continuity errors: any seen afterwards come from the truncation.
+    assert_eq!(sw.stream("faulty")["ts_cc_errors"], 0);
+    bench.origin_faults(
+        &o,
         "faulty",
-        "segments answer 404",
-        set("segment_404"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "http_errors"),
-    );
-    bench.fault(
-        "faulty",
-        "segments answer 500",
-        set("segment_500"),
-        set(""),
-        Duration::from_secs(20),
-        |s| active(s, "http_errors"),
-    );
-    let cc_before = sw.metric_sum("streamwatch_ts_cc_errors_total", &["stream=\"faulty\""]);
-    bench.fault(
-        "faulty",
-        "segments truncated",
-        set("truncated"),
-        set(""),
-        Duration::from_secs(30),
-        |s| s["ts_cc_errors"].as_u64().unwrap_or(0) > cc_before as u64,
-    );
-    bench.fault(
-        "faulty",
-        "segments of garbage",
-        set("garbage"),
-        set(""),
-        Duration::from_secs(30),
-        |s| active(s, "stall") || state(s) == "down",
-    );
-    bench.fault(
-        "faulty",
-        "server trickles bytes",
-        set("slow"),
-        set(""),
-        Duration::from_secs(30),
-        |s| active(s, "http_errors") && (active(s, "stall") || state(s) == "down"),
+        &[
+            fault("segments truncated", "truncated", 30, |s| {
+                s["ts_cc_errors"].as_u64() > Some(0)
+            }),
+            fault("segments answer 404", "segment_404", 20, |s| {
+                active(s, "http_errors")
+            }),
+            fault("segments answer 500", "segment_500", 20, |s| {
+                active(s, "http_errors")
+            }),
+            fault("segments of garbage", "garbage", 30, |s| {
+                active(s, "stall") || state(s) == "down"
+            }),
+            fault("server trickles bytes", "slow", 30, |s| {
+                active(s, "http_errors") && (active(s, "stall") || state(s) == "down")
+            }),
+        ],
     );
     assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
 }
@@ -404,7 +391,6 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
     let mut bench = Bench {
         sw: &sw,
         control: "control",
-        report: Vec::new(),
     };
     let o = std::cell::RefCell::new(&mut origin);
     bench.fault(

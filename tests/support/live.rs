@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::faults::HlsEncoder;
 use super::proc::{
     Proc, free_port, remove_dir_unless_panicking, tcp_accepts, temp_dir, udp_bound, wait_until,
 };
@@ -400,42 +401,22 @@ impl Drop for Nginx {
 }
 
 /// A live HLS origin without nginx: ffmpeg writes 1 s segments and a sliding 5-entry playlist
-/// into a temp dir, served by `/usr/bin/python3 -m http.server` on 127.0.0.1.
+/// ([`HlsEncoder`]) into a temp dir, served by `/usr/bin/python3 -m http.server` on 127.0.0.1.
 pub struct HlsOrigin {
-    encoder: Proc,
+    encoder: HlsEncoder,
     http: Option<Proc>,
-    dir: PathBuf,
     port: u16,
 }
 
 impl HlsOrigin {
-    /// Starts encoder and HTTP server; returns once the playlist lists a segment (panics after 15 s).
+    /// Starts encoder and HTTP server; returns once the playlist lists segments (panics after 20 s).
     pub fn start(spec: &LiveSpec) -> HlsOrigin {
-        let dir = temp_dir("hls-origin");
-        let www = dir.join("www");
-        std::fs::create_dir_all(&www).unwrap();
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(ffmpeg_live_args(spec))
-            .args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "5"])
-            .args(["-hls_flags", "delete_segments+temp_file"])
-            .arg("-hls_segment_filename")
-            .arg(www.join("live%05d.ts"))
-            .arg(www.join("live.m3u8"));
-        let encoder = Proc::spawn("hls encoder (ffmpeg)", &mut cmd, &dir.join("ffmpeg.log"));
         let mut o = HlsOrigin {
-            encoder,
+            encoder: HlsEncoder::start(spec),
             http: None,
-            dir,
             port: free_port(),
         };
         o.start_http();
-        let playlist = www.join("live.m3u8");
-        if !wait_until(Duration::from_secs(15), || {
-            std::fs::read_to_string(&playlist).is_ok_and(|s| s.contains(".ts"))
-        }) {
-            o.encoder.dump_log();
-            panic!("HLS origin produced no playlist");
-        }
         o
     }
 
@@ -456,7 +437,7 @@ impl HlsOrigin {
 
     /// The directory with playlist and segments.
     pub fn www_dir(&self) -> PathBuf {
-        self.dir.join("www")
+        self.encoder.www()
     }
 
     /// Kills the HTTP server only (connections refused); the encoder keeps writing segments.
@@ -475,7 +456,8 @@ impl HlsOrigin {
             .arg(port.to_string())
             .arg("--directory")
             .arg(self.www_dir());
-        let p = Proc::spawn("hls http.server", &mut cmd, &self.dir.join("http.log"));
+        let log = self.encoder.dir().join("http.log");
+        let p = Proc::spawn("hls http.server", &mut cmd, &log);
         let started = Instant::now();
         if !wait_until(Duration::from_secs(10), || tcp_accepts(port)) {
             p.dump_log();
@@ -485,11 +467,6 @@ impl HlsOrigin {
             );
         }
         self.http = Some(p);
-    }
-
-    /// Stops the encoder (the playlist stops advancing; segments stay served).
-    pub fn stop_encoder(&mut self) {
-        self.encoder.stop();
     }
 
     /// Prints encoder and HTTP server logs to stderr.
@@ -504,7 +481,5 @@ impl HlsOrigin {
 impl Drop for HlsOrigin {
     fn drop(&mut self) {
         self.stop_http();
-        self.encoder.stop();
-        remove_dir_unless_panicking(&self.dir);
     }
 }
