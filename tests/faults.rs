@@ -416,3 +416,63 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
     drop(late);
     assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
 }
+
+/// Media bitrate of the encoder's live window: segment bytes over their EXTINF durations.
+fn playlist_bitrate(www: &std::path::Path) -> f64 {
+    let playlist = std::fs::read_to_string(www.join("live.m3u8")).unwrap();
+    let (mut bytes, mut seconds) = (0u64, 0f64);
+    let mut duration = 0f64;
+    for line in playlist.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.trim_end_matches(',').parse().unwrap();
+        } else if line.ends_with(".ts")
+            && let Ok(meta) = std::fs::metadata(www.join(line))
+        {
+            bytes += meta.len();
+            seconds += duration;
+        }
+    }
+    bytes as f64 * 8.0 / seconds
+}
+
+#[test]
+fn input_bitrate_follows_the_segments_and_a_floor_is_enforced() {
+    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
+    let origin = FaultOrigin::start(&encoder.www());
+    let sw = Streamwatch::start(
+        &format!(
+            "{}[streams.detectors.bitrate]\nmin_bits_per_second = 1e9\nwindow = 4.0\nmin_duration = 2.0\n",
+            config(&[
+                ("measured", origin.url("measured")),
+                ("floor", origin.url("floor"))
+            ])
+        ),
+        &[],
+    );
+    wait_up(&sw, &["measured", "floor"]);
+    let s = sw.wait_stream("measured", Duration::from_secs(30), "a bitrate", |s| {
+        s["input_bitrate"].as_f64().is_some()
+    });
+    let measured = s["input_bitrate"].as_f64().unwrap();
+    let truth = playlist_bitrate(&encoder.www());
+    eprintln!("input bitrate {measured:.0} b/s, segments {truth:.0} b/s");
+    assert!(
+        (measured / truth - 1.0).abs() < 0.35,
+        "input bitrate {measured:.0} b/s, the segments carry {truth:.0} b/s"
+    );
+    // Under its (absurdly high) floor for 2 s after a 4 s window.
+    let s = sw.wait_stream("floor", Duration::from_secs(20), "bitrate defect", |s| {
+        active(s, "bitrate")
+    });
+    assert_eq!(state(&s), "up", "a low bitrate is a defect, not an outage");
+    assert!(
+        !active(&sw.stream("measured"), "bitrate"),
+        "no floor, no defect"
+    );
+    assert!(
+        sw.metric_sum(
+            "streamwatch_input_bitrate_bits_per_second",
+            &["stream=\"floor\""]
+        ) > 0.0
+    );
+}
