@@ -9,6 +9,7 @@ pub use frame_stats::{BLOCK_MIN_STEP, EDGE_THRESHOLD, frame_stats_cpu, reduce_ro
 
 use crate::frame::VideoFrame;
 use crate::gpu::types::RowPartial;
+use crate::perf::{PERF, Stage};
 use crate::stats::{BatchItem, EngineError, FrameStats, StatsBackend};
 
 /// Rejects frames whose buffer does not hold what its header claims, with the same rule for
@@ -61,6 +62,7 @@ impl StatsBackend for CpuBackend {
         for item in batch {
             check_frame(item.frame)?;
         }
+        let started = std::time::Instant::now();
         self.last_in_batch.clear();
         for (i, item) in batch.iter().enumerate() {
             let prev = match self.last_in_batch.insert(item.slot, i) {
@@ -74,6 +76,8 @@ impl StatsBackend for CpuBackend {
                 &mut self.partials,
             ));
         }
+        let computed = std::time::Instant::now();
+        PERF.add(Stage::Gpu, computed - started, batch.len() as u64);
         for (&slot, &i) in &self.last_in_batch {
             let frame = batch[i].frame;
             match self.history.get_mut(&slot) {
@@ -92,6 +96,8 @@ impl StatsBackend for CpuBackend {
                 }
             }
         }
+        // Keeping the references is this backend's counterpart of the upload.
+        PERF.add(Stage::Upload, computed.elapsed(), batch.len() as u64);
         Ok(())
     }
 
