@@ -307,6 +307,7 @@ pub fn bench(
             id: format!("bench{i}"),
             url: url.clone(),
             detectors: config.detectors.clone(),
+            decoder: config.ingest.decoder,
         };
         let stream = Arc::new(Stream::new(
             config,

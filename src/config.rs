@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+pub use crate::ingest::decoder::DecoderChoice;
 use crate::stats::BackendChoice;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9723";
@@ -19,6 +20,8 @@ pub const DEFAULT_QUEUE_FRAMES: usize = 8;
 pub const DEFAULT_BACKOFF_INITIAL_SECS: f64 = 1.0;
 pub const DEFAULT_BACKOFF_MAX_SECS: f64 = 30.0;
 pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 20;
+/// Hardware decoding where GStreamer has NVDEC, software otherwise.
+pub const DEFAULT_DECODER: DecoderChoice = DecoderChoice::Auto;
 pub const DEFAULT_MAX_FRAMES_PER_STREAM: usize = 8;
 pub const DEFAULT_MIN_DURATION_SECS: f64 = 2.0;
 pub const DEFAULT_CLEAR_DURATION_SECS: f64 = 0.2;
@@ -241,6 +244,10 @@ pub struct IngestConfig {
     pub restart_backoff_initial: f64,
     /// Upper bound of the restart delay in seconds.
     pub restart_backoff_max: f64,
+    /// Video decoder of the streams that do not set their own: "auto" (NVDEC where GStreamer
+    /// has it, libav otherwise), "software" (libav only) or "nvdec" (NVDEC only; a stream
+    /// fails to start where it is absent).
+    pub decoder: DecoderChoice,
 }
 
 impl Default for IngestConfig {
@@ -250,6 +257,7 @@ impl Default for IngestConfig {
             queue_frames: DEFAULT_QUEUE_FRAMES,
             restart_backoff_initial: DEFAULT_BACKOFF_INITIAL_SECS,
             restart_backoff_max: DEFAULT_BACKOFF_MAX_SECS,
+            decoder: DEFAULT_DECODER,
         }
     }
 }
@@ -802,6 +810,8 @@ pub struct StreamConfig {
     pub url: String,
     /// Effective detector settings: the global ones with this stream's overrides applied.
     pub detectors: DetectorsConfig,
+    /// Video decoder: the stream's own `decoder`, else `ingest.decoder`.
+    pub decoder: DecoderChoice,
 }
 
 #[derive(Deserialize)]
@@ -831,6 +841,7 @@ struct RawStream {
     url: String,
     #[serde(default)]
     detectors: toml::Table,
+    decoder: Option<DecoderChoice>,
 }
 
 /// URL schemes a stream may use.
@@ -889,6 +900,7 @@ impl Config {
                 id: s.id,
                 url: s.url,
                 detectors,
+                decoder: s.decoder.unwrap_or(raw.ingest.decoder),
             });
         }
         let mut webhooks = raw.webhooks;

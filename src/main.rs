@@ -268,6 +268,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     id: config::id_from_url(&url, base + i),
                     url,
                     detectors: config.detectors.clone(),
+                    decoder: config.ingest.decoder,
                 });
             }
             config.validate()?;
@@ -292,6 +293,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 id: "demo".into(),
                 url: "demo://".into(),
                 detectors: config.detectors.clone(),
+                decoder: config.ingest.decoder,
             });
             let (b, f, s) = (
                 ingest::demo::BLACK,
