@@ -119,6 +119,10 @@ pub struct BenchReport {
     /// Process CPU time over the window divided by its length (2.0 = two cores busy).
     pub cpu_cores: f64,
     pub cpu_by_thread: Vec<ThreadCpu>,
+    /// The machine's 1-minute load average at the end (other processes included).
+    pub load_average: Option<f64>,
+    /// Cores the machine has.
+    pub machine_cores: usize,
     pub rss_bytes: u64,
     pub rss_peak_bytes: u64,
     /// Resident memory before the streams started (process, GPU context, synthetic pool).
@@ -441,6 +445,8 @@ pub fn bench(
         },
         cpu_cores: (last.cpu - first.cpu) / window,
         cpu_by_thread,
+        load_average: perf::load_average(),
+        machine_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rss_bytes: rss,
         rss_peak_bytes: rss_peak,
         rss_baseline_bytes: rss_baseline,
@@ -569,7 +575,14 @@ impl BenchReport {
             ("dropped frames", self.dropped_frames.to_string()),
             (
                 "CPU",
-                format!("{:.2} cores ({})", self.cpu_cores, threads.join(", ")),
+                format!(
+                    "{:.2} cores ({}); machine load {} on {} cores",
+                    self.cpu_cores,
+                    threads.join(", "),
+                    self.load_average
+                        .map_or_else(|| "-".into(), |l| format!("{l:.2}")),
+                    self.machine_cores
+                ),
             ),
             (
                 "resident memory",

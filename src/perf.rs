@@ -208,6 +208,17 @@ pub fn thread_cpu_seconds() -> Vec<(String, f64)> {
     groups
 }
 
+/// The machine's 1-minute load average: above the core count, other processes competed for
+/// the CPU during a measurement.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Resident memory now and at its peak, in bytes (`VmRSS`, `VmHWM`).
 pub fn resident_bytes() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
