@@ -81,8 +81,9 @@ pub struct BenchOptions {
     pub realtime: bool,
 }
 
-/// Milliseconds per analysed frame in each stage; `decode` is the CPU time of the GStreamer
-/// threads per frame less the copy, so it includes demuxing and colour conversion.
+/// Milliseconds per frame in each stage; `decode` is the CPU time of the GStreamer threads
+/// per decoded frame (analysed or dropped) less the copy, so it includes demuxing and colour
+/// conversion.
 #[derive(Debug, Default, Serialize)]
 pub struct StageTimes {
     pub decode: Option<f64>,
@@ -231,6 +232,7 @@ struct Sample {
     cpu: f64,
     threads: Vec<(String, f64)>,
     frames: u64,
+    dropped: u64,
 }
 
 fn sample(streams: &[Arc<Stream>]) -> Sample {
@@ -239,12 +241,17 @@ fn sample(streams: &[Arc<Stream>]) -> Sample {
         cpu: perf::process_cpu_seconds().unwrap_or(0.0),
         threads: perf::thread_cpu_seconds(),
         frames: streams.iter().map(|s| s.frames_analysed()).sum(),
+        dropped: streams.iter().map(|s| s.status().frames_dropped).sum(),
     }
 }
 
-/// Thread groups that are not GStreamer's: the rest of the CPU time is decoding.
-fn is_own_thread(name: &str) -> bool {
-    name.starts_with("streamwatch") || name.starts_with("llvmpipe") || name == FEEDER_THREAD
+/// Thread groups that are not GStreamer's: the rest of the CPU time is decoding. Threads
+/// that Mesa's lavapipe starts inherit the process's name, whatever the binary is called.
+fn is_own_thread(name: &str, process: &str) -> bool {
+    name == process
+        || name.starts_with("streamwatch")
+        || name.starts_with("llvmpipe")
+        || name == FEEDER_THREAD
 }
 
 pub fn bench(
@@ -405,13 +412,21 @@ pub fn bench(
         })
         .filter(|t| t.cores > 0.0)
         .collect();
-    let decode = (!synthetic && frames > 0).then(|| {
+    // Dropped frames were decoded (and copied) too.
+    let decoded = frames + last.dropped.saturating_sub(first.dropped);
+    let process: String = std::fs::read_to_string("/proc/self/comm")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect();
+    let decode = (!synthetic && decoded > 0).then(|| {
         let gst_seconds: f64 = cpu_by_thread
             .iter()
-            .filter(|t| !is_own_thread(&t.threads))
+            .filter(|t| !is_own_thread(&t.threads, &process))
             .map(|t| t.cores * window)
             .sum();
-        ((gst_seconds - snap.stage_seconds[Stage::Copy as usize]).max(0.0)) * 1e3 / frames as f64
+        ((gst_seconds - snap.stage_seconds[Stage::Copy as usize]).max(0.0)) * 1e3 / decoded as f64
     });
     let (rss, rss_peak) = perf::resident_bytes().unwrap_or((0, 0));
     let n = options.streams as u64;
