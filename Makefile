@@ -40,7 +40,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test accuracy deps test-deps build check toolchain bench-compare bench
+.PHONY: run test accuracy soak deps test-deps build check toolchain bench-compare bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -78,6 +78,11 @@ bench: build
 # streamwatch scan next to ffmpeg's blackdetect/freezedetect/blockdetect on the same clips.
 bench-compare: build test-deps
 	benches/scan_vs_ffmpeg.sh target/release/streamwatch
+
+# Soak (not in `make test`): 16 live streams (8 HLS, 8 RTMP) for SOAK_SECONDS (default 600)
+# with periodic origin faults; prints memory, drops, restarts, detection delays, false alarms.
+soak: test-deps
+	NODEVICE_SELECT=1 $(CARGO) test --release --test soak -- --ignored --nocapture
 
 # Video detector accuracy (issue 3): generates clips with injected defects, scans them, and
 # prints per-detector found/missed/false counts beside ffmpeg's blackdetect/freezedetect.

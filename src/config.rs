@@ -19,6 +19,8 @@ pub const DEFAULT_STALL_TIMEOUT_SECS: f64 = 5.0;
 pub const DEFAULT_QUEUE_FRAMES: usize = 8;
 pub const DEFAULT_BACKOFF_INITIAL_SECS: f64 = 1.0;
 pub const DEFAULT_BACKOFF_MAX_SECS: f64 = 30.0;
+pub const DEFAULT_HTTP_TIMEOUT_SECS: f64 = 5.0;
+pub const DEFAULT_HLS_MAX_VARIANTS: usize = 8;
 pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 20;
 /// Hardware decoding where GStreamer has NVDEC, software otherwise.
 pub const DEFAULT_DECODER: DecoderChoice = DecoderChoice::Auto;
@@ -123,6 +125,30 @@ pub const DEFAULT_AUDIO_LOSS_MIN_GAP_SECS: f64 = 0.5;
 pub const DEFAULT_AUDIO_LOSS_TIMEOUT_SECS: f64 = 2.0;
 /// Largest tolerated |audio - video| offset, seconds.
 pub const DEFAULT_AV_SYNC_MAX_OFFSET_SECS: f64 = 0.1;
+/// Seconds without a decoded frame, on a stream that was up, that make a stall.
+pub const DEFAULT_STALL_AFTER_SECS: f64 = 2.0;
+/// Seconds over which the input bitrate is averaged (HLS delivers a segment at a time).
+pub const DEFAULT_BITRATE_WINDOW_SECS: f64 = 10.0;
+/// Seconds the bitrate must stay below its floor before it is a defect.
+pub const DEFAULT_BITRATE_MIN_DURATION_SECS: f64 = 5.0;
+/// A live playlist unchanged for this many target durations is stale. HLS clients re-poll
+/// after half a target duration and a normal update comes once per target duration, so three
+/// leaves room for a late origin without the false alarms users complain of.
+pub const DEFAULT_PLAYLIST_STALE_TARGET_DURATIONS: f64 = 3.0;
+/// Seconds an instantaneous manifest fault (a sequence error, an overlong segment) stays
+/// reported after it was last seen.
+pub const DEFAULT_MANIFEST_FAULT_HOLD_SECS: f64 = 10.0;
+/// Seconds a segment may exceed the target duration: RFC 8216 requires EXTINF, rounded to
+/// the nearest integer, to be at most the target duration.
+pub const DEFAULT_SEGMENT_MAX_OVERRUN_SECS: f64 = 0.5;
+/// Largest tolerated gap between media time added to a live playlist and wall time, as a
+/// share of the wall time (0.1: 6 s per minute).
+pub const DEFAULT_SEGMENT_DRIFT_TOLERANCE: f64 = 0.1;
+/// Wall seconds over which playlist drift is measured.
+pub const DEFAULT_SEGMENT_DRIFT_WINDOW_SECS: f64 = 60.0;
+/// Seconds of failing requests before HTTP errors are a defect, and of good ones to end it.
+pub const DEFAULT_HTTP_ERRORS_MIN_DURATION_SECS: f64 = 2.0;
+pub const DEFAULT_HTTP_ERRORS_CLEAR_DURATION_SECS: f64 = 2.0;
 
 /// The whole configuration file.
 #[derive(Clone, Debug)]
@@ -244,6 +270,11 @@ pub struct IngestConfig {
     pub restart_backoff_initial: f64,
     /// Upper bound of the restart delay in seconds.
     pub restart_backoff_max: f64,
+    /// Seconds to wait for an HTTP answer when streamwatch fetches HLS playlists itself.
+    pub http_timeout: f64,
+    /// Renditions of an HLS master playlist that are checked, in playlist order (a bound on
+    /// requests and on the `variant` label).
+    pub hls_max_variants: usize,
     /// Video decoder of the streams that do not set their own: "auto" (NVDEC where GStreamer
     /// has it, libav otherwise), "software" (libav only) or "nvdec" (NVDEC only; a stream
     /// fails to start where it is absent).
@@ -257,6 +288,8 @@ impl Default for IngestConfig {
             queue_frames: DEFAULT_QUEUE_FRAMES,
             restart_backoff_initial: DEFAULT_BACKOFF_INITIAL_SECS,
             restart_backoff_max: DEFAULT_BACKOFF_MAX_SECS,
+            http_timeout: DEFAULT_HTTP_TIMEOUT_SECS,
+            hls_max_variants: DEFAULT_HLS_MAX_VARIANTS,
             decoder: DEFAULT_DECODER,
         }
     }
@@ -533,6 +566,145 @@ impl Default for AvSyncConfig {
     }
 }
 
+/// Stall: no decoded frame for a while on a stream that was up (its source still connected).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StallConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Seconds without a decoded frame that make a stall (back-dated to the last frame).
+    pub after: f64,
+}
+
+impl Default for StallConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            after: DEFAULT_STALL_AFTER_SECS,
+        }
+    }
+}
+
+/// Input bitrate below a floor (bytes entering the demuxer, or the RTP depayloader).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BitrateConfig {
+    /// Bits per second below which the input is a defect; 0 switches the check off (the
+    /// gauge is always published).
+    pub min_bits_per_second: f64,
+    /// Seconds over which the bitrate is averaged.
+    pub window: f64,
+    /// Seconds below the floor before it is a defect.
+    pub min_duration: f64,
+    /// Seconds back above the floor needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for BitrateConfig {
+    fn default() -> Self {
+        Self {
+            min_bits_per_second: 0.0,
+            window: DEFAULT_BITRATE_WINDOW_SECS,
+            min_duration: DEFAULT_BITRATE_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
+/// Stale HLS playlist: a live media playlist that stops advancing.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlaylistStaleConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// A playlist unchanged for this many target durations is stale.
+    pub max_target_durations: f64,
+}
+
+impl Default for PlaylistStaleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_target_durations: DEFAULT_PLAYLIST_STALE_TARGET_DURATIONS,
+        }
+    }
+}
+
+/// HLS sequence errors: media sequence going backwards, a numbered segment changing, the
+/// discontinuity sequence not following the discontinuities that left the window.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Seconds an error stays reported after it was last seen.
+    pub hold: f64,
+}
+
+impl Default for SequenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hold: DEFAULT_MANIFEST_FAULT_HOLD_SECS,
+        }
+    }
+}
+
+/// HLS segment durations: segments longer than the target duration, or media time added to
+/// the playlist drifting from wall time.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentDurationConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Seconds a segment may last beyond the target duration.
+    pub max_overrun: f64,
+    /// Largest tolerated |media added / wall time - 1| over `drift_window`.
+    pub drift_tolerance: f64,
+    /// Wall seconds over which drift is measured.
+    pub drift_window: f64,
+    /// Seconds a fault stays reported after it was last seen.
+    pub hold: f64,
+}
+
+impl Default for SegmentDurationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_overrun: DEFAULT_SEGMENT_MAX_OVERRUN_SECS,
+            drift_tolerance: DEFAULT_SEGMENT_DRIFT_TOLERANCE,
+            drift_window: DEFAULT_SEGMENT_DRIFT_WINDOW_SECS,
+            hold: DEFAULT_MANIFEST_FAULT_HOLD_SECS,
+        }
+    }
+}
+
+/// HTTP errors on HLS playlists and segments: 4xx/5xx answers, refused or timed-out requests,
+/// redirect loops, playlists that do not parse.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpErrorsConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Also check each new segment with a HEAD request (the playlist alone otherwise).
+    pub check_segments: bool,
+    /// Seconds of failing requests before it is a defect.
+    pub min_duration: f64,
+    /// Seconds of successful requests needed to end it.
+    pub clear_duration: f64,
+}
+
+impl Default for HttpErrorsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            check_segments: true,
+            min_duration: DEFAULT_HTTP_ERRORS_MIN_DURATION_SECS,
+            clear_duration: DEFAULT_HTTP_ERRORS_CLEAR_DURATION_SECS,
+        }
+    }
+}
+
 /// Flat picture detector: a uniform frame that is not black (blue, grey or white screen).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -769,6 +941,12 @@ pub struct DetectorsConfig {
     pub channel: ChannelConfig,
     pub audio_loss: AudioLossConfig,
     pub av_sync: AvSyncConfig,
+    pub stall: StallConfig,
+    pub bitrate: BitrateConfig,
+    pub playlist_stale: PlaylistStaleConfig,
+    pub sequence: SequenceConfig,
+    pub segment_duration: SegmentDurationConfig,
+    pub http_errors: HttpErrorsConfig,
 }
 
 /// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
@@ -798,7 +976,9 @@ timing_from_fields!(
     BlurConfig,
     BlockinessConfig,
     LetterboxConfig,
-    StutterConfig
+    StutterConfig,
+    BitrateConfig,
+    HttpErrorsConfig
 );
 
 /// One monitored stream.
@@ -938,6 +1118,13 @@ impl Config {
                 "must not be smaller than ingest.restart_backoff_initial",
             ));
         }
+        positive("ingest.http_timeout", ingest.http_timeout)?;
+        if !(1..=64).contains(&ingest.hls_max_variants) {
+            return Err(invalid(
+                "ingest.hls_max_variants",
+                "must be between 1 and 64",
+            ));
+        }
         if !(1..=1024).contains(&ingest.queue_frames) {
             return Err(invalid("ingest.queue_frames", "must be between 1 and 1024"));
         }
@@ -1069,7 +1256,8 @@ fn validate_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError>
     }
     timing(&format!("{key}.silence"), s.timing())?;
     validate_video_detectors(d, key)?;
-    validate_audio_detectors(d, key)
+    validate_audio_detectors(d, key)?;
+    validate_transport_detectors(d, key)
 }
 
 fn validate_video_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError> {
@@ -1203,6 +1391,51 @@ fn validate_audio_detectors(d: &DetectorsConfig, key: &str) -> Result<(), Config
     timing(&format!("{key}.clipping"), d.clipping.timing())?;
     timing(&format!("{key}.channel"), d.channel.timing())?;
     timing(&format!("{key}.av_sync"), d.av_sync.timing())?;
+    Ok(())
+}
+
+fn validate_transport_detectors(d: &DetectorsConfig, key: &str) -> Result<(), ConfigError> {
+    let k = |name: &str| format!("{key}.{name}");
+    positive(&k("stall.after"), d.stall.after)?;
+    let b = &d.bitrate;
+    if !(b.min_bits_per_second.is_finite() && (0.0..=1e12).contains(&b.min_bits_per_second)) {
+        return Err(invalid(
+            &k("bitrate.min_bits_per_second"),
+            &format!("{} is not between 0 and 1e12", b.min_bits_per_second),
+        ));
+    }
+    positive(&k("bitrate.window"), b.window)?;
+    timing(&k("bitrate"), b.timing())?;
+    let stale = d.playlist_stale.max_target_durations;
+    if !(stale.is_finite() && (1.0..=100.0).contains(&stale)) {
+        return Err(invalid(
+            &k("playlist_stale.max_target_durations"),
+            &format!("{stale} is not between 1 and 100"),
+        ));
+    }
+    positive(&k("sequence.hold"), d.sequence.hold)?;
+    let sd = &d.segment_duration;
+    if !(sd.max_overrun.is_finite() && (0.0..=3600.0).contains(&sd.max_overrun)) {
+        return Err(invalid(
+            &k("segment_duration.max_overrun"),
+            &format!(
+                "{} is not a number of seconds between 0 and 3600",
+                sd.max_overrun
+            ),
+        ));
+    }
+    if !(sd.drift_tolerance.is_finite() && sd.drift_tolerance > 0.0 && sd.drift_tolerance <= 1.0) {
+        return Err(invalid(
+            &k("segment_duration.drift_tolerance"),
+            &format!(
+                "{} is not a ratio between 0 (excluded) and 1",
+                sd.drift_tolerance
+            ),
+        ));
+    }
+    positive(&k("segment_duration.drift_window"), sd.drift_window)?;
+    positive(&k("segment_duration.hold"), sd.hold)?;
+    timing(&k("http_errors"), d.http_errors.timing())?;
     Ok(())
 }
 

@@ -108,6 +108,9 @@ struct Engine<'a> {
 
 impl Engine<'_> {
     fn turn(&mut self) {
+        for slot in self.streams.take_retired() {
+            self.backend.release(slot);
+        }
         let streams = self.streams.snapshot();
         if streams.iter().all(|s| s.queue.is_empty()) {
             self.wake.wait(Duration::from_millis(100));

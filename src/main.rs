@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use streamwatch::config::{self, Config, StreamConfig};
+use streamwatch::reload::ReloadSource;
 use streamwatch::shard::{self, Shard, ShardError};
 use streamwatch::stats::BackendChoice;
 use streamwatch::{bench, gpu, ingest, run, scan};
@@ -35,7 +36,8 @@ enum ReportFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Monitor streams until stopped (SIGINT/SIGTERM), serving metrics and the API.
+    /// Monitor streams until stopped (SIGINT/SIGTERM), serving metrics and the API; SIGHUP
+    /// re-reads --config and applies the changed streams.
     Run {
         /// TOML configuration file.
         #[arg(long)]
@@ -260,6 +262,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             urls,
         } => {
             init_logging(log_format, false);
+            let reload_path = config.clone();
             let mut config = load_config(config.as_ref())?;
             let base = config.streams.len();
             for (i, source) in urls.iter().enumerate() {
@@ -271,6 +274,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     decoder: config.ingest.decoder,
                 });
             }
+            let cli_streams = config.streams[base..].to_vec();
             config.validate()?;
             let shard = match (shard, shard_from_hostname) {
                 (Some(s), _) => Some(s),
@@ -280,7 +284,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(shard) = shard {
                 apply_shard(&mut config, shard)?;
             }
-            monitor(config, listen, backend)
+            let reload = reload_path.map(|path| ReloadSource {
+                path,
+                cli_streams,
+                shard,
+                listen,
+                backend,
+            });
+            monitor(config, listen, backend, reload)
         }
         Command::Demo {
             listen,
@@ -312,7 +323,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ingest::demo::CYCLE,
                 config.detectors.black.min_duration
             );
-            monitor(config, listen, backend)
+            monitor(config, listen, backend, None)
         }
     }
 }
@@ -366,6 +377,7 @@ fn monitor(
     mut config: Config,
     listen: Option<SocketAddr>,
     backend: Option<BackendChoice>,
+    reload: Option<ReloadSource>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(l) = listen {
         config.listen = l;
@@ -380,6 +392,10 @@ fn monitor(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run::run(config, backend))?;
+    let result = runtime.block_on(run::run_with_reload(config, backend, reload));
+    // A pipeline abandoned in a GStreamer deadlock keeps its blocking thread forever; the
+    // runtime would wait for it on drop, and the process would never exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result?;
     Ok(ExitCode::SUCCESS)
 }

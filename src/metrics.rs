@@ -51,6 +51,22 @@ pub struct Metrics {
     pub true_peak: GaugeVec,
     pub av_offset: GaugeVec,
     pub av_measured_offset: GaugeVec,
+    pub http_requests: IntCounterVec,
+    pub hls_playlist_age: GaugeVec,
+    pub input_bitrate: GaugeVec,
+    pub ts_cc_errors: IntCounterVec,
+    pub time_to_first_frame: GaugeVec,
+    pub pipelines_abandoned: IntCounterVec,
+    /// The (kind, code) pairs of `http_requests` used per stream, to remove them with it.
+    http_labels: std::sync::Mutex<
+        std::collections::HashMap<String, std::collections::BTreeSet<(&'static str, String)>>,
+    >,
+}
+
+/// Every value the `variant` label can take: `main` (a media playlist without master), and
+/// `v0`... in master playlist order, bounded by `ingest.hls_max_variants` (at most 64).
+pub fn hls_variant_labels() -> impl Iterator<Item = String> {
+    std::iter::once("main".to_owned()).chain((0..64).map(|i| format!("v{i}")))
 }
 
 /// Values of the `window` label of `streamwatch_audio_loudness_lufs`.
@@ -317,8 +333,56 @@ impl Metrics {
                 "A/V offset measured from the latest flash/beep pair of a sync test signal; positive when audio is late.",
                 &["stream"],
             ),
+            http_requests: counter_vec(
+                &r,
+                "streamwatch_http_requests_total",
+                "Requests streamwatch made itself to check HLS playlists (kind master or playlist) and segments (kind segment, HEAD); code is the HTTP status, or connect, timeout, redirect, invalid (not a playlist) or error.",
+                &["stream", "kind", "code"],
+            ),
+            hls_playlist_age: float_gauge_vec(
+                &r,
+                "streamwatch_hls_playlist_age_seconds",
+                "Seconds since the HLS media playlist of a variant last changed (variant v0, v1... in master playlist order, main without a master playlist).",
+                &["stream", "variant"],
+            ),
+            input_bitrate: float_gauge_vec(
+                &r,
+                "streamwatch_input_bitrate_bits_per_second",
+                "Bits per second entering the demuxer (RTP payload for RTSP), averaged over detectors.bitrate.window.",
+                &["stream"],
+            ),
+            ts_cc_errors: counter_vec(
+                &r,
+                "streamwatch_ts_cc_errors_total",
+                "MPEG-TS continuity counter errors (packets lost or out of order) on any PID.",
+                &["stream"],
+            ),
+            time_to_first_frame: float_gauge_vec(
+                &r,
+                "streamwatch_time_to_first_frame_seconds",
+                "Seconds from the start of the latest pipeline run to its first analysed frame.",
+                &["stream"],
+            ),
+            pipelines_abandoned: counter_vec(
+                &r,
+                "streamwatch_pipelines_abandoned_total",
+                "Pipelines that did not stop within 10 s when torn down (a GStreamer deadlock), left behind so that the stream could restart.",
+                &["stream"],
+            ),
+            http_labels: Default::default(),
             registry: r,
         }
+    }
+
+    /// Counts one request of `kind` (master, playlist, segment) answered with `code`.
+    pub fn count_http_request(&self, stream: &str, kind: &'static str, code: &str) {
+        self.http_requests
+            .with_label_values(&[stream, kind, code])
+            .inc();
+        crate::stream::lock(&self.http_labels)
+            .entry(stream.to_owned())
+            .or_default()
+            .insert((kind, code.to_owned()));
     }
 
     /// Creates the per-stream series at zero, so dashboards and alerts see them before any event.
@@ -330,6 +394,8 @@ impl Metrics {
         self.restarts.with_label_values(&[stream]);
         self.decode_errors.with_label_values(&[stream]);
         self.format_changes.with_label_values(&[stream]);
+        self.ts_cc_errors.with_label_values(&[stream]);
+        self.pipelines_abandoned.with_label_values(&[stream]);
         for d in DetectorKind::ALL {
             self.defect_active
                 .with_label_values(&[stream, d.as_str()])
@@ -367,6 +433,8 @@ impl Metrics {
             &self.restarts,
             &self.decode_errors,
             &self.format_changes,
+            &self.ts_cc_errors,
+            &self.pipelines_abandoned,
         ] {
             let _ = vec.remove_label_values(&[stream]);
         }
@@ -385,8 +453,26 @@ impl Metrics {
             &self.true_peak,
             &self.av_offset,
             &self.av_measured_offset,
+            &self.input_bitrate,
+            &self.time_to_first_frame,
         ] {
             let _ = vec.remove_label_values(&[stream]);
+        }
+        let seen = std::mem::take(
+            crate::stream::lock(&self.http_labels)
+                .entry(stream.to_owned())
+                .or_default(),
+        );
+        for (kind, code) in seen {
+            let _ = self
+                .http_requests
+                .remove_label_values(&[stream, kind, code.as_str()]);
+        }
+        crate::stream::lock(&self.http_labels).remove(stream);
+        for variant in hls_variant_labels() {
+            let _ = self
+                .hls_playlist_age
+                .remove_label_values(&[stream, variant.as_str()]);
         }
         for window in LOUDNESS_WINDOWS {
             let _ = self.loudness.remove_label_values(&[stream, window]);

@@ -9,12 +9,13 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::engine;
 use crate::evidence::{Evidence, EvidenceStore, Uploader};
-use crate::ingest::{self, supervisor};
+use crate::ingest;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::reload::{self, ReloadSource, Reloader};
 use crate::server::{self, AppState};
 use crate::stats::StatsBackend;
-use crate::stream::{Stream, StreamContext, StreamOptions, StreamSet, Wake};
+use crate::stream::{StreamContext, StreamOptions, StreamSet, Wake};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -27,6 +28,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Ingest(#[from] crate::error::IngestError),
+    #[error("cannot watch SIGHUP for config reloads: {0}")]
+    Signal(std::io::Error),
     #[error("cannot start the analysis engine thread: {0}")]
     Engine(std::io::Error),
     #[error("evidence upload (config evidence.s3): {0}")]
@@ -39,6 +42,15 @@ pub enum RunError {
 }
 
 pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), RunError> {
+    run_with_reload(config, backend, None).await
+}
+
+/// [`run`], re-reading the config from `reload` on SIGHUP and `POST /api/reload`.
+pub async fn run_with_reload(
+    config: Config,
+    backend: Box<dyn StatsBackend>,
+    reload: Option<ReloadSource>,
+) -> Result<(), RunError> {
     if config.streams.is_empty() {
         return Err(RunError::NoStreams);
     }
@@ -79,10 +91,16 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         thumbnail_interval: Duration::from_secs_f64(config.evidence.thumbnail_interval),
         stats_sink: None,
     };
-    for sc in &config.streams {
-        let stream = Stream::new(sc.clone(), streams.next_slot(), options, context.clone());
-        streams.add(Arc::new(stream));
-    }
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        reload,
+        streams.clone(),
+        context,
+        options,
+    ));
+    // Trapped before the server answers, so no SIGHUP sent once it is up can end the process.
+    #[cfg(unix)]
+    let hangups = reload::spawn_sighup_handler(reloader.clone()).map_err(RunError::Signal)?;
     tracing::info!(backend = %backend.describe(), "statistics backend");
     let engine = engine::spawn(
         backend,
@@ -109,6 +127,7 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         streams: streams.clone(),
         engine: engine.clone(),
         evidence: Some(evidence),
+        reloader: Some(reloader.clone()),
     });
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
@@ -122,15 +141,7 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
         }
     });
 
-    let mut supervisors = tokio::task::JoinSet::new();
-    for stream in streams.snapshot() {
-        tracing::info!(stream = %stream.id, url = %stream.url, "monitoring");
-        supervisors.spawn(supervisor::supervise(
-            stream,
-            config.ingest.clone(),
-            shutdown_rx.clone(),
-        ));
-    }
+    reloader.start().await;
 
     wait_for_signal().await;
     tracing::info!("shutting down");
@@ -138,13 +149,11 @@ pub async fn run(config: Config, backend: Box<dyn StatsBackend>) -> Result<(), R
     for s in streams.snapshot() {
         s.close();
     }
-    let joined = tokio::time::timeout(Duration::from_secs(15), async {
-        while supervisors.join_next().await.is_some() {}
-    })
-    .await;
-    if joined.is_err() {
-        tracing::warn!("some pipelines did not stop within 15 s");
-    }
+    // Waits for a reload under way to finish, then stops every pipeline (warns on timeout);
+    // the SIGHUP handler is aborted only then, so no reload is cut off half-applied.
+    reloader.shutdown().await;
+    #[cfg(unix)]
+    hangups.abort();
     let _ = server.await;
     crate::stream::lock(&engine).stop();
     Ok(())

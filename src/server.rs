@@ -8,11 +8,12 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::engine::EngineHandle;
 use crate::evidence::Evidence;
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::stream::StreamSet;
 
 /// The engine is unhealthy when its loop has not turned for this long.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub streams: Arc<StreamSet>,
     pub engine: Arc<std::sync::Mutex<EngineHandle>>,
     pub evidence: Option<Arc<Evidence>>,
+    /// Applies `POST /api/reload`; `None` where the process has no stream registry.
+    pub reloader: Option<Arc<Reloader>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -37,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/streams/{id}/thumbnail", get(stream_thumbnail))
         .route("/api/events/{id}", get(event))
         .route("/api/events/{id}/evidence", get(event_evidence))
+        .route("/api/reload", post(reload))
         .with_state(state)
 }
 
@@ -133,5 +137,22 @@ async fn event_evidence(State(s): State<AppState>, Path(id): Path<String>) -> Re
     match found {
         Some(bytes) => jpeg(bytes),
         None => not_found("no evidence for that event\n".into()),
+    }
+}
+
+/// Re-reads the config file: 200 with what changed, or an error status with `{"error": ...}`
+/// naming the problem (the running config is then untouched).
+async fn reload(State(s): State<AppState>) -> Response {
+    let result = match &s.reloader {
+        Some(r) => r.reload().await,
+        None => Err(crate::reload::ReloadError::NoConfigFile),
+    };
+    match result {
+        Ok(summary) => Json(summary).into_response(),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+        }
     }
 }

@@ -16,6 +16,8 @@ use crate::frame::{AudioBuffer, VideoFrame};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Phase};
 use crate::stats::StatParams;
+use crate::transport::hls::VariantStatus;
+use crate::transport::{PlaylistVerdict, ScopedTransition, TransportDetectors};
 
 /// Audio waits this long for a first video frame to define media time zero before the stream is
 /// taken to be audio-only.
@@ -68,6 +70,16 @@ pub struct DefectEvent {
     /// The audio channel (0-based) of a per-channel defect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<u32>,
+    /// The HLS variant (`main`, `master`, `v0`...) of a manifest defect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// What part of a stream a defect concerns: all of it, one audio channel or one HLS variant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Scope {
+    channel: Option<u32>,
+    variant: Option<String>,
 }
 
 /// Something worth knowing that is not a defect: the picture size changed mid-stream.
@@ -111,6 +123,14 @@ pub struct StreamStatus {
     pub last_events: Vec<DefectEvent>,
     /// The latest informational events (format changes), newest first.
     pub info_events: Vec<InfoEvent>,
+    /// Seconds from the start of the current run to its first analysed frame.
+    pub time_to_first_frame: Option<f64>,
+    /// Input bits per second, averaged over `detectors.bitrate.window`.
+    pub input_bitrate: Option<f64>,
+    pub ts_cc_errors: u64,
+    /// The HLS playlists checked, for HLS streams.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hls: Vec<VariantStatus>,
 }
 
 /// Frames waiting for the engine. Live streams drop the oldest frame when full (ingest never
@@ -225,8 +245,10 @@ struct Status {
     height: u32,
     fps: f64,
     frame_pts: VecDeque<f64>,
-    /// Keyed by detector and, for per-channel audio defects, channel.
-    active: BTreeMap<(DetectorKind, Option<u32>), DefectEvent>,
+    time_to_first_frame: Option<f64>,
+    input_bitrate: Option<f64>,
+    /// Keyed by detector and, for per-channel audio or per-variant HLS defects, the scope.
+    active: BTreeMap<(DetectorKind, Scope), DefectEvent>,
     recent: VecDeque<DefectEvent>,
 }
 
@@ -288,6 +310,17 @@ pub struct Stream {
     frames_in: AtomicU64,
     frames_out: AtomicU64,
     last_frame_at: Mutex<Option<Instant>>,
+    /// When the stream was added: the clock of the transport detectors.
+    born: Instant,
+    transport: Mutex<TransportDetectors>,
+    /// Bytes that entered the demuxer (or RTP depayloader), all runs together.
+    input_bytes: AtomicU64,
+    ts_cc_errors: AtomicU64,
+    hls: Mutex<Vec<VariantStatus>>,
+    /// The latest failure the manifest checks saw, and when: it names the cause (a name that
+    /// does not resolve, a refused connection, a 404) that GStreamer reports as a bare
+    /// "internal data stream error".
+    transport_problem: Mutex<Option<(Instant, String)>>,
 }
 
 /// How a stream's frames are queued and its events kept.
@@ -347,6 +380,8 @@ impl Stream {
                 height: 0,
                 fps: 0.0,
                 frame_pts: VecDeque::new(),
+                time_to_first_frame: None,
+                input_bitrate: None,
                 active: BTreeMap::new(),
                 recent: VecDeque::new(),
             }),
@@ -362,6 +397,12 @@ impl Stream {
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             last_frame_at: Mutex::new(None),
+            born: Instant::now(),
+            transport: Mutex::new(TransportDetectors::new(&config.detectors)),
+            input_bytes: AtomicU64::new(0),
+            ts_cc_errors: AtomicU64::new(0),
+            hls: Mutex::new(Vec::new()),
+            transport_problem: Mutex::new(None),
             config,
         }
     }
@@ -483,7 +524,11 @@ impl Stream {
     /// Applies audio transitions, each with its channel.
     fn apply_tagged(&self, tagged: &[Tagged]) {
         for (t, channel) in tagged {
-            self.apply_channel(std::slice::from_ref(t), None, *channel);
+            let scope = Scope {
+                channel: *channel,
+                variant: None,
+            };
+            self.apply_scoped(std::slice::from_ref(t), None, &scope);
         }
     }
 
@@ -519,7 +564,7 @@ impl Stream {
             media: frame.pts.as_secs_f64(),
             wall: SystemTime::now(),
         };
-        {
+        let run_started = {
             let mut s = lock(&self.session);
             if s.id != session {
                 drop(s);
@@ -527,7 +572,8 @@ impl Stream {
                 return;
             }
             s.last_video = Some(at);
-        }
+            s.started
+        };
         let mut transitions = Vec::new();
         let new_errors = frame.decode_errors.saturating_sub(
             self.errors_seen
@@ -586,6 +632,12 @@ impl Stream {
                 st.state = StreamState::Up;
                 st.reason = None;
                 self.metrics.stream_up.with_label_values(&[&self.id]).set(1);
+                let ttff = round_ms(run_started.elapsed().as_secs_f64());
+                st.time_to_first_frame = Some(ttff);
+                self.metrics
+                    .time_to_first_frame
+                    .with_label_values(&[&self.id])
+                    .set(ttff);
                 tracing::info!(stream = %self.id, width = frame.width, height = frame.height, "stream up");
             }
             if st.width != 0 && (st.width, st.height) != (frame.width, frame.height) {
@@ -639,16 +691,12 @@ impl Stream {
     /// Turns detector transitions into metrics, log lines, notifications, evidence and API
     /// state. `frame` is the frame that caused them (None for audio).
     fn apply(&self, transitions: &[Transition], frame: Option<&VideoFrame>) {
-        self.apply_channel(transitions, frame, None);
+        self.apply_scoped(transitions, frame, &Scope::default());
     }
 
-    /// As [`Self::apply`], for transitions of one audio channel when `channel` is set.
-    fn apply_channel(
-        &self,
-        transitions: &[Transition],
-        frame: Option<&VideoFrame>,
-        channel: Option<u32>,
-    ) {
+    /// As [`Self::apply`], for transitions of one audio channel or HLS variant.
+    fn apply_scoped(&self, transitions: &[Transition], frame: Option<&VideoFrame>, scope: &Scope) {
+        let channel = scope.channel;
         for t in transitions {
             match t {
                 Transition::Started {
@@ -664,7 +712,7 @@ impl Stream {
                         .defect_seconds
                         .with_label_values(&labels)
                         .inc_by(elapsed.max(0.0));
-                    let id = channel_id(event_id(&self.id, *detector, start.wall), channel);
+                    let id = scoped_id(event_id(&self.id, *detector, start.wall), scope);
                     let evidence = self.evidence.as_ref().map(|e| {
                         e.record_event(&id, &self.id, frame);
                         format!("/api/events/{id}/evidence")
@@ -681,6 +729,7 @@ impl Stream {
                         value: *value,
                         evidence,
                         channel,
+                        variant: scope.variant.clone(),
                     };
                     tracing::warn!(
                         target: "streamwatch::event",
@@ -688,6 +737,7 @@ impl Stream {
                         stream = %self.id,
                         detector = %detector,
                         channel,
+                        variant = scope.variant.as_deref(),
                         start = event.start,
                         start_time = %event.start_time,
                         value = *value,
@@ -699,7 +749,7 @@ impl Stream {
                     self.notifier.publish(Phase::DefectStart, &event);
                     lock(&self.status)
                         .active
-                        .insert((*detector, channel), event);
+                        .insert((*detector, scope.clone()), event);
                 }
                 Transition::Progress { detector, seconds } => {
                     self.metrics
@@ -714,7 +764,7 @@ impl Stream {
                     value,
                 } => {
                     let labels = [self.id.as_str(), detector.as_str()];
-                    let id = channel_id(event_id(&self.id, *detector, start.wall), channel);
+                    let id = scoped_id(event_id(&self.id, *detector, start.wall), scope);
                     // The same id as at the start: the evidence was kept then.
                     let evidence = self
                         .evidence
@@ -732,6 +782,7 @@ impl Stream {
                         value: *value,
                         evidence,
                         channel,
+                        variant: scope.variant.clone(),
                     };
                     tracing::info!(
                         target: "streamwatch::event",
@@ -739,6 +790,7 @@ impl Stream {
                         stream = %self.id,
                         detector = %detector,
                         channel,
+                        variant = scope.variant.as_deref(),
                         start = event.start,
                         end = event.end,
                         duration = event.duration,
@@ -756,8 +808,8 @@ impl Stream {
                         lock(all).push(event.clone());
                     }
                     let mut st = lock(&self.status);
-                    st.active.remove(&(*detector, channel));
-                    // Other channels may still hold a defect of the same detector.
+                    st.active.remove(&(*detector, scope.clone()));
+                    // Other channels or variants may still hold a defect of the same detector.
                     if !st.active.keys().any(|(d, _)| d == detector) {
                         self.metrics.defect_active.with_label_values(&labels).set(0);
                     }
@@ -816,11 +868,143 @@ impl Stream {
         *lock(&self.audio) = AudioDetectors::new(&self.config.detectors);
         self.apply(&transitions, None);
         self.apply_tagged(&tagged);
+        let mut ended = Vec::new();
+        lock(&self.transport).end_run(self.transport_now(), &mut ended);
+        self.apply_transport(&ended);
         let mut st = lock(&self.status);
         st.state = state;
+        st.input_bitrate = None;
         st.reason = reason;
         st.fps = 0.0;
         self.metrics.stream_up.with_label_values(&[&self.id]).set(0);
+    }
+
+    // ---- transport side (supervisor watchdog, HLS monitor, demuxer probes) ----
+
+    /// Now on the transport detectors' clock.
+    fn transport_now(&self) -> Sample {
+        Sample {
+            media: self.born.elapsed().as_secs_f64(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn apply_transport(&self, transitions: &[ScopedTransition]) {
+        for (t, variant) in transitions {
+            let scope = Scope {
+                channel: None,
+                variant: variant.clone(),
+            };
+            self.apply_scoped(std::slice::from_ref(t), None, &scope);
+        }
+    }
+
+    /// A watchdog tick of the running pipeline: stall and bitrate.
+    pub fn transport_tick(&self) {
+        let silence = (self.state() == StreamState::Up).then(|| self.frame_silence());
+        let bytes = self.input_bytes.load(Ordering::Relaxed);
+        let mut out = Vec::new();
+        let bitrate = lock(&self.transport).tick(
+            self.transport_now(),
+            Instant::now(),
+            silence,
+            bytes,
+            &mut out,
+        );
+        self.apply_transport(&out);
+        if let Some(bps) = bitrate {
+            self.metrics
+                .input_bitrate
+                .with_label_values(&[&self.id])
+                .set(bps);
+            lock(&self.status).input_bitrate = Some(bps);
+        }
+    }
+
+    /// Bytes that entered the demuxer (a GStreamer streaming thread).
+    pub fn count_input_bytes(&self, n: u64) {
+        self.input_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// MPEG-TS continuity errors found on the demuxer's input.
+    pub fn count_ts_cc_errors(&self, n: u64) {
+        if n > 0 {
+            self.ts_cc_errors.fetch_add(n, Ordering::Relaxed);
+            self.metrics
+                .ts_cc_errors
+                .with_label_values(&[&self.id])
+                .inc_by(n);
+        }
+    }
+
+    /// One HLS request made by streamwatch itself.
+    pub fn count_http_request(&self, kind: &'static str, code: &str) {
+        self.metrics.count_http_request(&self.id, kind, code);
+    }
+
+    /// One poll of one HLS variant's playlist.
+    pub fn observe_playlist(&self, variant: &str, verdict: &PlaylistVerdict) {
+        let mut out = Vec::new();
+        lock(&self.transport).observe_playlist(variant, self.transport_now(), verdict, &mut out);
+        self.apply_transport(&out);
+        if let Some(age) = verdict.age {
+            self.metrics
+                .hls_playlist_age
+                .with_label_values(&[&self.id, variant])
+                .set(age);
+        }
+    }
+
+    /// An HLS variant is no longer checked: its defects end, its series go.
+    pub fn forget_variant(&self, variant: &str) {
+        let mut out = Vec::new();
+        lock(&self.transport).forget_variant(variant, self.transport_now(), &mut out);
+        self.apply_transport(&out);
+        let _ = self
+            .metrics
+            .hls_playlist_age
+            .remove_label_values(&[&self.id, variant]);
+        lock(&self.hls).retain(|v| v.variant != variant);
+    }
+
+    pub fn note_transport_problem(&self, problem: &str) {
+        *lock(&self.transport_problem) = Some((Instant::now(), problem.to_owned()));
+    }
+
+    /// The reason a run failed, with the transport problem seen shortly before, if any.
+    pub fn explain_failure(&self, pipeline_reason: &str) -> String {
+        match &*lock(&self.transport_problem) {
+            Some((at, problem)) if at.elapsed() < Duration::from_secs(15) => {
+                format!("{problem} (pipeline: {pipeline_reason})")
+            }
+            _ => pipeline_reason.to_owned(),
+        }
+    }
+
+    pub fn set_hls_status(&self, variants: Vec<VariantStatus>) {
+        *lock(&self.hls) = variants;
+    }
+
+    /// Records a failure of a playlist not (yet) in the status, e.g. the first request.
+    pub fn set_hls_error(&self, variant: &str, reason: String) {
+        let mut hls = lock(&self.hls);
+        match hls.iter_mut().find(|v| v.variant == variant) {
+            Some(v) => v.last_error = Some(reason),
+            None => hls.push(VariantStatus {
+                variant: variant.to_owned(),
+                uri: self.url.clone(),
+                last_error: Some(reason),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// A pipeline that did not stop was left behind (see the supervisor's teardown).
+    pub fn count_abandoned_pipeline(&self) {
+        self.metrics
+            .pipelines_abandoned
+            .with_label_values(&[&self.id])
+            .inc();
     }
 
     pub fn count_restart(&self) {
@@ -867,6 +1051,10 @@ impl Stream {
             active_defects: st.active.values().cloned().collect(),
             last_events: st.recent.iter().rev().cloned().collect(),
             info_events: lock(&self.info_events).iter().rev().cloned().collect(),
+            time_to_first_frame: st.time_to_first_frame,
+            input_bitrate: st.input_bitrate.map(f64::round),
+            ts_cc_errors: self.ts_cc_errors.load(Ordering::Relaxed),
+            hls: lock(&self.hls).clone(),
         }
     }
 
@@ -957,11 +1145,12 @@ fn event_id(stream: &str, detector: DetectorKind, start: SystemTime) -> String {
     format!("{stream}-{detector}-{ms}")
 }
 
-/// Per-channel events of one detector may start at the same millisecond.
-fn channel_id(id: String, channel: Option<u32>) -> String {
-    match channel {
-        Some(ch) => format!("{id}-ch{ch}"),
-        None => id,
+/// Per-channel or per-variant events of one detector may start at the same millisecond.
+fn scoped_id(id: String, scope: &Scope) -> String {
+    match (&scope.channel, &scope.variant) {
+        (Some(ch), _) => format!("{id}-ch{ch}"),
+        (None, Some(v)) => format!("{id}-{v}"),
+        (None, None) => id,
     }
 }
 
@@ -980,11 +1169,30 @@ fn unix_seconds(t: SystemTime) -> f64 {
 pub struct StreamSet {
     streams: RwLock<Vec<Arc<Stream>>>,
     next_slot: AtomicU64,
+    /// Slots of removed streams whose reference frames the engine has yet to release.
+    retired: Mutex<Vec<u32>>,
 }
 
 impl StreamSet {
+    /// Slots only ever count up, so a new stream never inherits a reference frame that the
+    /// engine still holds for a removed one.
     pub fn next_slot(&self) -> u32 {
         self.next_slot.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    /// Takes the stream out of the set (config reload) and queues its slot for release.
+    pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let i = streams.iter().position(|s| s.id == id)?;
+        let stream = streams.remove(i);
+        lock(&self.retired).push(stream.slot);
+        Some(stream)
+    }
+
+    /// Slots of streams removed since the last call. The engine calls this before it takes a
+    /// snapshot, so a slot it releases can no longer appear in that snapshot.
+    pub fn take_retired(&self) -> Vec<u32> {
+        std::mem::take(&mut *lock(&self.retired))
     }
 
     pub fn add(&self, stream: Arc<Stream>) {

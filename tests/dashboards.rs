@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::faults::VodHls;
 use support::grafana::{
     Query, check_with_grafana_model, dashboard_files, dashboards_dir, label_values_variables, load,
     metric_names, prometheus_datasource_uids, provisioned_datasource_uid, queries, substitute,
@@ -158,11 +159,13 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     // A webhook receiver, so `streamwatch_webhook_deliveries_total` exists (it is created on the
     // first delivery).
     let hook = WebhookReceiver::start();
+    // Served as HLS, so that the manifest checks' series (playlist age, requests) exist too.
+    let hls = VodHls::start(&file);
     let sw = Streamwatch::start(
         &format!(
-            "[[streams]]\nid = \"channel1\"\nurl = \"file://{}\"\n\n\
+            "[[streams]]\nid = \"channel1\"\nurl = \"{}\"\n\n\
              [[webhooks]]\nname = \"noc\"\nurl = \"{}\"\n",
-            file.display(),
+            hls.url("channel1"),
             hook.url("/hook")
         ),
         &[],

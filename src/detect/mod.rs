@@ -39,10 +39,16 @@ pub enum DetectorKind {
     Channel,
     AudioLoss,
     AvSync,
+    Stall,
+    Bitrate,
+    PlaylistStale,
+    Sequence,
+    SegmentDuration,
+    HttpErrors,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 14] = [
+    pub const ALL: [DetectorKind; 20] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -57,6 +63,12 @@ impl DetectorKind {
         Self::Channel,
         Self::AudioLoss,
         Self::AvSync,
+        Self::Stall,
+        Self::Bitrate,
+        Self::PlaylistStale,
+        Self::Sequence,
+        Self::SegmentDuration,
+        Self::HttpErrors,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +87,12 @@ impl DetectorKind {
             Self::Channel => "channel",
             Self::AudioLoss => "audio_loss",
             Self::AvSync => "av_sync",
+            Self::Stall => "stall",
+            Self::Bitrate => "bitrate",
+            Self::PlaylistStale => "playlist_stale",
+            Self::Sequence => "sequence",
+            Self::SegmentDuration => "segment_duration",
+            Self::HttpErrors => "http_errors",
         }
     }
 }

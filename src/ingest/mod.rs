@@ -5,6 +5,7 @@ pub mod appsink;
 pub mod decode_errors;
 pub mod decoder;
 pub mod demo;
+pub mod input;
 pub mod pipeline;
 pub mod supervisor;
 

@@ -131,6 +131,7 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         let for_decoders = stream.clone();
         pipeline.connect_deep_element_added(move |_, _, element| {
             decode_errors::watch_decoder(element, &for_decoders);
+            crate::ingest::input::watch_input(element, &for_decoders);
         });
         link_pads_on_demand(&decode, &pipeline, stream, sync);
         None

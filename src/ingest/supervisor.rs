@@ -17,6 +17,35 @@ use crate::stream::{Stream, StreamState};
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
 
+/// Longest wait for a pipeline to reach Null before it is abandoned.
+const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets the pipeline to Null off the async runtime. GStreamer 1.22's classic `hlsdemux` can
+/// deadlock there (its playlist update task stopping its downloader while the state change
+/// waits for the demuxer's lock), and a hung network source can block too: after
+/// `TEARDOWN_TIMEOUT` the pipeline is left to its blocked thread, counted, and the stream
+/// carries on with a new one. The abandoned run's frames are already ignored (its session
+/// ended), so only its memory is lost.
+async fn tear_down(running: RunningPipeline, stream: &Stream) {
+    let teardown = tokio::task::spawn_blocking(move || drop(running));
+    if tokio::time::timeout(TEARDOWN_TIMEOUT, teardown)
+        .await
+        .is_err()
+    {
+        tracing::error!(stream = %stream.id, timeout = ?TEARDOWN_TIMEOUT, "pipeline did not stop (GStreamer deadlock); abandoned, starting a new one");
+        stream.count_abandoned_pipeline();
+    }
+}
+
+/// Stops a task when its owner is dropped (the supervisor returns, or its task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How a pipeline run ended.
 enum Outcome {
     Shutdown,
@@ -32,6 +61,15 @@ pub async fn supervise(
     let max = Duration::from_secs_f64(ingest.restart_backoff_max);
     let stall = Duration::from_secs_f64(ingest.stall_timeout);
     let mut backoff = initial;
+    // The manifest checks run beside the pipeline and through its restarts: a playlist that
+    // stops updating is what often brings the pipeline down.
+    let _manifest_checks = crate::transport::hls::applies_to(&stream.url).then(|| {
+        AbortOnDrop(tokio::spawn(crate::transport::hls::monitor(
+            stream.clone(),
+            ingest.clone(),
+            shutdown.clone(),
+        )))
+    });
     loop {
         stream.begin_session();
         let started = tokio::time::Instant::now();
@@ -39,14 +77,13 @@ pub async fn supervise(
             Ok(running) => {
                 let outcome = watch_run(&running, &stream, stall, &mut shutdown).await;
                 if let Outcome::Failed(reason) = &outcome {
-                    tracing::warn!(stream = %stream.id, reason = %reason, retry_in = ?backoff, "stream down");
+                    tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(reason), retry_in = ?backoff, "stream down");
                 }
-                // Setting a pipeline to Null can block on a hung network source.
-                let _ = tokio::task::spawn_blocking(move || drop(running)).await;
+                tear_down(running, &stream).await;
                 outcome
             }
             Err(e) => {
-                tracing::warn!(stream = %stream.id, reason = %e, retry_in = ?backoff, "stream down");
+                tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(&e.to_string()), retry_in = ?backoff, "stream down");
                 Outcome::Failed(e.to_string())
             }
         };
@@ -56,6 +93,7 @@ pub async fn supervise(
                 return;
             }
             Outcome::Failed(reason) => {
+                let reason = stream.explain_failure(&reason);
                 stream.end_session(StreamState::Down, Some(reason));
             }
         }
@@ -103,6 +141,7 @@ async fn watch_run(
                 }
             }
             _ = watchdog.tick() => {
+                stream.transport_tick();
                 let silence = stream.frame_silence();
                 if silence >= stall {
                     return Outcome::Failed(format!(

@@ -20,6 +20,8 @@ pub struct LiveSpec {
     pub fps: u32,
     /// `(a, b)`: the picture is black for `a <= t < b` seconds since the source started.
     pub black: Option<(f64, f64)>,
+    /// Seconds the source runs before it ends.
+    pub seconds: u32,
 }
 
 impl Default for LiveSpec {
@@ -30,6 +32,7 @@ impl Default for LiveSpec {
             height: 240,
             fps: 25,
             black: None,
+            seconds: 600,
         }
     }
 }
@@ -42,6 +45,7 @@ impl LiveSpec {
             height,
             fps,
             black: None,
+            seconds: 600,
         }
     }
 
@@ -54,7 +58,7 @@ impl LiveSpec {
 
 /// ffmpeg arguments for a real-time testsrc2 + sine input with the black window applied,
 /// encoded to H.264 (ultrafast, zerolatency, 1 s GOP) + AAC, running for at most 600 s.
-fn ffmpeg_live_args(spec: &LiveSpec) -> Vec<String> {
+pub fn ffmpeg_live_args(spec: &LiveSpec) -> Vec<String> {
     let (w, h, f) = (spec.width, spec.height, spec.fps);
     let mut vf = "format=yuv420p".to_string();
     if let Some((a, b)) = spec.black {
@@ -81,7 +85,7 @@ fn ffmpeg_live_args(spec: &LiveSpec) -> Vec<String> {
         "-vf",
         &vf,
         "-t",
-        "600",
+        &spec.seconds.to_string(),
         "-c:v",
         "libx264",
         "-preset",

@@ -12,6 +12,7 @@ pub mod alerting;
 pub mod audio_clips;
 pub mod clips;
 pub mod defect_clips;
+pub mod faults;
 pub mod grafana;
 pub mod http;
 pub mod live;

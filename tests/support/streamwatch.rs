@@ -113,6 +113,23 @@ impl Streamwatch {
         self.port
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// Replaces the config file with `config` (same `listen` line as at start), for reloads.
+    pub fn rewrite_config(&self, config: &str) {
+        let path = self.dir.join("streamwatch.toml");
+        // Written whole to a temp name and renamed: a reload never reads a half-written file.
+        let tmp = self.dir.join("streamwatch.toml.tmp");
+        std::fs::write(
+            &tmp,
+            format!("listen = \"127.0.0.1:{}\"\n{config}", self.port),
+        )
+        .expect("write config");
+        std::fs::rename(&tmp, &path).expect("replace config");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

@@ -1,0 +1,57 @@
+//! What enters the demuxer: bytes for the input bitrate, and for MPEG-TS the continuity
+//! counters. The demuxer's sink pad is the one place every source kind passes through with
+//! the container bytes (after HLS fragment download, RTMP or SRT reception, file reading);
+//! RTSP has no demuxer, so there the RTP depayloaders' input is counted.
+
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use crate::stream::{Stream, lock};
+use crate::transport::ts::ContinuityCheck;
+
+/// Hooks an element the URI decoder created for `stream`, if it is where input is measured.
+pub fn watch_input(element: &gst::Element, stream: &Arc<Stream>) {
+    let Some(factory) = element.factory() else {
+        return;
+    };
+    let klass = factory.klass();
+    // The adaptive demuxer (hlsdemux) feeds the container demuxer, which is counted; a
+    // metadata demuxer (id3demux) sits in front of one.
+    let demuxer =
+        klass.contains("Demuxer") && !klass.contains("Adaptive") && !klass.contains("Metadata");
+    if !(demuxer || klass.contains("Depayloader")) {
+        return;
+    }
+    let Some(pad) = element.static_pad("sink") else {
+        return;
+    };
+    let continuity = (factory.name() == "tsdemux").then(|| Mutex::new(ContinuityCheck::default()));
+    let stream = stream.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        move |_, info| {
+            let mut count = |buffer: &gst::BufferRef| {
+                stream.count_input_bytes(buffer.size() as u64);
+                if let Some(check) = &continuity {
+                    let mut check = lock(check);
+                    // A discontinuity the source announced (a skipped HLS fragment, a
+                    // reconnect) is no transport error of the stream.
+                    if buffer.flags().contains(gst::BufferFlags::DISCONT) {
+                        check.reset();
+                    }
+                    if let Ok(map) = buffer.map_readable() {
+                        stream.count_ts_cc_errors(check.push(map.as_slice()));
+                    }
+                }
+            };
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => count(b),
+                Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(&mut count),
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}

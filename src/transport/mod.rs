@@ -1,0 +1,392 @@
+//! Transport and manifest health: faults visible before a single pixel is wrong.
+//!
+//! - `stall`: no decoded frame for `detectors.stall.after` seconds on a stream that was up;
+//! - `bitrate`: bytes entering the demuxer averaged over a window, against a floor;
+//! - HLS (`hls`): the playlists fetched alongside the media pipeline, judged by `playlist_stale`,
+//!   `sequence`, `segment_duration` and `http_errors`, per variant;
+//! - MPEG-TS continuity counters (`ts`).
+//!
+//! These run on wall-clock time: a stalled stream has no media time. Their trackers take
+//! samples whose `media` field is seconds since the stream was added, which is also what
+//! their events' `start` and `end` hold.
+
+pub mod hls;
+pub mod ts;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::config::{DetectorsConfig, Timing};
+use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
+
+/// The HLS detectors' verdict on one poll of one variant's media playlist.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlaylistVerdict {
+    /// The playlist or a segment request failed (status, connection, parse).
+    pub http_failed: bool,
+    /// Seconds since the playlist last changed, when it was fetched (None on failure).
+    pub age: Option<f64>,
+    /// The target duration, for the stale threshold.
+    pub target_duration: f64,
+    /// The playlist ended (`EXT-X-ENDLIST`): it is not live and cannot be stale.
+    pub ended: bool,
+    /// A sequence error seen in this poll.
+    pub sequence_error: Option<String>,
+    /// A segment longer than allowed, or drift, seen in this poll: (what, value).
+    pub duration_error: Option<(String, f64)>,
+}
+
+/// One variant's HLS trackers.
+struct VariantTrackers {
+    stale: DefectTracker,
+    sequence: DefectTracker,
+    duration: DefectTracker,
+    http: DefectTracker,
+}
+
+/// Bytes-in counter samples over the averaging window.
+struct BitrateMeter {
+    window: Duration,
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl BitrateMeter {
+    /// Adds the byte total at `now`; returns bits per second once the window is covered.
+    fn sample(&mut self, now: Instant, total_bytes: u64) -> Option<f64> {
+        self.samples.push_back((now, total_bytes));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) >= self.window)
+        {
+            self.samples.pop_front();
+        }
+        let (t0, b0) = *self.samples.front()?;
+        let span = now.duration_since(t0);
+        (span >= self.window.mul_f64(0.9))
+            .then(|| total_bytes.saturating_sub(b0) as f64 * 8.0 / span.as_secs_f64())
+    }
+}
+
+/// Wall-clock transport detectors of one stream.
+pub struct TransportDetectors {
+    config: DetectorsConfig,
+    stall: DefectTracker,
+    bitrate: DefectTracker,
+    meter: BitrateMeter,
+    variants: BTreeMap<String, VariantTrackers>,
+}
+
+/// A transition and the HLS variant it concerns (None: the whole stream).
+pub type ScopedTransition = (Transition, Option<String>);
+
+impl TransportDetectors {
+    pub fn new(config: &DetectorsConfig) -> Self {
+        Self {
+            stall: DefectTracker::new(
+                DetectorKind::Stall,
+                Timing {
+                    min_duration: 0.0,
+                    clear_duration: 0.0,
+                },
+            ),
+            bitrate: DefectTracker::new(DetectorKind::Bitrate, config.bitrate.timing()),
+            meter: BitrateMeter {
+                window: Duration::from_secs_f64(config.bitrate.window),
+                samples: VecDeque::new(),
+            },
+            variants: BTreeMap::new(),
+            config: config.clone(),
+        }
+    }
+
+    /// A watchdog tick of a running pipeline. `silence` is the time since the last decoded
+    /// frame when the run has had one (None before its first frame: that is `starting`, not a
+    /// stall); `at` the current time. Returns the input bitrate once it can be told.
+    pub fn tick(
+        &mut self,
+        at: Sample,
+        now: Instant,
+        silence: Option<Duration>,
+        input_bytes: u64,
+        out: &mut Vec<ScopedTransition>,
+    ) -> Option<f64> {
+        if self.config.stall.enabled {
+            let stalled = silence.filter(|s| s.as_secs_f64() >= self.config.stall.after);
+            let transition = match stalled {
+                // Back-dated to the last frame: that is when the picture stopped.
+                Some(s) if !self.stall.engaged() => {
+                    let since = Sample {
+                        media: at.media - s.as_secs_f64(),
+                        wall: at.wall.checked_sub(s).unwrap_or(at.wall),
+                    };
+                    self.stall.update(since, true, s.as_secs_f64())
+                }
+                Some(s) => self.stall.update(at, true, s.as_secs_f64()),
+                None => self.stall.update(at, false, 0.0),
+            };
+            out.extend(transition.map(|t| (t, None)));
+        }
+        let bitrate = self.meter.sample(now, input_bytes);
+        let floor = self.config.bitrate.min_bits_per_second;
+        if let Some(bps) = bitrate
+            && floor > 0.0
+        {
+            out.extend(self.bitrate.update(at, bps < floor, bps).map(|t| (t, None)));
+        }
+        bitrate
+    }
+
+    /// A pipeline run ended: stall and bitrate belong to a run (a stream that is down says so
+    /// by its state), so their defects end here and the meter starts afresh.
+    pub fn end_run(&mut self, at: Sample, out: &mut Vec<ScopedTransition>) {
+        for tracker in [&mut self.stall, &mut self.bitrate] {
+            out.extend(tracker.finish(at).map(|t| (t, None)));
+        }
+        self.meter.samples.clear();
+    }
+
+    /// One poll of one HLS variant.
+    pub fn observe_playlist(
+        &mut self,
+        variant: &str,
+        at: Sample,
+        verdict: &PlaylistVerdict,
+        out: &mut Vec<ScopedTransition>,
+    ) {
+        let c = &self.config;
+        let hold = |hold: f64| Timing {
+            min_duration: 0.0,
+            clear_duration: hold,
+        };
+        let trackers = self
+            .variants
+            .entry(variant.to_owned())
+            .or_insert_with(|| VariantTrackers {
+                stale: DefectTracker::new(
+                    DetectorKind::PlaylistStale,
+                    Timing {
+                        min_duration: 0.0,
+                        clear_duration: 0.0,
+                    },
+                ),
+                sequence: DefectTracker::new(DetectorKind::Sequence, hold(c.sequence.hold)),
+                duration: DefectTracker::new(
+                    DetectorKind::SegmentDuration,
+                    hold(c.segment_duration.hold),
+                ),
+                http: DefectTracker::new(DetectorKind::HttpErrors, c.http_errors.timing()),
+            });
+        let scope = || Some(variant.to_owned());
+        let mut push = |t: Option<Transition>| out.extend(t.map(|t| (t, scope())));
+        if c.http_errors.enabled {
+            push(trackers.http.update(at, verdict.http_failed, 1.0));
+        }
+        // A failed fetch says nothing about staleness; http_errors reports it.
+        if let Some(age) = verdict.age
+            && c.playlist_stale.enabled
+        {
+            let limit = c.playlist_stale.max_target_durations * verdict.target_duration;
+            let stale = !verdict.ended && verdict.target_duration > 0.0 && age > limit;
+            let transition = if stale && !trackers.stale.engaged() {
+                // Stale since the last change plus the allowed age.
+                let late = age - limit;
+                let since = Sample {
+                    media: at.media - late,
+                    wall: at
+                        .wall
+                        .checked_sub(Duration::from_secs_f64(late))
+                        .unwrap_or(at.wall),
+                };
+                trackers.stale.update(since, true, age)
+            } else {
+                trackers.stale.update(at, stale, age)
+            };
+            push(transition);
+        }
+        if c.sequence.enabled {
+            push(
+                trackers
+                    .sequence
+                    .update(at, verdict.sequence_error.is_some(), 1.0),
+            );
+        }
+        if c.segment_duration.enabled {
+            let (bad, value) = match &verdict.duration_error {
+                Some((_, v)) => (true, *v),
+                None => (false, 0.0),
+            };
+            push(trackers.duration.update(at, bad, value));
+        }
+    }
+
+    /// The variant is no longer checked (gone from the master playlist, or monitoring ended).
+    pub fn forget_variant(&mut self, variant: &str, at: Sample, out: &mut Vec<ScopedTransition>) {
+        if let Some(mut t) = self.variants.remove(variant) {
+            for tracker in [&mut t.stale, &mut t.sequence, &mut t.duration, &mut t.http] {
+                out.extend(tracker.finish(at).map(|t| (t, Some(variant.to_owned()))));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn at(t: f64) -> Sample {
+        Sample {
+            media: t,
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(1000.0 + t),
+        }
+    }
+
+    fn started(out: &[ScopedTransition]) -> Vec<(DetectorKind, f64)> {
+        out.iter()
+            .filter_map(|(t, _)| match t {
+                Transition::Started {
+                    detector, start, ..
+                } => Some((*detector, start.media)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ended(out: &[ScopedTransition]) -> Vec<(DetectorKind, f64, f64)> {
+        out.iter()
+            .filter_map(|(t, _)| match t {
+                Transition::Ended {
+                    detector,
+                    start,
+                    end,
+                    ..
+                } => Some((*detector, start.media, end.media)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stall_is_back_dated_to_the_last_frame_and_ends_when_frames_return() {
+        let mut d = TransportDetectors::new(&DetectorsConfig::default());
+        let base = Instant::now();
+        let mut out = Vec::new();
+        // Frames until t=10, then none until t=15.
+        for i in 0..80 {
+            let t = f64::from(i) * 0.25;
+            let silence = if t > 10.0 && t < 15.0 { t - 10.0 } else { 0.0 };
+            let now = base + Duration::from_secs_f64(t);
+            let silence = Some(Duration::from_secs_f64(silence));
+            d.tick(at(t), now, silence, 0, &mut out);
+        }
+        assert_eq!(started(&out), vec![(DetectorKind::Stall, 10.0)]);
+        assert_eq!(ended(&out), vec![(DetectorKind::Stall, 10.0, 15.0)]);
+    }
+
+    #[test]
+    fn no_stall_before_the_first_frame_and_bitrate_needs_a_floor() {
+        let mut d = TransportDetectors::new(&DetectorsConfig::default());
+        let base = Instant::now();
+        let mut out = Vec::new();
+        let mut last = None;
+        for i in 0..100 {
+            let t = f64::from(i) * 0.25;
+            let now = base + Duration::from_secs_f64(t);
+            last = d.tick(at(t), now, None, (t * 125_000.0) as u64, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        let bps = last.expect("a full window");
+        assert!((bps - 1_000_000.0).abs() < 1_000.0, "{bps}");
+    }
+
+    #[test]
+    fn a_bitrate_under_its_floor_for_min_duration_is_a_defect() {
+        let mut config = DetectorsConfig::default();
+        config.bitrate.min_bits_per_second = 500_000.0;
+        config.bitrate.window = 2.0;
+        let mut d = TransportDetectors::new(&config);
+        let base = Instant::now();
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for i in 0..160 {
+            let t = f64::from(i) * 0.25;
+            // 1 Mb/s, then 100 kb/s from t=10 to t=25.
+            bytes += if (10.0..25.0).contains(&t) {
+                3_125
+            } else {
+                31_250
+            };
+            d.tick(
+                at(t),
+                base + Duration::from_secs_f64(t),
+                Some(Duration::ZERO),
+                bytes,
+                &mut out,
+            );
+        }
+        let s = started(&out);
+        assert_eq!(s.len(), 1, "{out:?}");
+        assert_eq!(s[0].0, DetectorKind::Bitrate);
+        assert!((10.0..12.5).contains(&s[0].1), "{s:?}");
+        assert_eq!(ended(&out).len(), 1);
+    }
+
+    #[test]
+    fn stale_playlists_are_reported_from_when_they_became_too_old() {
+        let mut d = TransportDetectors::new(&DetectorsConfig::default());
+        let mut out = Vec::new();
+        for i in 0..40 {
+            let t = f64::from(i);
+            // Changes every 2 s (target 2) until t=10, then never until t=30.
+            let age = if (10.0..30.0).contains(&t) {
+                t - 10.0
+            } else {
+                t % 2.0
+            };
+            let verdict = PlaylistVerdict {
+                age: Some(age),
+                target_duration: 2.0,
+                ..Default::default()
+            };
+            d.observe_playlist("v0", at(t), &verdict, &mut out);
+        }
+        assert_eq!(started(&out), vec![(DetectorKind::PlaylistStale, 16.0)]);
+        assert_eq!(ended(&out), vec![(DetectorKind::PlaylistStale, 16.0, 30.0)]);
+        assert!(out.iter().all(|(_, v)| v.as_deref() == Some("v0")));
+    }
+
+    #[test]
+    fn one_sequence_error_is_held_and_http_errors_need_min_duration() {
+        let mut d = TransportDetectors::new(&DetectorsConfig::default());
+        let mut out = Vec::new();
+        for i in 0..30 {
+            let t = f64::from(i);
+            let verdict = PlaylistVerdict {
+                age: Some(0.0),
+                target_duration: 2.0,
+                sequence_error: (i == 5).then(|| "went backwards".to_owned()),
+                // One failed poll (t=8) is noise; t=12..16 is an outage.
+                http_failed: i == 8 || (12..16).contains(&i),
+                ..Default::default()
+            };
+            d.observe_playlist("main", at(t), &verdict, &mut out);
+        }
+        assert_eq!(
+            started(&out),
+            vec![
+                (DetectorKind::Sequence, 5.0),
+                (DetectorKind::HttpErrors, 12.0)
+            ]
+        );
+        assert_eq!(
+            ended(&out),
+            vec![
+                (DetectorKind::Sequence, 5.0, 6.0),
+                (DetectorKind::HttpErrors, 12.0, 16.0)
+            ]
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! Origin faults on live HLS, against real servers on loopback: an ffmpeg live encoder, an
+//! origin that breaks on request (`support/fault_origin.py`) and `streamwatch run`.
+//!
+//! Each fault must be reported (the right detector, or the stream `down` with a reason in
+//! `/api/streams`), must not touch the control stream (served by another origin process from
+//! the same encoder), and must heal by itself once the fault ends.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::faults::{FaultOrigin, HlsEncoder};
+use support::{LiveSpec, Streamwatch, free_port, wait_until};
+
+const FPS: f64 = 25.0;
+
+fn config(streams: &[(&str, String)]) -> String {
+    let mut c = String::from(
+        "[ingest]\nrestart_backoff_initial = 0.5\nrestart_backoff_max = 2.0\nhttp_timeout = 2.0\n",
+    );
+    for (id, url) in streams {
+        c.push_str(&format!("[[streams]]\nid = \"{id}\"\nurl = \"{url}\"\n"));
+    }
+    c
+}
+
+fn active(stream: &Value, detector: &str) -> bool {
+    stream["active_defects"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|e| e["detector"] == detector))
+}
+
+fn state(stream: &Value) -> &str {
+    stream["state"].as_str().unwrap_or("")
+}
+
+fn frames(stream: &Value) -> u64 {
+    stream["frames"].as_u64().unwrap_or(0)
+}
+
+/// Transport detectors, which must all be clear once a stream has healed.
+const TRANSPORT: [&str; 6] = [
+    "stall",
+    "bitrate",
+    "playlist_stale",
+    "sequence",
+    "segment_duration",
+    "http_errors",
+];
+
+/// One fault: inject, wait for `detected`, repair, wait for recovery. Checks the control
+/// stream throughout. Returns (detection delay, recovery time).
+struct Bench<'a> {
+    sw: &'a Streamwatch,
+    control: &'a str,
+    report: Vec<String>,
+}
+
+impl Bench<'_> {
+    fn control_snapshot(&self) -> (Instant, u64, u64) {
+        let c = self.sw.stream(self.control);
+        assert_eq!(state(&c), "up", "control stream not up: {c:#}");
+        (
+            Instant::now(),
+            frames(&c),
+            c["restarts"].as_u64().unwrap_or(0),
+        )
+    }
+
+    fn check_control(&self, since: (Instant, u64, u64), what: &str) -> f64 {
+        let (t0, f0, r0) = since;
+        let c = self.sw.stream(self.control);
+        let rate = (frames(&c) - f0) as f64 / t0.elapsed().as_secs_f64();
+        assert_eq!(state(&c), "up", "control stream during {what}: {c:#}");
+        assert_eq!(
+            c["restarts"].as_u64(),
+            Some(r0),
+            "control restarted during {what}"
+        );
+        assert!(
+            rate >= 0.5 * FPS,
+            "control stream analysed {rate:.1} frames/s during {what}"
+        );
+        assert!(
+            TRANSPORT.iter().all(|d| !active(&c, d))
+                && c["last_events"].as_array().is_some_and(|e| e.is_empty()),
+            "control stream reported defects during {what}: {c:#}"
+        );
+        rate
+    }
+
+    fn fault(
+        &mut self,
+        id: &str,
+        what: &str,
+        inject: impl FnOnce(),
+        repair: impl FnOnce(),
+        timeout: Duration,
+        detected: impl Fn(&Value) -> bool,
+    ) {
+        let control = self.control_snapshot();
+        let t0 = Instant::now();
+        inject();
+        let mut last = Value::Null;
+        let found = wait_until(timeout, || {
+            last = self.sw.stream(id);
+            detected(&last)
+        });
+        let delay = t0.elapsed();
+        if !found {
+            self.sw.dump_log();
+            panic!("{what}: not detected within {timeout:?}; last state: {last:#}");
+        }
+        let reason = last["reason"].as_str().unwrap_or("").to_owned();
+        let defects: Vec<String> = last["active_defects"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["detector"].as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let t1 = Instant::now();
+        repair();
+        let healed = wait_until(Duration::from_secs(60), || {
+            last = self.sw.stream(id);
+            state(&last) == "up" && TRANSPORT.iter().all(|d| !active(&last, d))
+        });
+        if !healed {
+            self.sw.dump_log();
+            panic!("{what}: no recovery within 60 s; last state: {last:#}");
+        }
+        // Frames flow again (not just a stale `up`).
+        let before = frames(&last);
+        assert!(
+            wait_until(Duration::from_secs(10), || frames(&self.sw.stream(id))
+                > before + 25),
+            "{what}: no frames after recovery"
+        );
+        let rate = self.check_control(control, what);
+        let line = format!(
+            "{what:<34} detected in {:>5.1} s (state {}, defects {defects:?}{}), healed {:>5.1} s after repair; control {rate:.1} frames/s",
+            delay.as_secs_f64(),
+            if reason.is_empty() {
+                "up".into()
+            } else {
+                "down".to_string()
+            },
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(", reason `{reason}`")
+            },
+            t1.elapsed().as_secs_f64(),
+        );
+        eprintln!("{line}");
+        self.report.push(line);
+    }
+}
+
+fn started(encoder: &HlsEncoder) -> (FaultOrigin, FaultOrigin) {
+    (
+        FaultOrigin::start(&encoder.www()),
+        FaultOrigin::start(&encoder.www()),
+    )
+}
+
+fn wait_up(sw: &Streamwatch, ids: &[&str]) {
+    for id in ids {
+        sw.wait_stream(id, Duration::from_secs(30), "up with frames", |s| {
+            state(s) == "up" && frames(s) > 50
+        });
+    }
+}
+
+#[test]
+fn playlist_faults_are_reported_and_heal() {
+    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
+    let (mut origin, control) = started(&encoder);
+    let sw = Streamwatch::start(
+        &config(&[
+            ("faulty", origin.url("faulty")),
+            ("control", control.url("control")),
+            ("multi", origin.master_url("multi")),
+        ]),
+        &[],
+    );
+    wait_up(&sw, &["faulty", "control", "multi"]);
+    let mut bench = Bench {
+        sw: &sw,
+        control: "control",
+        report: Vec::new(),
+    };
+    let o = std::cell::RefCell::new(&mut origin);
+    let set = |f: &'static str| {
+        let o = &o;
+        move || o.borrow_mut().set("faulty", f)
+    };
+    // A master playlist: each rendition is checked on its own, and a fault in the one the
+    // player does not use is still reported, on that variant only.
+    let multi = sw.stream("multi");
+    let variants: Vec<&str> = multi["hls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(variants, ["v0", "v1"], "{multi:#}");
+    bench.fault(
+        "multi",
+        "second rendition's playlist stops",
+        || o.borrow_mut().set("multi-b", "freeze"),
+        || o.borrow_mut().set("multi-b", ""),
+        Duration::from_secs(20),
+        |s| {
+            let stale: Vec<&Value> = s["active_defects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["detector"] == "playlist_stale")
+                .collect();
+            stale.len() == 1 && stale[0]["variant"] == "v1"
+        },
+    );
+    let ages = sw.metrics();
+    for v in ["v0", "v1"] {
+        assert!(
+            ages.contains(&format!(
+                "streamwatch_hls_playlist_age_seconds{{stream=\"multi\",variant=\"{v}\"}}"
+            )),
+            "no playlist age for variant {v}"
+        );
+    }
+    bench.fault(
+        "faulty",
+        "playlist stops updating",
+        set("freeze"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "playlist_stale"),
+    );
+    bench.fault(
+        "faulty",
+        "media sequence goes back",
+        set("sequence_back"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "sequence"),
+    );
+    bench.fault(
+        "faulty",
+        "segments longer than target",
+        set("long_segments"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "segment_duration"),
+    );
+    bench.fault(
+        "faulty",
+        "playlist with broken syntax",
+        set("broken"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "http_errors"),
+    );
+    bench.fault(
+        "faulty",
+        "playlist redirects forever",
+        set("redirect"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "http_errors"),
+    );
+    bench.fault(
+        "faulty",
+        "playlist answers 404",
+        set("playlist_404"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "http_errors"),
+    );
+    let m = sw.metrics();
+    for code in ["404", "invalid", "redirect"] {
+        assert!(
+            support::metric_sum(
+                &m,
+                "streamwatch_http_requests_total",
+                &["stream=\"faulty\"", &format!("code=\"{code}\"")]
+            ) > 0.0,
+            "no http request counted with code {code}"
+        );
+    }
+    assert_eq!(
+        support::metric_sum(
+            &m,
+            "streamwatch_http_requests_total",
+            &["stream=\"control\"", "kind=\"playlist\""]
+        ),
+        support::metric_sum(
+            &m,
+            "streamwatch_http_requests_total",
+            &["stream=\"control\"", "kind=\"playlist\"", "code=\"200\""]
+        ),
+        "the control origin never failed"
+    );
+    assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
+}
+
+#[test]
+fn segment_faults_are_reported_and_heal() {
+    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
+    let (mut origin, control) = started(&encoder);
+    let sw = Streamwatch::start(
+        &config(&[
+            ("faulty", origin.url("faulty")),
+            ("control", control.url("control")),
+        ]),
+        &[],
+    );
+    wait_up(&sw, &["faulty", "control"]);
+    let mut bench = Bench {
+        sw: &sw,
+        control: "control",
+        report: Vec::new(),
+    };
+    let o = std::cell::RefCell::new(&mut origin);
+    let set = |f: &'static str| {
+        let o = &o;
+        move || o.borrow_mut().set("faulty", f)
+    };
+    bench.fault(
+        "faulty",
+        "segments answer 404",
+        set("segment_404"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "http_errors"),
+    );
+    bench.fault(
+        "faulty",
+        "segments answer 500",
+        set("segment_500"),
+        set(""),
+        Duration::from_secs(20),
+        |s| active(s, "http_errors"),
+    );
+    let cc_before = sw.metric_sum("streamwatch_ts_cc_errors_total", &["stream=\"faulty\""]);
+    bench.fault(
+        "faulty",
+        "segments truncated",
+        set("truncated"),
+        set(""),
+        Duration::from_secs(30),
+        |s| s["ts_cc_errors"].as_u64().unwrap_or(0) > cc_before as u64,
+    );
+    bench.fault(
+        "faulty",
+        "segments of garbage",
+        set("garbage"),
+        set(""),
+        Duration::from_secs(30),
+        |s| active(s, "stall") || state(s) == "down",
+    );
+    bench.fault(
+        "faulty",
+        "server trickles bytes",
+        set("slow"),
+        set(""),
+        Duration::from_secs(30),
+        |s| active(s, "http_errors") && (active(s, "stall") || state(s) == "down"),
+    );
+    assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
+}
+
+#[test]
+fn connection_faults_take_streams_down_with_a_reason_and_heal() {
+    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
+    let (mut origin, control) = started(&encoder);
+    let refused_port = free_port();
+    let sw = Streamwatch::start(
+        &config(&[
+            ("faulty", origin.url("faulty")),
+            ("control", control.url("control")),
+            ("nodns", "http://streamwatch-test.invalid/live.m3u8".into()),
+            (
+                "refused",
+                format!("http://127.0.0.1:{refused_port}/refused/live.m3u8"),
+            ),
+        ]),
+        &[],
+    );
+    wait_up(&sw, &["faulty", "control"]);
+    for id in ["nodns", "refused"] {
+        let s = sw.wait_stream(id, Duration::from_secs(20), "down, http_errors", |s| {
+            state(s) == "down" && active(s, "http_errors") && s["restarts"].as_u64() >= Some(2)
+        });
+        eprintln!(
+            "{id}: down, reason `{}`",
+            s["reason"].as_str().unwrap_or("")
+        );
+        assert!(!s["reason"].as_str().unwrap_or("").is_empty());
+    }
+    let mut bench = Bench {
+        sw: &sw,
+        control: "control",
+        report: Vec::new(),
+    };
+    let o = std::cell::RefCell::new(&mut origin);
+    bench.fault(
+        "faulty",
+        "server killed, then restarted",
+        || o.borrow_mut().kill(),
+        || o.borrow_mut().restart(),
+        Duration::from_secs(20),
+        |s| state(s) == "down" && active(s, "http_errors"),
+    );
+    // The refused stream's server comes up: it heals by itself.
+    let late = FaultOrigin::start_on(&encoder.www(), refused_port);
+    let s = sw.wait_stream(
+        "refused",
+        Duration::from_secs(30),
+        "up once its server exists",
+        |s| state(s) == "up" && !active(s, "http_errors"),
+    );
+    eprintln!(
+        "refused: up after its server started, {} restarts",
+        s["restarts"]
+    );
+    drop(late);
+    assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
+}
