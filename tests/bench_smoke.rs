@@ -90,6 +90,7 @@ fn file_streams_go_through_the_decoders() {
             "cpu",
             "--duration",
             "2",
+            "--realtime",
         ],
     );
     assert!(report["frames"].as_u64().unwrap() > 0, "{report}");
