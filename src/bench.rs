@@ -7,7 +7,7 @@
 //! and `scan`: as fast as decoding allows by default (queues block the decoder, as in `scan`,
 //! so nothing is dropped and the figure is the throughput), or paced by the timestamps with
 //! `--realtime` (live queues that drop the oldest frame when the engine falls behind, as in
-//! `run`; the dropped count is the figure).
+//! `run`; the dropped count is the figure). Network URLs are always run like that.
 //!
 //! The measured window follows a warm-up (shader compilation, first buffers); the stage times
 //! come from the counters in [`crate::perf`], CPU and memory from `/proc/self`.
@@ -277,10 +277,13 @@ pub fn bench(
     if !synthetic {
         ingest::init()?;
     }
+    // A network source delivers at its own pace, like `run` sees it: live queues, clocked
+    // sinks. Only files can be read faster than real time.
+    let realtime = options.realtime || (!synthetic && !url.starts_with("file://"));
     let paced = if synthetic {
         options.fps > 0.0
     } else {
-        options.realtime
+        realtime
     };
     let pool = if synthetic {
         Arc::new(synthetic_frames(options.width, options.height, POOL_FRAMES))
@@ -351,7 +354,7 @@ pub fn bench(
                         .map_err(BenchError::Thread)?,
                 );
             } else {
-                let pacing = if options.realtime {
+                let pacing = if realtime {
                     Pacing::RealTime
                 } else {
                     Pacing::Unpaced

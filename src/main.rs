@@ -119,8 +119,9 @@ enum Command {
         /// Synthetic frames per second per stream (0: as fast as the engine takes them).
         #[arg(long, default_value_t = 0.0)]
         fps: f64,
-        /// Files and URLs: play in real time like live streams, dropping frames when the
-        /// engine falls behind (default: as fast as decoding allows, dropping nothing).
+        /// Files: play in real time like live streams, dropping frames when the engine falls
+        /// behind (default: as fast as decoding allows, dropping nothing). Network URLs are
+        /// always real time.
         #[arg(long)]
         realtime: bool,
         /// Also write the figures as JSON to this file.
