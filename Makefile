@@ -40,7 +40,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test accuracy soak deps test-deps build check toolchain bench-compare
+.PHONY: run test accuracy soak deps test-deps build check toolchain bench-compare bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -65,6 +65,15 @@ endif
 
 test: test-deps
 	NODEVICE_SELECT=1 $(CARGO) test --no-fail-fast
+
+# The engine alone on synthetic frames, 720p and 1080p, GPU (lavapipe without one) and CPU
+# backends; BENCH_ARGS adds options (e.g. BENCH_ARGS="--streams 16 --duration 30").
+BENCH_ARGS ?=
+bench: build
+	@for res in 1280x720 1920x1080; do for backend in gpu cpu; do \
+		NODEVICE_SELECT=1 ./target/release/streamwatch bench --resolution $$res --backend $$backend \
+			--json target/bench-$$res-$$backend.json $(BENCH_ARGS) 2>/dev/null || exit 1; \
+	done; done
 
 # streamwatch scan next to ffmpeg's blackdetect/freezedetect/blockdetect on the same clips.
 bench-compare: build test-deps

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+pub use crate::ingest::decoder::DecoderChoice;
 use crate::stats::BackendChoice;
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9723";
@@ -21,6 +22,8 @@ pub const DEFAULT_BACKOFF_MAX_SECS: f64 = 30.0;
 pub const DEFAULT_HTTP_TIMEOUT_SECS: f64 = 5.0;
 pub const DEFAULT_HLS_MAX_VARIANTS: usize = 8;
 pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 20;
+/// Hardware decoding where GStreamer has NVDEC, software otherwise.
+pub const DEFAULT_DECODER: DecoderChoice = DecoderChoice::Auto;
 pub const DEFAULT_MAX_FRAMES_PER_STREAM: usize = 8;
 pub const DEFAULT_MIN_DURATION_SECS: f64 = 2.0;
 pub const DEFAULT_CLEAR_DURATION_SECS: f64 = 0.2;
@@ -272,6 +275,10 @@ pub struct IngestConfig {
     /// Renditions of an HLS master playlist that are checked, in playlist order (a bound on
     /// requests and on the `variant` label).
     pub hls_max_variants: usize,
+    /// Video decoder of the streams that do not set their own: "auto" (NVDEC where GStreamer
+    /// has it, libav otherwise), "software" (libav only) or "nvdec" (NVDEC only; a stream
+    /// fails to start where it is absent).
+    pub decoder: DecoderChoice,
 }
 
 impl Default for IngestConfig {
@@ -283,6 +290,7 @@ impl Default for IngestConfig {
             restart_backoff_max: DEFAULT_BACKOFF_MAX_SECS,
             http_timeout: DEFAULT_HTTP_TIMEOUT_SECS,
             hls_max_variants: DEFAULT_HLS_MAX_VARIANTS,
+            decoder: DEFAULT_DECODER,
         }
     }
 }
@@ -982,6 +990,8 @@ pub struct StreamConfig {
     pub url: String,
     /// Effective detector settings: the global ones with this stream's overrides applied.
     pub detectors: DetectorsConfig,
+    /// Video decoder: the stream's own `decoder`, else `ingest.decoder`.
+    pub decoder: DecoderChoice,
 }
 
 #[derive(Deserialize)]
@@ -1011,6 +1021,7 @@ struct RawStream {
     url: String,
     #[serde(default)]
     detectors: toml::Table,
+    decoder: Option<DecoderChoice>,
 }
 
 /// URL schemes a stream may use.
@@ -1069,6 +1080,7 @@ impl Config {
                 id: s.id,
                 url: s.url,
                 detectors,
+                decoder: s.decoder.unwrap_or(raw.ingest.decoder),
             });
         }
         let mut webhooks = raw.webhooks;

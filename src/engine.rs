@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::config::EngineConfig;
 use crate::frame::VideoFrame;
 use crate::metrics::Metrics;
+use crate::perf::{PERF, Stage};
 use crate::stats::{BatchItem, FrameStats, StatsBackend};
 use crate::stream::{StreamSet, StreamState, Wake};
 
@@ -173,12 +174,15 @@ impl Engine<'_> {
         self.metrics
             .gpu_batch_frames
             .observe(self.frames.len() as f64);
+        PERF.batch(self.frames.len() as u64);
+        let deciding = Instant::now();
         for (((session, frame), &i), stats) in self.frames.iter().zip(&self.owners).zip(&self.stats)
         {
-            self.metrics
-                .detect_latency
-                .observe(frame.decoded_at.elapsed().as_secs_f64());
             streams[i].on_frame_stats(*session, frame, stats);
+            let latency = frame.decoded_at.elapsed();
+            self.metrics.detect_latency.observe(latency.as_secs_f64());
+            PERF.latency(latency);
         }
+        PERF.add(Stage::Decide, deciding.elapsed(), self.frames.len() as u64);
     }
 }

@@ -33,4 +33,9 @@ pub enum IngestError {
     Pipeline { stream: String, reason: String },
     #[error("stream `{stream}`: {reason}")]
     Failed { stream: String, reason: String },
+    #[error(
+        "stream `{stream}`: decoder = \"nvdec\" but GStreamer has none of {wanted} (the nvcodec \
+         plugin registers them only with an NVIDIA GPU and driver); use decoder = \"auto\" or \"software\""
+    )]
+    NoHardwareDecoder { stream: String, wanted: String },
 }

@@ -5,6 +5,7 @@
 //! [`detect::cpu`]) → [`detect`] state machines → metrics, logs and the HTTP API ([`server`]).
 
 pub mod audio;
+pub mod bench;
 pub mod config;
 pub mod detect;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod gpu;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod perf;
 pub mod reload;
 pub mod run;
 pub mod scan;

@@ -9,7 +9,7 @@ use streamwatch::config::{self, Config, StreamConfig};
 use streamwatch::reload::ReloadSource;
 use streamwatch::shard::{self, Shard, ShardError};
 use streamwatch::stats::BackendChoice;
-use streamwatch::{gpu, ingest, run, scan};
+use streamwatch::{bench, gpu, ingest, run, scan};
 
 #[derive(Parser)]
 #[command(
@@ -98,6 +98,39 @@ enum Command {
     },
     /// Check a configuration file and print the effective settings.
     CheckConfig { file: PathBuf },
+    /// Measure the engine (synthetic frames) or the whole ingest path (a file or URL) with N
+    /// streams: frames/s, time per stage, CPU, memory, batch sizes, latency, drops.
+    Bench {
+        /// Simultaneous streams.
+        #[arg(long, default_value_t = 4)]
+        streams: usize,
+        /// `synthetic` (frames generated in memory: the engine alone), a file path or a URL
+        /// (one GStreamer pipeline per stream, as `run` builds them).
+        #[arg(long, default_value = "synthetic")]
+        source: String,
+        /// Frame size of synthetic frames, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1280x720")]
+        resolution: String,
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
+        /// Seconds measured (after a warm-up of up to 1 s).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Synthetic frames per second per stream (0: as fast as the engine takes them).
+        #[arg(long, default_value_t = 0.0)]
+        fps: f64,
+        /// Files: play in real time like live streams, dropping frames when the engine falls
+        /// behind (default: as fast as decoding allows, dropping nothing). Network URLs are
+        /// always real time.
+        #[arg(long)]
+        realtime: bool,
+        /// Also write the figures as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// TOML configuration file (its detector, ingest and engine settings are used).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn init_logging(format: LogFormat, to_stderr: bool) {
@@ -188,6 +221,37 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Bench {
+            streams,
+            source,
+            resolution,
+            backend,
+            duration,
+            fps,
+            realtime,
+            json,
+            config,
+        } => {
+            init_logging(LogFormat::Text, true);
+            let config = load_config(config.as_ref())?;
+            let (width, height) = bench::parse_resolution(&resolution)?;
+            let options = bench::BenchOptions {
+                streams,
+                source,
+                width,
+                height,
+                duration,
+                fps,
+                realtime,
+            };
+            let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
+            let report = bench::bench(&options, &config, backend)?;
+            print!("{}", report.to_text());
+            if let Some(path) = json {
+                report.write_json(&path)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             config,
             listen,
@@ -208,6 +272,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     id: config::id_from_url(&url, base + i),
                     url,
                     detectors: config.detectors.clone(),
+                    decoder: config.ingest.decoder,
                 });
             }
             let cli_streams = config.streams[base..].to_vec();
@@ -240,6 +305,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 id: "demo".into(),
                 url: "demo://".into(),
                 detectors: config.detectors.clone(),
+                decoder: config.ingest.decoder,
             });
             let (b, f, s) = (
                 ingest::demo::BLACK,

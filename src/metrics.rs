@@ -17,6 +17,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub build_info: IntGaugeVec,
     pub stream_info: IntGaugeVec,
+    /// The `decoder` label each stream's info series has now, to replace it when it changes.
+    stream_decoders: std::sync::Mutex<std::collections::HashMap<String, String>>,
     pub stream_up: IntGaugeVec,
     pub frames: IntCounterVec,
     pub frames_dropped: IntCounterVec,
@@ -132,9 +134,10 @@ impl Metrics {
             stream_info: gauge_vec(
                 &r,
                 "streamwatch_stream_info",
-                "Monitored stream and its source URL; always 1.",
-                &["stream", "url"],
+                "Monitored stream, its source URL and the video decoder element its pipeline uses (empty until one is created); always 1.",
+                &["stream", "url", "decoder"],
             ),
+            stream_decoders: Default::default(),
             stream_up: gauge_vec(
                 &r,
                 "streamwatch_stream_up",
@@ -384,7 +387,7 @@ impl Metrics {
 
     /// Creates the per-stream series at zero, so dashboards and alerts see them before any event.
     pub fn register_stream(&self, stream: &str, url: &str) {
-        self.stream_info.with_label_values(&[stream, url]).set(1);
+        self.set_stream_decoder(stream, url, "");
         self.stream_up.with_label_values(&[stream]).set(0);
         self.frames.with_label_values(&[stream]);
         self.frames_dropped.with_label_values(&[stream]);
@@ -402,9 +405,27 @@ impl Metrics {
         }
     }
 
+    /// Sets the `decoder` label of the stream's info series (the series moves to the new value).
+    pub fn set_stream_decoder(&self, stream: &str, url: &str, decoder: &str) {
+        let mut decoders = crate::stream::lock(&self.stream_decoders);
+        if let Some(old) = decoders.insert(stream.to_owned(), decoder.to_owned())
+            && old != decoder
+        {
+            let _ = self.stream_info.remove_label_values(&[stream, url, &old]);
+        }
+        self.stream_info
+            .with_label_values(&[stream, url, decoder])
+            .set(1);
+    }
+
     /// Removes a stream's series when it is no longer monitored.
     pub fn unregister_stream(&self, stream: &str, url: &str) {
-        let _ = self.stream_info.remove_label_values(&[stream, url]);
+        let decoder = crate::stream::lock(&self.stream_decoders)
+            .remove(stream)
+            .unwrap_or_default();
+        let _ = self
+            .stream_info
+            .remove_label_values(&[stream, url, &decoder]);
         let _ = self.stream_up.remove_label_values(&[stream]);
         for vec in [
             &self.frames,
@@ -503,6 +524,22 @@ mod tests {
         let text = m.render();
         assert!(text.contains("streamwatch_defect_active{detector=\"black\",stream=\"news\"} 0"));
         assert!(text.contains("streamwatch_build_info{version="));
+        m.unregister_stream("news", "rtmp://h/live/news");
+        assert!(!m.render().contains("stream=\"news\""));
+    }
+
+    #[test]
+    fn stream_info_follows_the_decoder_in_use() {
+        let m = Metrics::new();
+        m.register_stream("news", "rtmp://h/live/news");
+        assert!(
+            m.render()
+                .contains("streamwatch_stream_info{decoder=\"\",stream=\"news\"")
+        );
+        m.set_stream_decoder("news", "rtmp://h/live/news", "avdec_h264");
+        let text = m.render();
+        assert!(text.contains("streamwatch_stream_info{decoder=\"avdec_h264\",stream=\"news\""));
+        assert!(!text.contains("decoder=\"\""), "{text}");
         m.unregister_stream("news", "rtmp://h/live/news");
         assert!(!m.render().contains("stream=\"news\""));
     }

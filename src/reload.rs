@@ -416,6 +416,7 @@ mod tests {
             id: id.into(),
             url: url.into(),
             detectors: DetectorsConfig::default(),
+            decoder: Default::default(),
         }
     }
 

@@ -72,6 +72,7 @@ pub fn scan(
         id: id_from_url(url, 0),
         url: url.to_owned(),
         detectors: config.detectors.clone(),
+        decoder: config.ingest.decoder,
     };
     let stats_sink = frame_stats
         .map(|path| {

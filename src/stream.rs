@@ -1079,6 +1079,12 @@ impl Stream {
         tracing::warn!(stream = %self.id, decoder = from_decoder, warning = %crate::ingest::pipeline::describe_message(msg), "pipeline warning");
     }
 
+    /// Records the video decoder element the pipeline created (`streamwatch_stream_info`).
+    pub fn set_decoder(&self, factory: &str) {
+        self.metrics
+            .set_stream_decoder(&self.id, &self.url, factory);
+    }
+
     /// Counts one decoder error or concealed frame.
     pub fn count_decode_error(&self) {
         self.metrics

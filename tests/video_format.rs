@@ -118,6 +118,7 @@ fn decoder_warnings_count_as_decode_errors() {
             id: "s".into(),
             url: "file:///dev/null".into(),
             detectors: DetectorsConfig::default(),
+            decoder: Default::default(),
         },
         0,
         StreamOptions {

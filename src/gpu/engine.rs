@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use bytemuck::Zeroable;
 use wgpu::util::StagingBelt;
@@ -18,6 +19,7 @@ use super::shaders::{ShaderFile, ShaderSources};
 use super::types::{FrameDesc, FrameTotals, RowPartial};
 use crate::detect::cpu::check_frame;
 use crate::frame::VideoFrame;
+use crate::perf::{PERF, Stage};
 use crate::stats::{BatchItem, EngineError, FrameStats, StatsBackend};
 
 /// Workgroup size of both shaders (`@workgroup_size(64, 1, 1)`).
@@ -356,6 +358,8 @@ pub struct GpuBackend {
     submissions: u64,
     map_tx: mpsc::Sender<Result<(), wgpu::BufferAsyncError>>,
     map_rx: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    /// Largest single upload so far: the staging belt keeps a chunk at least this large.
+    largest_upload: u64,
     // Scratch kept across calls.
     chunk: ChunkPlan,
     desc_scratch: Vec<FrameDesc>,
@@ -483,6 +487,7 @@ impl GpuBackend {
             limits,
             binding_cap,
             submissions: 0,
+            largest_upload: 0,
             map_tx,
             map_rx,
             chunk: ChunkPlan::default(),
@@ -494,6 +499,28 @@ impl GpuBackend {
     /// Queue submissions so far: one per batch, more when a batch exceeded the upload cap.
     pub fn submissions(&self) -> u64 {
         self.submissions
+    }
+
+    /// Device memory the backend owns: its buffers exactly, the staging belt estimated as one
+    /// chunk of at least the largest upload (the belt does not say how many chunks it keeps;
+    /// with one submission in flight it reuses one).
+    pub fn gpu_memory_bytes(&self) -> u64 {
+        let bound: u64 = [
+            &self.luma,
+            &self.descs,
+            &self.partials,
+            &self.totals,
+            &self.readback,
+        ]
+        .iter()
+        .map(|b| b.size)
+        .sum();
+        let staging = if self.largest_upload > 0 {
+            self.largest_upload.max(STAGING_CHUNK)
+        } else {
+            0
+        };
+        bound + self.history.size + staging
     }
 
     /// The adapter the backend runs on.
@@ -603,9 +630,13 @@ impl GpuBackend {
         batch: &[BatchItem<'_>],
         out: &mut Vec<FrameStats>,
     ) -> Result<(), EngineError> {
+        let started = Instant::now();
         let n = self.chunk.items.len() as u64;
         let n_padded = n.next_multiple_of(u64::from(WORKGROUP));
         self.ensure_buffers(n_padded)?;
+        self.largest_upload = self
+            .largest_upload
+            .max(self.chunk.frame_bytes + n_padded * DESC_BYTES);
         let device = self.ctx.device.clone();
         let c = &self.chunk;
 
@@ -722,6 +753,8 @@ impl GpuBackend {
         encoder.copy_buffer_to_buffer(totals, 0, readback, 0, totals_bytes);
 
         self.belt.finish();
+        let submitted = Instant::now();
+        PERF.add(Stage::Upload, submitted - started, n);
         self.ctx.queue.submit([encoder.finish()]);
         self.belt.recall();
         self.submissions += 1;
@@ -733,6 +766,8 @@ impl GpuBackend {
         device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| EngineError::Batch(format!("waiting for the GPU: {e}")))?;
+        let computed = Instant::now();
+        PERF.add(Stage::Gpu, computed - submitted, n);
         match self.map_rx.try_recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(EngineError::Batch(format!("reading results back: {e}"))),
@@ -753,6 +788,8 @@ impl GpuBackend {
                 }
             });
         readback.unmap();
+        PERF.add(Stage::Readback, computed.elapsed(), n);
+        PERF.set_gpu_bytes(self.gpu_memory_bytes());
         read
     }
 

@@ -88,6 +88,7 @@ fn on_video_sample(
     let Some((session, media)) = stream.media_time(running_time(&sample, pts), true) else {
         return Ok(gst::FlowSuccess::Ok);
     };
+    let copying = Instant::now();
     let mut video = VideoFrame::from_plane(
         frame.width(),
         frame.height(),
@@ -97,6 +98,7 @@ fn on_video_sample(
         decoded_at,
     )
     .ok_or(gst::FlowError::Error)?;
+    crate::perf::PERF.add(crate::perf::Stage::Copy, copying.elapsed(), 1);
     video.decode_errors = stream.decode_errors_at(pts.nseconds());
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)

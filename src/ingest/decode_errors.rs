@@ -58,6 +58,9 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
     if !is_video_decoder {
         return;
     }
+    if let Some(factory) = element.factory() {
+        stream.set_decoder(&factory.name());
+    }
     if element.find_property("thread-type").is_some()
         && let Some(name) = element.factory().map(|f| f.name())
         && name.starts_with("avdec_")

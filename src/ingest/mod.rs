@@ -3,6 +3,7 @@
 
 pub mod appsink;
 pub mod decode_errors;
+pub mod decoder;
 pub mod demo;
 pub mod input;
 pub mod pipeline;
@@ -25,6 +26,7 @@ pub fn init() -> Result<(), crate::error::IngestError> {
             return;
         }
         decode_errors::install();
+        decoder::prefer_hardware();
     });
     result
 }

@@ -8,6 +8,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::error::IngestError;
+use crate::ingest::decoder::{self, DecoderChoice};
 use crate::ingest::{appsink, decode_errors, demo};
 use crate::stream::Stream;
 
@@ -59,8 +60,18 @@ fn pipeline_error(stream: &Stream, reason: impl std::fmt::Display) -> IngestErro
     }
 }
 
-/// Checks what can be checked before building: local files must exist.
+/// Checks what can be checked before building: local files must exist, NVDEC must exist
+/// for `decoder = "nvdec"`.
 pub fn preflight(stream: &Stream) -> Result<(), IngestError> {
+    if stream.config.decoder == DecoderChoice::Nvdec
+        && !stream.url.starts_with("demo://")
+        && decoder::available_nvdec().is_empty()
+    {
+        return Err(IngestError::NoHardwareDecoder {
+            stream: stream.id.clone(),
+            wanted: decoder::NVDEC_DECODERS.join(", "),
+        });
+    }
     if let Some(path) = stream.url.strip_prefix("file://") {
         let path = std::path::Path::new(path);
         if !path.is_file() {
@@ -110,6 +121,10 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
             .property("uri", &stream.url)
             .build()
             .map_err(|_| missing(stream, DECODER))?;
+        if !decoder::restrict(&decode, stream.config.decoder) {
+            tracing::warn!(stream = %stream.id, decoder = stream.config.decoder.as_str(),
+                "cannot restrict the decoder choice (no autoplug-select); ranks decide");
+        }
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;

@@ -9,6 +9,7 @@ pub use frame_stats::{BLOCK_MIN_STEP, EDGE_THRESHOLD, frame_stats_cpu, reduce_ro
 
 use crate::frame::VideoFrame;
 use crate::gpu::types::RowPartial;
+use crate::perf::{PERF, Stage};
 use crate::stats::{BatchItem, EngineError, FrameStats, StatsBackend};
 
 /// Rejects frames whose buffer does not hold what its header claims, with the same rule for
@@ -32,24 +33,57 @@ pub(crate) fn check_frame(frame: &VideoFrame) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Where an item's reference frame is: nothing, an earlier item of the batch, or the slot's
+/// history.
+#[derive(Clone, Copy)]
+enum Prev {
+    None,
+    Item(usize),
+    History(u32),
+}
+
 /// Computes the statistics on the CPU with the shader ports, keeping each slot's last frame.
-#[derive(Default)]
+///
+/// A frame's statistics depend only on the frame and its reference, both fixed before the
+/// batch starts, so the items are split across worker threads (scoped, one per core up to the
+/// batch size) and the results are the same as one thread's; the references are updated after.
 pub struct CpuBackend {
     history: HashMap<u32, VideoFrame>,
+    threads: usize,
     /// Scratch, kept between calls so that `analyze` does not allocate once warmed up.
     last_in_batch: HashMap<u32, usize>,
-    partials: Vec<RowPartial>,
+    prevs: Vec<Prev>,
+    /// Row partials, one buffer per worker.
+    partials: Vec<Vec<RowPartial>>,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl CpuBackend {
+    /// One worker per available core.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    pub fn with_threads(threads: usize) -> Self {
+        let threads = threads.max(1);
+        Self {
+            history: HashMap::new(),
+            threads,
+            last_in_batch: HashMap::new(),
+            prevs: Vec::new(),
+            partials: (0..threads).map(|_| Vec::new()).collect(),
+        }
     }
 }
 
 impl StatsBackend for CpuBackend {
     fn describe(&self) -> String {
-        "CPU (shader ports, one thread)".to_owned()
+        format!("CPU (shader ports, {} threads)", self.threads)
     }
 
     fn analyze(
@@ -61,19 +95,66 @@ impl StatsBackend for CpuBackend {
         for item in batch {
             check_frame(item.frame)?;
         }
+        let started = std::time::Instant::now();
         self.last_in_batch.clear();
+        self.prevs.clear();
         for (i, item) in batch.iter().enumerate() {
-            let prev = match self.last_in_batch.insert(item.slot, i) {
-                Some(j) => Some(batch[j].frame),
-                None => self.history.get(&item.slot),
-            };
-            out.push(frame_stats::frame_stats_with(
-                item.frame,
-                prev,
-                item.params,
-                &mut self.partials,
-            ));
+            self.prevs
+                .push(match self.last_in_batch.insert(item.slot, i) {
+                    Some(j) => Prev::Item(j),
+                    None if self.history.contains_key(&item.slot) => Prev::History(item.slot),
+                    None => Prev::None,
+                });
         }
+        out.resize(batch.len(), FrameStats::default());
+        let history = &self.history;
+        let prevs = &self.prevs;
+        let compute = |first: usize, out: &mut [FrameStats], partials: &mut Vec<RowPartial>| {
+            for (k, slot) in out.iter_mut().enumerate() {
+                let i = first + k;
+                let prev = match prevs[i] {
+                    Prev::None => None,
+                    Prev::Item(j) => Some(batch[j].frame),
+                    Prev::History(s) => history.get(&s),
+                };
+                *slot =
+                    frame_stats::frame_stats_with(batch[i].frame, prev, batch[i].params, partials);
+            }
+        };
+        let workers = self.threads.min(batch.len());
+        if workers <= 1 {
+            compute(0, out, &mut self.partials[0]);
+        } else {
+            let per = batch.len().div_ceil(workers);
+            let mut spawn_error = None;
+            std::thread::scope(|scope| {
+                let mut chunks = out
+                    .chunks_mut(per)
+                    .zip(self.partials.iter_mut())
+                    .enumerate();
+                // The first chunk runs on this thread; the others on scoped workers.
+                let first = chunks.next();
+                for (c, (chunk, partials)) in chunks {
+                    let spawned = std::thread::Builder::new()
+                        .name("streamwatch-cpu".into())
+                        .spawn_scoped(scope, move || compute(c * per, chunk, partials));
+                    if let Err(e) = spawned {
+                        spawn_error.get_or_insert(e);
+                    }
+                }
+                if let Some((_, (chunk, partials))) = first {
+                    compute(0, chunk, partials);
+                }
+            });
+            if let Some(e) = spawn_error {
+                out.clear();
+                return Err(EngineError::Batch(format!(
+                    "cannot start a CPU statistics thread: {e}"
+                )));
+            }
+        }
+        let computed = std::time::Instant::now();
+        PERF.add(Stage::Gpu, computed - started, batch.len() as u64);
         for (&slot, &i) in &self.last_in_batch {
             let frame = batch[i].frame;
             match self.history.get_mut(&slot) {
@@ -92,6 +173,8 @@ impl StatsBackend for CpuBackend {
                 }
             }
         }
+        // Keeping the references is this backend's counterpart of the upload.
+        PERF.add(Stage::Upload, computed.elapsed(), batch.len() as u64);
         Ok(())
     }
 
@@ -129,6 +212,26 @@ mod tests {
             slot,
             frame,
             params: PARAMS,
+        }
+    }
+
+    /// Splitting a batch across workers gives what one thread gives, references included
+    /// (several frames of one slot in a batch, and the slot's frame from the previous batch).
+    #[test]
+    fn workers_give_the_same_statistics_as_one_thread() {
+        let frames: Vec<VideoFrame> = (0..7u8).map(|k| frame(36, 20, 20 + 30 * k)).collect();
+        let batch: Vec<BatchItem<'_>> = frames
+            .iter()
+            .enumerate()
+            .map(|(k, f)| item((k % 2) as u32, f))
+            .collect();
+        let (mut one, mut three) = (CpuBackend::with_threads(1), CpuBackend::with_threads(3));
+        for _ in 0..2 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            one.analyze(&batch, &mut a).unwrap();
+            three.analyze(&batch, &mut b).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(a.len(), batch.len());
         }
     }
 
