@@ -298,11 +298,13 @@ pub fn bench(
         StreamOptions {
             queue_frames: config.ingest.queue_frames,
             offline: false,
+            sole: false,
         }
     } else {
         StreamOptions {
             queue_frames: UNPACED_QUEUE_FRAMES,
             offline: true,
+            sole: false,
         }
     };
     let context = StreamContext {

@@ -543,6 +543,7 @@ mod tests {
         let options = StreamOptions {
             queue_frames: 4,
             offline: false,
+            sole: false,
         };
         for id in ["a", "b"] {
             let s = Stream::new(

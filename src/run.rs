@@ -61,6 +61,7 @@ pub async fn run_with_reload(
     let options = StreamOptions {
         queue_frames: config.ingest.queue_frames,
         offline: false,
+        sole: false,
     };
     let store =
         EvidenceStore::open(&config.evidence.dir, config.evidence.max_bytes).map_err(|source| {

@@ -92,6 +92,7 @@ pub fn scan(
         StreamOptions {
             queue_frames: SCAN_QUEUE_FRAMES,
             offline: true,
+            sole: true,
         },
         StreamContext {
             metrics: metrics.clone(),

@@ -295,6 +295,8 @@ pub struct Stream {
     /// Informational events (format changes), the last ones; all of them in `scan`.
     info_events: Mutex<VecDeque<InfoEvent>>,
     keep_all_info: bool,
+    /// See [`StreamOptions::sole`].
+    pub sole: bool,
     frames: AtomicU64,
     dropped: AtomicU64,
     decode_errors: AtomicU64,
@@ -329,6 +331,9 @@ pub struct StreamOptions {
     pub queue_frames: usize,
     /// `scan`: block the decoder instead of dropping, and keep every event.
     pub offline: bool,
+    /// The only stream of the process (`scan`): its decoder may use frame threads, since
+    /// every decoder error in the process is its own.
+    pub sole: bool,
 }
 
 impl Stream {
@@ -388,6 +393,7 @@ impl Stream {
             all_events: options.offline.then(|| Mutex::new(Vec::new())),
             info_events: Mutex::new(VecDeque::new()),
             keep_all_info: options.offline,
+            sole: options.sole,
             frames: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),

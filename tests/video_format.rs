@@ -124,6 +124,7 @@ fn decoder_warnings_count_as_decode_errors() {
         StreamOptions {
             queue_frames: 4,
             offline: true,
+            sole: false,
         },
         StreamContext {
             metrics: metrics.clone(),

@@ -6,7 +6,8 @@
 //! element attached. This module listens to that category and credits each error to the
 //! stream whose decoder was running on the logging thread. That needs the decoder to decode on
 //! its streaming thread, so libav decoders are set to slice threading (one stream, one thread;
-//! with many streams per process the cores are shared out by streams anyway).
+//! with many streams per process the cores are shared out by streams anyway). The sole stream
+//! of a process (`scan`) keeps libav's frame threads: every error is its own.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Once};
@@ -15,6 +16,9 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use crate::stream::Stream;
+
+/// The sole stream of the process, credited with errors logged on libav's own threads.
+static SOLE: std::sync::Mutex<Option<Arc<Stream>>> = std::sync::Mutex::new(None);
 
 thread_local! {
     /// The stream whose decoder last ran on this thread.
@@ -39,11 +43,16 @@ pub fn install() {
                 if level != gst::DebugLevel::Error || category.name() != LIBAV_CATEGORY {
                     return;
                 }
-                DECODING.with(|current| {
-                    if let Some(stream) = current.borrow().as_ref() {
-                        stream.count_decode_error();
-                    }
+                let credited = DECODING.with(|current| {
+                    current
+                        .borrow()
+                        .as_ref()
+                        .map(|stream| stream.count_decode_error())
+                        .is_some()
                 });
+                if !credited && let Some(stream) = crate::stream::lock(&SOLE).as_ref() {
+                    stream.count_decode_error();
+                }
             },
         );
     });
@@ -61,7 +70,9 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
     if let Some(factory) = element.factory() {
         stream.set_decoder(&factory.name());
     }
-    if element.find_property("thread-type").is_some()
+    if stream.sole {
+        *crate::stream::lock(&SOLE) = Some(stream.clone());
+    } else if element.find_property("thread-type").is_some()
         && let Some(name) = element.factory().map(|f| f.name())
         && name.starts_with("avdec_")
     {

@@ -260,6 +260,9 @@ pub(crate) fn same_size(a: &VideoFrame, b: &VideoFrame) -> bool {
     a.width == b.width && a.height == b.height
 }
 
+/// One row's partial sums: [`row_partial`] (the port) or its fast equal.
+pub(crate) type RowStats = fn(&VideoFrame, Option<&VideoFrame>, usize, StatParams) -> RowPartial;
+
 /// Statistics of `cur` against `prev` with a caller-owned scratch buffer for the row partials,
 /// so a backend allocates nothing per frame once the buffer has grown.
 pub(crate) fn frame_stats_with(
@@ -267,6 +270,7 @@ pub(crate) fn frame_stats_with(
     prev: Option<&VideoFrame>,
     params: StatParams,
     partials: &mut Vec<RowPartial>,
+    row_stats: RowStats,
 ) -> FrameStats {
     if super::check_frame(cur).is_err() {
         return FrameStats {
@@ -276,7 +280,7 @@ pub(crate) fn frame_stats_with(
     }
     let reference = prev.filter(|p| same_size(cur, p) && super::check_frame(p).is_ok());
     partials.clear();
-    partials.extend((0..cur.height as usize).map(|row| row_partial(cur, reference, row, params)));
+    partials.extend((0..cur.height as usize).map(|row| row_stats(cur, reference, row, params)));
     reduce_rows(partials, cur.width).into_stats(cur, reference.is_some())
 }
 
@@ -288,7 +292,7 @@ pub fn frame_stats_cpu(
     prev: Option<&VideoFrame>,
     params: StatParams,
 ) -> FrameStats {
-    frame_stats_with(cur, prev, params, &mut Vec::new())
+    frame_stats_with(cur, prev, params, &mut Vec::new(), row_partial)
 }
 
 #[cfg(test)]

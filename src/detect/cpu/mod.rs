@@ -1,6 +1,7 @@
 //! CPU ports of the statistics shaders, and [`CpuBackend`], the backend that runs them
 //! (`--backend cpu`, or `auto` without a GPU).
 
+mod fast;
 mod frame_stats;
 
 use std::collections::HashMap;
@@ -117,8 +118,13 @@ impl StatsBackend for CpuBackend {
                     Prev::Item(j) => Some(batch[j].frame),
                     Prev::History(s) => history.get(&s),
                 };
-                *slot =
-                    frame_stats::frame_stats_with(batch[i].frame, prev, batch[i].params, partials);
+                *slot = frame_stats::frame_stats_with(
+                    batch[i].frame,
+                    prev,
+                    batch[i].params,
+                    partials,
+                    fast::row_partial_fast,
+                );
             }
         };
         let workers = self.threads.min(batch.len());
