@@ -37,7 +37,7 @@ fn shipped_rules_and_configs_pass_promtool_and_amtool() {
         &["check", "rules", "rules/streamwatch.rules.yml"],
         &prom,
     );
-    assert!(text.contains("5 rules found"), "{text}");
+    assert!(text.contains("6 rules found"), "{text}");
     let text = run_ok(
         "promtool",
         &["test", "rules", "tests/streamwatch.rules.test.yml"],

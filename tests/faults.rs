@@ -51,7 +51,7 @@ const TRANSPORT: [&str; 6] = [
 
 /// One fault: inject, wait for `detected`, repair, wait for recovery. Checks the control
 /// stream throughout. Returns (detection delay, recovery time).
-struct Bench<'a> {
+struct FaultRun<'a> {
     sw: &'a Streamwatch,
     control: &'a str,
 }
@@ -78,7 +78,7 @@ const fn fault(
     }
 }
 
-impl Bench<'_> {
+impl FaultRun<'_> {
     fn control_snapshot(&self) -> (Instant, u64, u64) {
         let c = self.sw.stream(self.control);
         assert_eq!(state(&c), "up", "control stream not up: {c:#}");
@@ -226,7 +226,7 @@ fn playlist_faults_are_reported_and_heal() {
         &[],
     );
     wait_up(&sw, &["faulty", "control", "multi"]);
-    let mut bench = Bench {
+    let mut run = FaultRun {
         sw: &sw,
         control: "control",
     };
@@ -241,7 +241,7 @@ fn playlist_faults_are_reported_and_heal() {
         .map(|v| v["variant"].as_str().unwrap())
         .collect();
     assert_eq!(variants, ["v0", "v1"], "{multi:#}");
-    bench.fault(
+    run.fault(
         "multi",
         "second rendition's playlist stops",
         || o.borrow_mut().set("multi-b", "freeze"),
@@ -266,7 +266,7 @@ fn playlist_faults_are_reported_and_heal() {
             "no playlist age for variant {v}"
         );
     }
-    bench.origin_faults(
+    run.origin_faults(
         &o,
         "faulty",
         &[
@@ -329,14 +329,14 @@ fn segment_faults_are_reported_and_heal() {
         &[],
     );
     wait_up(&sw, &["faulty", "control"]);
-    let mut bench = Bench {
+    let mut run = FaultRun {
         sw: &sw,
         control: "control",
     };
     let o = std::cell::RefCell::new(&mut origin);
     // A clean stream has no continuity errors: any seen afterwards come from the truncation.
     assert_eq!(sw.stream("faulty")["ts_cc_errors"], 0);
-    bench.origin_faults(
+    run.origin_faults(
         &o,
         "faulty",
         &[
@@ -388,12 +388,12 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
         );
         assert!(!s["reason"].as_str().unwrap_or("").is_empty());
     }
-    let mut bench = Bench {
+    let mut run = FaultRun {
         sw: &sw,
         control: "control",
     };
     let o = std::cell::RefCell::new(&mut origin);
-    bench.fault(
+    run.fault(
         "faulty",
         "server killed, then restarted",
         || o.borrow_mut().kill(),
