@@ -198,11 +198,36 @@ impl FaultRun<'_> {
     }
 }
 
-fn started(encoder: &HlsEncoder) -> (FaultOrigin, FaultOrigin) {
-    (
-        FaultOrigin::start(&encoder.www()),
-        FaultOrigin::start(&encoder.www()),
-    )
+/// A live encoder, the origin that breaks (`faulty`) and the one that does not (`control`),
+/// and streamwatch monitoring both plus `extra` streams (given the faulty origin), once
+/// `faulty` and `control` are up.
+struct Setup {
+    // Field order is drop order: streamwatch before the servers it reads from.
+    sw: Streamwatch,
+    origin: FaultOrigin,
+    _control: FaultOrigin,
+    encoder: HlsEncoder,
+}
+
+impl Setup {
+    fn start(extra: impl FnOnce(&FaultOrigin) -> Vec<(&'static str, String)>) -> Setup {
+        let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
+        let origin = FaultOrigin::start(&encoder.www());
+        let control = FaultOrigin::start(&encoder.www());
+        let mut streams = vec![
+            ("faulty", origin.url("faulty")),
+            ("control", control.url("control")),
+        ];
+        streams.extend(extra(&origin));
+        let sw = Streamwatch::start(&config(&streams), &[]);
+        wait_up(&sw, &["faulty", "control"]);
+        Setup {
+            sw,
+            origin,
+            _control: control,
+            encoder,
+        }
+    }
 }
 
 fn wait_up(sw: &Streamwatch, ids: &[&str]) {
@@ -215,22 +240,14 @@ fn wait_up(sw: &Streamwatch, ids: &[&str]) {
 
 #[test]
 fn playlist_faults_are_reported_and_heal() {
-    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
-    let (mut origin, control) = started(&encoder);
-    let sw = Streamwatch::start(
-        &config(&[
-            ("faulty", origin.url("faulty")),
-            ("control", control.url("control")),
-            ("multi", origin.master_url("multi")),
-        ]),
-        &[],
-    );
-    wait_up(&sw, &["faulty", "control", "multi"]);
+    let mut setup = Setup::start(|o| vec![("multi", o.master_url("multi"))]);
+    let sw = &setup.sw;
+    wait_up(sw, &["multi"]);
     let mut run = FaultRun {
-        sw: &sw,
+        sw,
         control: "control",
     };
-    let o = std::cell::RefCell::new(&mut origin);
+    let o = std::cell::RefCell::new(&mut setup.origin);
     // A master playlist: each rendition is checked on its own, and a fault in the one the
     // player does not use is still reported, on that variant only.
     let multi = sw.stream("multi");
@@ -314,26 +331,21 @@ fn playlist_faults_are_reported_and_heal() {
         ),
         "the control origin never failed"
     );
-    assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
+    assert!(
+        setup.sw.terminate().success(),
+        "streamwatch did not exit cleanly"
+    );
 }
 
 #[test]
 fn segment_faults_are_reported_and_heal() {
-    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
-    let (mut origin, control) = started(&encoder);
-    let sw = Streamwatch::start(
-        &config(&[
-            ("faulty", origin.url("faulty")),
-            ("control", control.url("control")),
-        ]),
-        &[],
-    );
-    wait_up(&sw, &["faulty", "control"]);
+    let mut setup = Setup::start(|_| Vec::new());
+    let sw = &setup.sw;
     let mut run = FaultRun {
-        sw: &sw,
+        sw,
         control: "control",
     };
-    let o = std::cell::RefCell::new(&mut origin);
+    let o = std::cell::RefCell::new(&mut setup.origin);
     // A clean stream has no continuity errors: any seen afterwards come from the truncation.
     assert_eq!(sw.stream("faulty")["ts_cc_errors"], 0);
     run.origin_faults(
@@ -357,27 +369,25 @@ fn segment_faults_are_reported_and_heal() {
             }),
         ],
     );
-    assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
+    assert!(
+        setup.sw.terminate().success(),
+        "streamwatch did not exit cleanly"
+    );
 }
 
 #[test]
 fn connection_faults_take_streams_down_with_a_reason_and_heal() {
-    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
-    let (mut origin, control) = started(&encoder);
     let refused_port = free_port();
-    let sw = Streamwatch::start(
-        &config(&[
-            ("faulty", origin.url("faulty")),
-            ("control", control.url("control")),
+    let mut setup = Setup::start(|_| {
+        vec![
             ("nodns", "http://streamwatch-test.invalid/live.m3u8".into()),
             (
                 "refused",
                 format!("http://127.0.0.1:{refused_port}/refused/live.m3u8"),
             ),
-        ]),
-        &[],
-    );
-    wait_up(&sw, &["faulty", "control"]);
+        ]
+    });
+    let sw = &setup.sw;
     for id in ["nodns", "refused"] {
         let s = sw.wait_stream(id, Duration::from_secs(20), "down, http_errors", |s| {
             state(s) == "down" && active(s, "http_errors") && s["restarts"].as_u64() >= Some(2)
@@ -389,10 +399,10 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
         assert!(!s["reason"].as_str().unwrap_or("").is_empty());
     }
     let mut run = FaultRun {
-        sw: &sw,
+        sw,
         control: "control",
     };
-    let o = std::cell::RefCell::new(&mut origin);
+    let o = std::cell::RefCell::new(&mut setup.origin);
     run.fault(
         "faulty",
         "server killed, then restarted",
@@ -402,7 +412,7 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
         |s| state(s) == "down" && active(s, "http_errors"),
     );
     // The refused stream's server comes up: it heals by itself.
-    let late = FaultOrigin::start_on(&encoder.www(), refused_port);
+    let late = FaultOrigin::start_on(&setup.encoder.www(), refused_port);
     let s = sw.wait_stream(
         "refused",
         Duration::from_secs(30),
@@ -414,7 +424,10 @@ fn connection_faults_take_streams_down_with_a_reason_and_heal() {
         s["restarts"]
     );
     drop(late);
-    assert!(sw.terminate().success(), "streamwatch did not exit cleanly");
+    assert!(
+        setup.sw.terminate().success(),
+        "streamwatch did not exit cleanly"
+    );
 }
 
 /// Media bitrate of the encoder's live window: segment bytes over their EXTINF durations.

@@ -76,16 +76,10 @@ pub async fn supervise(
         let outcome = match pipeline::start(&stream, Pacing::RealTime) {
             Ok(running) => {
                 let outcome = watch_run(&running, &stream, stall, &mut shutdown).await;
-                if let Outcome::Failed(reason) = &outcome {
-                    tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(reason), retry_in = ?backoff, "stream down");
-                }
                 tear_down(running, &stream).await;
                 outcome
             }
-            Err(e) => {
-                tracing::warn!(stream = %stream.id, reason = %stream.explain_failure(&e.to_string()), retry_in = ?backoff, "stream down");
-                Outcome::Failed(e.to_string())
-            }
+            Err(e) => Outcome::Failed(e.to_string()),
         };
         match outcome {
             Outcome::Shutdown => {
@@ -94,6 +88,7 @@ pub async fn supervise(
             }
             Outcome::Failed(reason) => {
                 let reason = stream.explain_failure(&reason);
+                tracing::warn!(stream = %stream.id, reason = %reason, retry_in = ?backoff, "stream down");
                 stream.end_session(StreamState::Down, Some(reason));
             }
         }
