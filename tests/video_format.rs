@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use gstreamer as gst;
 use streamwatch::config::{DetectorsConfig, StreamConfig};
+use streamwatch::frame::Luma;
 use streamwatch::metrics::Metrics;
 use streamwatch::notify::Notifier;
 use streamwatch::stream::{Stream, StreamContext, StreamOptions, Wake};
@@ -200,4 +201,104 @@ fn bitstream_corruption_counts_decoder_errors() {
     std::fs::write(&clean, piece("a2.ts", 0, false)).unwrap();
     let report = scan_json(clean.to_str().unwrap(), &[]);
     assert_eq!(report["decode_errors"], 0, "{report:#}");
+}
+
+/// Decoded frames reach the statistics as the decoder's own buffers (no copy in the appsink),
+/// with the decoder's row padding, and hold exactly the pixels ffmpeg decodes from the file.
+#[test]
+fn decoded_frames_are_shared_with_the_decoder_and_match_ffmpeg() {
+    gst::init().unwrap();
+    let dir = temp_dir("zero-copy");
+    // 426 pixels: libav pads its rows, so the frame's stride differs from the width.
+    let clip = dir.join("c.mp4");
+    let clip_path = clip.to_str().unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=426x240:rate=25:duration=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        clip_path,
+    ]);
+    // The Y plane as coded (yuv420p; `gray` would be rescaled to full range).
+    let raw = dir.join("c.yuv");
+    ffmpeg(&[
+        "-i",
+        clip_path,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        raw.to_str().unwrap(),
+    ]);
+    let expected = std::fs::read(&raw).unwrap();
+    let (width, height) = (426usize, 240usize);
+    let frame_bytes = width * height + 2 * width.div_ceil(2) * height.div_ceil(2);
+    assert_eq!(expected.len(), 25 * frame_bytes);
+
+    let metrics = Arc::new(Metrics::new());
+    let stream = Arc::new(Stream::new(
+        StreamConfig {
+            id: "zero-copy".into(),
+            url: format!("file://{clip_path}"),
+            detectors: DetectorsConfig::default(),
+            decoder: Default::default(),
+        },
+        0,
+        StreamOptions {
+            queue_frames: 64,
+            offline: true,
+            sole: false,
+        },
+        StreamContext {
+            metrics,
+            notifier: Arc::new(Notifier::default()),
+            evidence: None,
+            wake: Arc::new(Wake::default()),
+            thumbnail_interval: Duration::MAX,
+            stats_sink: None,
+        },
+    ));
+    stream.begin_session();
+    let running =
+        streamwatch::ingest::pipeline::start(&stream, streamwatch::ingest::Pacing::Unpaced)
+            .expect("pipeline starts");
+    let mut frames = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while frames.len() < 25 && std::time::Instant::now() < deadline {
+        stream.queue.take(64, &mut frames);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(running);
+    assert_eq!(frames.len(), 25);
+    for (n, (_, frame)) in frames.iter().enumerate() {
+        assert!(
+            matches!(frame.luma, Luma::Shared { .. }),
+            "frame {n} was copied: {:?}",
+            frame.luma
+        );
+        assert_eq!(
+            (frame.width as usize, frame.height as usize),
+            (width, height)
+        );
+        assert!(
+            frame.stride >= width && frame.stride % 4 == 0,
+            "stride {}",
+            frame.stride
+        );
+        for y in 0..height {
+            let start = n * frame_bytes + y * width;
+            assert_eq!(
+                frame.row(y),
+                &expected[start..start + width],
+                "frame {n} row {y}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

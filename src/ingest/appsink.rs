@@ -1,4 +1,5 @@
-//! appsink callbacks: copy what the detectors need out of GStreamer buffers. They run on
+//! appsink callbacks: hand what the detectors need out of GStreamer buffers (video frames
+//! without a copy, audio converted to `f32`). They run on
 //! GStreamer streaming threads and never panic: failures become a `FlowError` and an element
 //! error on the bus, which the supervisor turns into a restart.
 
@@ -81,27 +82,52 @@ fn on_video_sample(
     }
     let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
     let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-        .map_err(|_| gst::FlowError::Error)?;
-    let luma = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
-    let stride = usize::try_from(frame.plane_stride()[0]).map_err(|_| gst::FlowError::Error)?;
     let Some((session, media)) = stream.media_time(running_time(&sample, pts), true) else {
         return Ok(gst::FlowSuccess::Ok);
     };
     let copying = Instant::now();
-    let mut video = VideoFrame::from_plane(
-        frame.width(),
-        frame.height(),
-        luma,
+    let buffer = sample.buffer_owned().ok_or(gst::FlowError::Error)?;
+    let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
+        .map_err(|_| gst::FlowError::Error)?;
+    let (width, height) = (frame.width(), frame.height());
+    let stride = usize::try_from(frame.plane_stride()[0]).map_err(|_| gst::FlowError::Error)?;
+    let decoded = Arc::new(DecodedLuma(frame));
+    let mut video = match VideoFrame::from_shared_plane(
+        width,
+        height,
+        decoded.clone(),
+        0,
         stride,
         media,
         decoded_at,
-    )
-    .ok_or(gst::FlowError::Error)?;
+    ) {
+        Some(video) => video,
+        // Rows that are not whole words: copied into a frame of its own.
+        None => VideoFrame::from_plane(
+            width,
+            height,
+            decoded.as_ref().as_ref(),
+            stride,
+            media,
+            decoded_at,
+        )
+        .ok_or(gst::FlowError::Error)?,
+    };
     crate::perf::PERF.add(crate::perf::Stage::Copy, copying.elapsed(), 1);
     video.decode_errors = stream.decode_errors_at(pts.nseconds());
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
+}
+
+/// A decoded buffer, mapped for reading for as long as frames use its luma plane: the
+/// statistics read the decoder's own memory. The decoder's buffer pool allocates another
+/// buffer while this one is held; the frame queues bound how many are.
+struct DecodedLuma(gst_video::VideoFrame<gst_video::video_frame::Readable>);
+
+impl AsRef<[u8]> for DecodedLuma {
+    fn as_ref(&self) -> &[u8] {
+        self.0.plane_data(0).unwrap_or(&[])
+    }
 }
 
 fn on_audio_sample(

@@ -164,10 +164,10 @@ impl StatsBackend for CpuBackend {
         for (&slot, &i) in &self.last_in_batch {
             let frame = batch[i].frame;
             match self.history.get_mut(&slot) {
-                // Reuse the slot's buffer: one copy per stream per batch, no allocation.
+                // A shared plane (decoded frames) is kept, not copied; an owned one is copied
+                // into the slot's buffer, which is reused.
                 Some(h) => {
-                    h.luma.clear();
-                    h.luma.extend_from_slice(&frame.luma);
+                    h.luma.clone_from(&frame.luma);
                     h.width = frame.width;
                     h.height = frame.height;
                     h.stride = frame.stride;
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn malformed_frames_are_errors() {
         let mut f = frame(5, 2, 0);
-        f.luma.truncate(10);
+        f.luma.to_mut().truncate(10);
         let mut out = Vec::new();
         let err = CpuBackend::new().analyze(&[item(0, &f)], &mut out);
         assert!(matches!(err, Err(EngineError::Batch(_))));
