@@ -182,7 +182,8 @@ pub trait StatsBackend: Send {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// The GPU when an adapter exists, otherwise the CPU port (with a warning).
+    /// A GPU when one exists; otherwise (no adapter, or only a software rasteriser such as
+    /// lavapipe) the CPU backend.
     #[default]
     Auto,
     Gpu,
