@@ -63,6 +63,7 @@ pub fn row_partial_fast(
 }
 
 /// The rows one row's statistics read, each exactly `width` bytes long (padding excluded).
+#[cfg(target_arch = "x86_64")]
 struct RowView<'a> {
     width: usize,
     cur: &'a [u8],
@@ -75,6 +76,7 @@ struct RowView<'a> {
     noise_threshold: u8,
 }
 
+#[cfg(target_arch = "x86_64")]
 impl<'a> RowView<'a> {
     fn new(
         cur: &'a VideoFrame,
