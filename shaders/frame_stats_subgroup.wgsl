@@ -4,7 +4,7 @@
 // workgroup memory across subgroups then give the same `RowPartial` as frame_stats.wgsl, so pass
 // 2 (frame_reduce.wgsl) and the CPU port are unchanged. Used where the adapter has
 // wgpu::Features::SUBGROUP and is a real GPU (src/gpu/engine.rs `SubgroupMode`): the barrier
-// makes it 2.5x slower than frame_stats.wgsl on lavapipe. Every sum is an integer sum of the
+// makes it 2-3.5x slower than frame_stats.wgsl on lavapipe. Every sum is an integer sum of the
 // same terms as the one-thread-per-row shader, so the result is bit-identical.
 //
 // Rust twins (src/gpu/types.rs): `FrameDesc` <-> `streamwatch::gpu::types::FrameDesc`,

@@ -41,7 +41,7 @@ pub const SUBGROUPS_ENV: &str = "STREAMWATCH_SUBGROUPS";
 pub enum SubgroupMode {
     /// Where the adapter has `Features::SUBGROUP` and is a real GPU ([`SUBGROUPS_ENV`] may
     /// override). Software adapters (lavapipe) get the per-row pass: their workgroup barriers
-    /// are slow, and the subgroup pass measured 2.5x slower there.
+    /// are slow, and the subgroup pass measured 2-3.5x slower there.
     #[default]
     Auto,
     /// Wherever the adapter has `Features::SUBGROUP`.
