@@ -1580,6 +1580,7 @@ mod tests {
         assert_eq!(c.detectors, DetectorsConfig::default());
         assert_eq!(c.detectors.black.min_duration, 2.0);
         assert_eq!(c.ingest.stall_timeout, 5.0);
+        assert_eq!(c.engine.batches_in_flight, DEFAULT_BATCHES_IN_FLIGHT);
     }
 
     #[test]
@@ -1635,6 +1636,10 @@ mod tests {
         assert!(err("[detectors.black]\nluma_threshold = 300").contains("luma_threshold"));
         assert!(err("listen = \"nowhere\"").contains("listen"));
         assert!(err("[ingest]\nqueue_frames = 0").contains("ingest.queue_frames"));
+        assert!(
+            err("[engine]\nbatches_in_flight = 0").contains("engine.batches_in_flight"),
+            "at least one batch must be able to go out"
+        );
         assert!(err("backend = \"tpu\"").contains("tpu"));
     }
 
