@@ -22,6 +22,8 @@ pub const DEFAULT_BACKOFF_MAX_SECS: f64 = 30.0;
 pub const DEFAULT_HTTP_TIMEOUT_SECS: f64 = 5.0;
 pub const DEFAULT_HLS_MAX_VARIANTS: usize = 8;
 pub const DEFAULT_BATCH_TIMEOUT_MS: u64 = 20;
+/// Two batches in flight: the next batch is uploaded while the device works on the previous.
+pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 2;
 /// Hardware decoding where GStreamer has NVDEC, software otherwise.
 pub const DEFAULT_DECODER: DecoderChoice = DecoderChoice::Auto;
 pub const DEFAULT_MAX_FRAMES_PER_STREAM: usize = 8;
@@ -303,6 +305,11 @@ pub struct EngineConfig {
     pub batch_timeout_ms: u64,
     /// Most frames of one stream analysed in one batch.
     pub max_frames_per_stream: usize,
+    /// Most batches submitted to the statistics backend and not yet decided. With 2 or more,
+    /// a batch whose frames are all waiting is uploaded while the device still works on the
+    /// one before (each has its own GPU buffers); at light load batches are still decided as
+    /// soon as they are done. 1 waits for every batch before gathering the next.
+    pub batches_in_flight: usize,
 }
 
 impl Default for EngineConfig {
@@ -310,6 +317,7 @@ impl Default for EngineConfig {
         Self {
             batch_timeout_ms: DEFAULT_BATCH_TIMEOUT_MS,
             max_frames_per_stream: DEFAULT_MAX_FRAMES_PER_STREAM,
+            batches_in_flight: DEFAULT_BATCHES_IN_FLIGHT,
         }
     }
 }
@@ -1140,6 +1148,12 @@ impl Config {
                 "must be between 1 and 256",
             ));
         }
+        if !(1..=16).contains(&self.engine.batches_in_flight) {
+            return Err(invalid(
+                "engine.batches_in_flight",
+                "must be between 1 and 16",
+            ));
+        }
         validate_detectors(&self.detectors, "detectors")?;
         for (i, w) in self.webhooks.iter().enumerate() {
             let key = |k: &str| format!("webhooks[{i}].{k}");
@@ -1566,6 +1580,7 @@ mod tests {
         assert_eq!(c.detectors, DetectorsConfig::default());
         assert_eq!(c.detectors.black.min_duration, 2.0);
         assert_eq!(c.ingest.stall_timeout, 5.0);
+        assert_eq!(c.engine.batches_in_flight, DEFAULT_BATCHES_IN_FLIGHT);
     }
 
     #[test]
@@ -1621,6 +1636,10 @@ mod tests {
         assert!(err("[detectors.black]\nluma_threshold = 300").contains("luma_threshold"));
         assert!(err("listen = \"nowhere\"").contains("listen"));
         assert!(err("[ingest]\nqueue_frames = 0").contains("ingest.queue_frames"));
+        assert!(
+            err("[engine]\nbatches_in_flight = 0").contains("engine.batches_in_flight"),
+            "at least one batch must be able to go out"
+        );
         assert!(err("backend = \"tpu\"").contains("tpu"));
     }
 

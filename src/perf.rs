@@ -17,8 +17,9 @@ pub enum Stage {
     /// Host-side work to get a batch onto the device: descriptors, staging copy, encoding.
     /// For the CPU backend: keeping each stream's reference frame.
     Upload = 1,
-    /// Submission until the device finished (the statistics passes). For the CPU backend: the
-    /// statistics loops.
+    /// The engine thread's share of the statistics passes: the submission itself and the wait
+    /// for the device to finish. With batches in flight, device time that overlapped the next
+    /// batch's upload is not in it. For the CPU backend: the statistics loops.
     Gpu = 2,
     /// Mapping the results and turning them into `FrameStats`.
     Readback = 3,

@@ -506,21 +506,28 @@ mod tests {
         assert!(fixed_settings_changed(&old, &old).is_empty());
     }
 
-    /// Records which slots the engine releases.
-    struct Recorder(Arc<StdMutex<Vec<u32>>>);
+    /// Records which slots the engine releases; the sizes of the batches in flight.
+    struct Recorder(Arc<StdMutex<Vec<u32>>>, std::collections::VecDeque<usize>);
 
     impl StatsBackend for Recorder {
         fn describe(&self) -> String {
             "recorder".into()
         }
-        fn analyze(
-            &mut self,
-            batch: &[BatchItem<'_>],
-            out: &mut Vec<FrameStats>,
-        ) -> Result<(), crate::stats::EngineError> {
-            out.clear();
-            out.resize(batch.len(), FrameStats::default());
+        fn submit(&mut self, batch: &[BatchItem<'_>]) -> Result<(), crate::stats::EngineError> {
+            self.1.push_back(batch.len());
             Ok(())
+        }
+        fn collect(
+            &mut self,
+            out: &mut Vec<FrameStats>,
+        ) -> Option<Result<(), crate::stats::EngineError>> {
+            let n = self.1.pop_front()?;
+            out.clear();
+            out.resize(n, FrameStats::default());
+            Some(Ok(()))
+        }
+        fn in_flight(&self) -> usize {
+            self.1.len()
         }
         fn release(&mut self, slot: u32) {
             crate::stream::lock(&self.0).push(slot);
@@ -556,7 +563,7 @@ mod tests {
         }
         let released = Arc::new(StdMutex::new(Vec::new()));
         let mut engine = crate::engine::spawn(
-            Box::new(Recorder(released.clone())),
+            Box::new(Recorder(released.clone(), Default::default())),
             streams.clone(),
             wake.clone(),
             metrics,

@@ -161,20 +161,59 @@ pub enum EngineError {
     Batch(String),
 }
 
-/// A backend computes [`FrameStats`] for a batch of frames from any number of streams, keeping
+/// A backend computes [`FrameStats`] for batches of frames from any number of streams, keeping
 /// each slot's last frame as the reference for the next batch.
+///
+/// Batches may be pipelined: [`submit`](Self::submit) starts one and returns once its frames
+/// have been read (copied to the device, or analysed), [`collect`](Self::collect) hands back the
+/// oldest one's statistics. A slot's reference for a batch is its last frame in the batch
+/// submitted before it, whether or not that one has been collected yet.
 pub trait StatsBackend: Send {
     /// Human-readable description (adapter name and backend) printed at start-up.
     fn describe(&self) -> String;
 
-    /// Fills `out` with one entry per item, in order. One call is one GPU submission.
+    /// Tells the backend how many batches the caller keeps in flight, so it can size its
+    /// per-submission resources. More may be submitted; the backend then waits for older
+    /// ones inside `submit` (keeping their results for `collect`).
+    fn set_batches_in_flight(&mut self, batches: usize) {
+        let _ = batches;
+    }
+
+    /// Starts the statistics of `batch` (one GPU submission, more when it exceeds the
+    /// device's binding limits). On error this batch is not in flight; a backend may also fail
+    /// the batches still in flight (their `collect` then returns an error) when their results
+    /// or the references after them can no longer be trusted.
+    fn submit(&mut self, batch: &[BatchItem<'_>]) -> Result<(), EngineError>;
+
+    /// Waits for the oldest batch in flight and fills `out` with one entry per item, in order.
+    /// `None` when no batch is in flight.
+    fn collect(&mut self, out: &mut Vec<FrameStats>) -> Option<Result<(), EngineError>>;
+
+    /// Batches submitted and not yet collected.
+    fn in_flight(&self) -> usize;
+
+    /// `submit` then `collect`, for callers that keep one batch at a time.
     fn analyze(
         &mut self,
         batch: &[BatchItem<'_>],
         out: &mut Vec<FrameStats>,
-    ) -> Result<(), EngineError>;
+    ) -> Result<(), EngineError> {
+        out.clear();
+        if self.in_flight() > 0 {
+            return Err(EngineError::Batch(
+                "internal: analyze called while batches are in flight; collect them first".into(),
+            ));
+        }
+        self.submit(batch)?;
+        self.collect(out).unwrap_or_else(|| {
+            Err(EngineError::Batch(
+                "internal: a submitted batch is not in flight".into(),
+            ))
+        })
+    }
 
-    /// Forgets the reference frame of `slot` (stream restarted or removed).
+    /// Forgets the reference frame of `slot` (stream restarted or removed). Batches already
+    /// submitted keep the references they were submitted with.
     fn release(&mut self, slot: u32);
 }
 

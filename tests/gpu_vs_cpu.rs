@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use streamwatch::detect::cpu::{CpuBackend, frame_stats_cpu};
 use streamwatch::frame::VideoFrame;
 use streamwatch::gpu::{
-    GpuBackend, GpuOptions, ShaderFile, ShaderSources, create_backend, pick_adapter,
+    GpuBackend, GpuOptions, ShaderFile, ShaderSources, StatsVariant, SubgroupMode, create_backend,
+    pick_adapter,
 };
 use streamwatch::stats::{
     BackendChoice, BatchItem, EngineError, FrameStats, StatParams, StatsBackend,
@@ -531,4 +532,83 @@ fn malformed_frames_are_errors() {
     let ok = synthetic(8, 2, |_, _| 1);
     gpu.analyze(&[item(0, &ok)], &mut out).unwrap();
     assert_eq!(out[0].luma_sum, 16);
+}
+
+/// The subgroup variant of pass 1 gives the CPU port's results bit for bit, on frames wider
+/// than one workgroup's stride (several words per invocation), narrower than it (idle
+/// invocations), with widths that are not a multiple of 4, dark frames (no bright pixel) and
+/// references; and the per-row variant, forced, gives the same. Skipped, saying so, where the
+/// adapter has no `Features::SUBGROUP`.
+#[test]
+fn subgroup_variant_matches_cpu_exactly() {
+    let adapter = streamwatch::gpu::pick_adapter().expect("wgpu adapter (lavapipe in CI)");
+    let has = adapter.features().contains(wgpu::Features::SUBGROUP);
+    println!(
+        "adapter {:?}: SUBGROUP {}",
+        adapter.get_info().name,
+        if has { "available" } else { "NOT available" }
+    );
+    // Lavapipe has subgroups but gets the per-row pass by default: ask for them explicitly.
+    let mut with = GpuBackend::with_options(GpuOptions {
+        subgroups: SubgroupMode::Always,
+        ..GpuOptions::default()
+    })
+    .expect("GPU backend");
+    println!("with subgroups asked for: {}", with.describe());
+    if !has {
+        println!("SKIPPED: the adapter has no SUBGROUP; only the per-row pass is tested");
+        assert_eq!(with.variant(), StatsVariant::PerRow);
+        return;
+    }
+    assert_eq!(
+        with.variant(),
+        StatsVariant::Subgroup,
+        "{}",
+        with.describe()
+    );
+    assert!(with.describe().contains("subgroup"), "{}", with.describe());
+    let mut without = GpuBackend::with_options(GpuOptions {
+        subgroups: SubgroupMode::Never,
+        ..GpuOptions::default()
+    })
+    .expect("GPU backend");
+    assert_eq!(without.variant(), StatsVariant::PerRow);
+    assert!(
+        without.describe().contains("per-row"),
+        "{}",
+        without.describe()
+    );
+
+    let pattern = |w: u32, h: u32, k: usize| {
+        synthetic(w, h, move |x, y| {
+            // Dark margins (bars), 8x8 structure and motion.
+            if x < 3 || y < 2 || x + 5 >= w as usize {
+                4
+            } else {
+                (40 + (x / 8 * 29 + y / 8 * 13 + k * 7) % 90 + (x * y + k) % 3) as u8
+            }
+        })
+    };
+    let streams: Vec<Stream> = [(1921, 9), (1280, 20), (258, 17), (5, 11), (2, 3), (1, 1)]
+        .iter()
+        .enumerate()
+        .map(|(slot, &(w, h))| Stream {
+            slot: slot as u32,
+            frames: (0..4).map(|k| pattern(w, h, k)).collect(),
+            params: StatParams {
+                dark_threshold: 16,
+                noise_threshold: slot as u8,
+            },
+        })
+        .chain(std::iter::once(Stream {
+            slot: 50,
+            frames: (0..3).map(|_| synthetic(642, 12, |_, _| 3)).collect(),
+            params: PARAMS,
+        }))
+        .collect();
+    let a = compare(&mut with, &streams, 2);
+    let b = compare(&mut without, &streams, 2);
+    assert_eq!(a, b);
+    assert!(a.iter().any(|s| s.bars.left == 3), "bars seen");
+    assert!(a.iter().any(|s| s.has_prev && s.changed_pixels > 0));
 }

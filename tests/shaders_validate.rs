@@ -59,7 +59,11 @@ fn parse(path: &Path) -> Result<naga::Module, String> {
             e.emit_to_string(&source)
         )
     })?;
+    // Subgroup operations in every stage, as wgpu allows with Features::SUBGROUP
+    // (frame_stats_subgroup.wgsl needs them).
     Validator::new(ValidationFlags::all(), Capabilities::all())
+        .subgroup_stages(naga::valid::ShaderStages::all())
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .map_err(|e| {
             format!(

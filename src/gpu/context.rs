@@ -11,6 +11,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     /// The device's limits (the adapter's own: we request all of them).
     pub limits: wgpu::Limits,
+    /// Whether the device was created with `Features::SUBGROUP`.
+    pub subgroups: bool,
     /// Errors raised outside any error scope (e.g. on another thread); reported by the next call.
     uncaptured: Arc<Mutex<Vec<String>>>,
 }
@@ -80,12 +82,24 @@ pub fn pick_adapter() -> Result<wgpu::Adapter, EngineError> {
 }
 
 impl GpuContext {
-    pub fn new() -> Result<Self, EngineError> {
+    /// Creates the device, with `Features::SUBGROUP` where the adapter offers it and
+    /// `want_subgroups` says yes for this adapter.
+    pub fn new(
+        want_subgroups: impl FnOnce(&wgpu::AdapterInfo) -> bool,
+    ) -> Result<Self, EngineError> {
         let adapter = pick_adapter()?;
         let adapter_info = adapter.get_info();
+        let has = adapter.features().contains(wgpu::Features::SUBGROUP);
+        tracing::debug!(adapter = %adapter_info.name, subgroup = has, "adapter features");
+        let subgroups = has && want_subgroups(&adapter_info);
+        let required_features = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("streamwatch statistics"),
-            required_features: wgpu::Features::empty(),
+            required_features,
             // The adapter's own limits: lavapipe's 128 MiB storage binding instead of the
             // portable default, so batches can be larger.
             required_limits: adapter.limits(),
@@ -112,6 +126,7 @@ impl GpuContext {
             device,
             queue,
             limits,
+            subgroups,
             uncaptured,
         })
     }

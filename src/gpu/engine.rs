@@ -6,7 +6,7 @@
 //! (`frame_reduce.wgsl`) one [`FrameTotals`] per frame; the totals are copied to a mappable
 //! buffer and read back once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -22,7 +22,7 @@ use crate::frame::VideoFrame;
 use crate::perf::{PERF, Stage};
 use crate::stats::{BatchItem, EngineError, FrameStats, StatsBackend};
 
-/// Workgroup size of both shaders (`@workgroup_size(64, 1, 1)`).
+/// Workgroup size of every shader (`@workgroup_size(64, 1, 1)`).
 const WORKGROUP: u32 = 64;
 const DESC_BYTES: u64 = size_of::<FrameDesc>() as u64;
 const PARTIAL_BYTES: u64 = size_of::<RowPartial>() as u64;
@@ -31,6 +31,44 @@ const TOTALS_BYTES: u64 = size_of::<FrameTotals>() as u64;
 const STAGING_CHUNK: u64 = 16 << 20;
 const MIN_HISTORY: u64 = 4 << 20;
 
+/// Environment variable overriding [`SubgroupMode::Auto`]: `never` (the per-row pass even
+/// where the adapter has subgroup operations), `always` (the subgroup pass wherever the
+/// adapter has them, software adapters included) or `auto`.
+pub const SUBGROUPS_ENV: &str = "STREAMWATCH_SUBGROUPS";
+
+/// Whether pass 1 uses subgroup operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SubgroupMode {
+    /// Where the adapter has `Features::SUBGROUP` and is a real GPU ([`SUBGROUPS_ENV`] may
+    /// override). Software adapters (lavapipe) get the per-row pass: their workgroup barriers
+    /// are slow, and the subgroup pass measured 2-3.5x slower there.
+    #[default]
+    Auto,
+    /// Wherever the adapter has `Features::SUBGROUP`.
+    Always,
+    /// Never: the per-row pass.
+    Never,
+}
+
+impl SubgroupMode {
+    /// Whether to request subgroups from this adapter.
+    fn wanted(self, info: &wgpu::AdapterInfo) -> bool {
+        let mode = match self {
+            SubgroupMode::Auto => match std::env::var(SUBGROUPS_ENV).as_deref() {
+                Ok("never") => SubgroupMode::Never,
+                Ok("always") => SubgroupMode::Always,
+                _ => SubgroupMode::Auto,
+            },
+            explicit => explicit,
+        };
+        match mode {
+            SubgroupMode::Auto => info.device_type != wgpu::DeviceType::Cpu,
+            SubgroupMode::Always => true,
+            SubgroupMode::Never => false,
+        }
+    }
+}
+
 /// Construction options; [`Default`] is what production uses.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
@@ -38,6 +76,26 @@ pub struct GpuOptions {
     /// Caps the luma bytes (frames plus references) of one submission below the adapter's
     /// storage binding limit; tests use it to force a batch to be split.
     pub max_submission_bytes: Option<u64>,
+    /// Which pass 1 to use where the adapter has subgroup operations.
+    pub subgroups: SubgroupMode,
+}
+
+/// Which pass 1 computes the row partials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsVariant {
+    /// `frame_stats.wgsl`: one invocation per row.
+    PerRow,
+    /// `frame_stats_subgroup.wgsl`: one workgroup per row, reduced with subgroup operations.
+    Subgroup,
+}
+
+impl StatsVariant {
+    fn describe(self) -> &'static str {
+        match self {
+            StatsVariant::PerRow => "per-row statistics pass",
+            StatsVariant::Subgroup => "subgroup statistics pass",
+        }
+    }
 }
 
 /// A buffer that is replaced by a larger one when a submission needs more room.
@@ -78,11 +136,6 @@ impl GrowBuffer {
         self.buffer
             .as_ref()
             .ok_or_else(|| EngineError::Batch(format!("internal: {} not allocated", self.label)))
-    }
-
-    fn drop_buffer(&mut self) {
-        self.buffer = None;
-        self.size = 0;
     }
 }
 
@@ -337,13 +390,9 @@ impl ChunkPlan {
     }
 }
 
-/// Statistics on the GPU through wgpu; see the module documentation for the data flow.
-pub struct GpuBackend {
-    ctx: GpuContext,
-    stats_pipeline: wgpu::ComputePipeline,
-    reduce_pipeline: wgpu::ComputePipeline,
-    stats_layout: wgpu::BindGroupLayout,
-    reduce_layout: wgpu::BindGroupLayout,
+/// The buffers one submission binds. A submission in flight owns its set until its results are
+/// read back, so the next batch is written to other buffers while the device still reads these.
+struct BindingSet {
     luma: GrowBuffer,
     descs: GrowBuffer,
     partials: GrowBuffer,
@@ -351,15 +400,98 @@ pub struct GpuBackend {
     readback: GrowBuffer,
     /// (pass 1, pass 2); rebuilt when a bound buffer is replaced.
     bind_groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
+    /// What turning the totals into [`FrameStats`] needs, per frame of the submission.
+    frames: Vec<ReadMeta>,
+    submission: Option<wgpu::SubmissionIndex>,
+    /// Tells this submission's map callback from a stale one of an abandoned submission.
+    generation: u64,
+    mapped: Option<Result<(), wgpu::BufferAsyncError>>,
+    totals_bytes: u64,
+    submitted_at: Instant,
+}
+
+#[derive(Clone, Copy)]
+struct ReadMeta {
+    width: u32,
+    height: u32,
+    has_prev: bool,
+}
+
+impl BindingSet {
+    fn new() -> Self {
+        let storage = wgpu::BufferUsages::STORAGE;
+        let copy_dst = wgpu::BufferUsages::COPY_DST;
+        let copy_src = wgpu::BufferUsages::COPY_SRC;
+        Self {
+            luma: GrowBuffer::new("luma", storage | copy_dst | copy_src),
+            descs: GrowBuffer::new("frame descriptors", storage | copy_dst),
+            partials: GrowBuffer::new("row partials", storage),
+            totals: GrowBuffer::new("frame totals", storage | copy_src),
+            readback: GrowBuffer::new("totals readback", wgpu::BufferUsages::MAP_READ | copy_dst),
+            bind_groups: None,
+            frames: Vec::new(),
+            submission: None,
+            generation: 0,
+            mapped: None,
+            totals_bytes: 0,
+            submitted_at: Instant::now(),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        [
+            &self.luma,
+            &self.descs,
+            &self.partials,
+            &self.totals,
+            &self.readback,
+        ]
+        .iter()
+        .map(|b| b.size)
+        .sum()
+    }
+}
+
+/// A batch submitted and not yet collected.
+#[derive(Default)]
+struct PendingBatch {
+    /// Its submissions not yet read back (the oldest entries of `GpuBackend::chunks`).
+    chunks: usize,
+    /// Results of its submissions read back so far, in item order.
+    stats: Vec<FrameStats>,
+    /// Set when the batch can no longer give results (an earlier or its own submission failed).
+    failed: Option<String>,
+}
+
+/// Statistics on the GPU through wgpu; see the module documentation for the data flow.
+pub struct GpuBackend {
+    ctx: GpuContext,
+    stats_pipeline: wgpu::ComputePipeline,
+    reduce_pipeline: wgpu::ComputePipeline,
+    variant: StatsVariant,
+    stats_layout: wgpu::BindGroupLayout,
+    reduce_layout: wgpu::BindGroupLayout,
+    sets: Vec<BindingSet>,
+    free_sets: Vec<usize>,
+    /// Most binding sets kept: one per batch the engine keeps in flight.
+    max_sets: usize,
+    /// Submissions in flight, oldest first (indices into `sets`).
+    chunks: VecDeque<usize>,
+    /// Batches in flight, oldest first, and emptied ones to reuse.
+    batches: VecDeque<PendingBatch>,
+    spare_batches: Vec<PendingBatch>,
     history: History,
     belt: StagingBelt,
     limits: ChunkLimits,
     binding_cap: u64,
     submissions: u64,
-    map_tx: mpsc::Sender<Result<(), wgpu::BufferAsyncError>>,
-    map_rx: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    generation: u64,
+    map_tx: mpsc::Sender<(usize, u64, Result<(), wgpu::BufferAsyncError>)>,
+    map_rx: mpsc::Receiver<(usize, u64, Result<(), wgpu::BufferAsyncError>)>,
     /// Largest single upload so far: the staging belt keeps a chunk at least this large.
     largest_upload: u64,
+    /// Test hook: the next readback fails as a lost device would make it.
+    fail_next_readback: bool,
     // Scratch kept across calls.
     chunk: ChunkPlan,
     desc_scratch: Vec<FrameDesc>,
@@ -427,7 +559,7 @@ impl GpuBackend {
     }
 
     pub fn with_options(options: GpuOptions) -> Result<Self, EngineError> {
-        let ctx = GpuContext::new()?;
+        let ctx = GpuContext::new(|info| options.subgroups.wanted(info))?;
         let device = &ctx.device;
         let stats_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("frame_stats bindings"),
@@ -445,7 +577,21 @@ impl GpuBackend {
                 storage_entry(2, false),
             ],
         });
-        let stats_pipeline = compile(&ctx, &options.shaders.frame_stats, &stats_layout)?;
+        // The per-row pass is compiled everywhere, so it is checked everywhere and is there to
+        // fall back on if a driver rejects the subgroup one.
+        let mut stats_pipeline = compile(&ctx, &options.shaders.frame_stats, &stats_layout)?;
+        let mut variant = StatsVariant::PerRow;
+        if ctx.subgroups {
+            match compile(&ctx, &options.shaders.frame_stats_subgroup, &stats_layout) {
+                Ok(pipeline) => {
+                    stats_pipeline = pipeline;
+                    variant = StatsVariant::Subgroup;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "subgroup statistics pass unavailable; using the per-row one");
+                }
+            }
+        }
         let reduce_pipeline = compile(&ctx, &options.shaders.frame_reduce, &reduce_layout)?;
 
         let l = &ctx.limits;
@@ -467,27 +613,27 @@ impl GpuBackend {
                 as usize,
             rows: binding_cap / PARTIAL_BYTES,
         };
-        let storage = wgpu::BufferUsages::STORAGE;
-        let copy_dst = wgpu::BufferUsages::COPY_DST;
-        let copy_src = wgpu::BufferUsages::COPY_SRC;
         let (map_tx, map_rx) = mpsc::channel();
         Ok(Self {
             stats_pipeline,
             reduce_pipeline,
+            variant,
             stats_layout,
             reduce_layout,
-            luma: GrowBuffer::new("luma", storage | copy_dst | copy_src),
-            descs: GrowBuffer::new("frame descriptors", storage | copy_dst),
-            partials: GrowBuffer::new("row partials", storage),
-            totals: GrowBuffer::new("frame totals", storage | copy_src),
-            readback: GrowBuffer::new("totals readback", wgpu::BufferUsages::MAP_READ | copy_dst),
-            bind_groups: None,
+            sets: Vec::new(),
+            free_sets: Vec::new(),
+            max_sets: crate::config::DEFAULT_BATCHES_IN_FLIGHT,
+            chunks: VecDeque::new(),
+            batches: VecDeque::new(),
+            spare_batches: Vec::new(),
             history: History::new(l.max_buffer_size & !3),
             belt: StagingBelt::new(device.clone(), STAGING_CHUNK),
             limits,
             binding_cap,
             submissions: 0,
+            generation: 0,
             largest_upload: 0,
+            fail_next_readback: false,
             map_tx,
             map_rx,
             chunk: ChunkPlan::default(),
@@ -502,21 +648,12 @@ impl GpuBackend {
     }
 
     /// Device memory the backend owns: its buffers exactly, the staging belt estimated as one
-    /// chunk of at least the largest upload (the belt does not say how many chunks it keeps;
-    /// with one submission in flight it reuses one).
+    /// chunk of at least the largest upload per binding set (the belt does not say how many
+    /// chunks it keeps; it reuses about one per submission in flight).
     pub fn gpu_memory_bytes(&self) -> u64 {
-        let bound: u64 = [
-            &self.luma,
-            &self.descs,
-            &self.partials,
-            &self.totals,
-            &self.readback,
-        ]
-        .iter()
-        .map(|b| b.size)
-        .sum();
+        let bound: u64 = self.sets.iter().map(BindingSet::bytes).sum();
         let staging = if self.largest_upload > 0 {
-            self.largest_upload.max(STAGING_CHUNK)
+            self.largest_upload.max(STAGING_CHUNK) * self.sets.len().max(1) as u64
         } else {
             0
         };
@@ -528,14 +665,27 @@ impl GpuBackend {
         &self.ctx.adapter_info
     }
 
-    fn analyze_batch(
-        &mut self,
-        batch: &[BatchItem<'_>],
-        out: &mut Vec<FrameStats>,
-    ) -> Result<(), EngineError> {
+    /// The pass 1 in use.
+    pub fn variant(&self) -> StatsVariant {
+        self.variant
+    }
+
+    /// Makes the next readback fail, so tests can check recovery with batches in flight.
+    #[doc(hidden)]
+    pub fn inject_readback_failure(&mut self) {
+        self.fail_next_readback = true;
+    }
+
+    /// Plans, uploads and submits `batch`, the last entry of `self.batches`.
+    fn submit_batch(&mut self, batch: &[BatchItem<'_>]) -> Result<(), EngineError> {
+        // The subgroup pass has one workgroup per row, the other one per 64 rows.
+        let max_height = match self.variant {
+            StatsVariant::PerRow => u32::from(u16::MAX) * WORKGROUP,
+            StatsVariant::Subgroup => self.ctx.limits.max_compute_workgroups_per_dimension,
+        };
         for item in batch {
             check_frame(item.frame)?;
-            if item.frame.height > u32::from(u16::MAX) * WORKGROUP {
+            if item.frame.height > max_height {
                 return Err(EngineError::Batch(format!(
                     "frame height {} exceeds what one dispatch covers",
                     item.frame.height
@@ -554,7 +704,7 @@ impl GpuBackend {
                     f.width, f.height, self.limits.luma_bytes
                 )));
             }
-            self.submit_chunk(batch, out)?;
+            self.submit_chunk(batch)?;
             self.chunk.clear();
             // An empty submission takes any frame that fits the limits at all.
             if !self.chunk.try_add(batch, i, &self.history, &self.limits) {
@@ -566,27 +716,45 @@ impl GpuBackend {
             }
         }
         if !self.chunk.items.is_empty() {
-            self.submit_chunk(batch, out)?;
+            self.submit_chunk(batch)?;
         }
         Ok(())
     }
 
-    /// Makes room in every buffer for the planned submission; rebuilds the bind groups when a
-    /// bound buffer was replaced.
-    fn ensure_buffers(&mut self, n_padded: u64) -> Result<(), EngineError> {
+    /// A binding set no submission in flight uses. When all `max_sets` are busy (more batches
+    /// submitted than announced, or a batch split into several submissions), the oldest
+    /// submission is read back early and its results kept for `collect`.
+    fn acquire_set(&mut self) -> Result<usize, EngineError> {
+        if let Some(i) = self.free_sets.pop() {
+            return Ok(i);
+        }
+        if self.sets.len() < self.max_sets || self.chunks.is_empty() {
+            self.sets.push(BindingSet::new());
+            return Ok(self.sets.len() - 1);
+        }
+        self.finish_oldest_chunk()?;
+        self.free_sets
+            .pop()
+            .ok_or_else(|| EngineError::Batch("internal: no binding set came free".into()))
+    }
+
+    /// Makes room in every buffer of set `s` for the planned submission; rebuilds its bind
+    /// groups when a bound buffer was replaced.
+    fn ensure_buffers(&mut self, s: usize, n_padded: u64) -> Result<(), EngineError> {
         let device = &self.ctx.device;
         let cap = self.binding_cap;
         let c = &self.chunk;
-        let mut stale = self.bind_groups.is_none();
-        stale |= self
+        let set = &mut self.sets[s];
+        let mut stale = set.bind_groups.is_none();
+        stale |= set
             .luma
             .ensure(device, (c.frame_bytes + c.ref_bytes).max(4), cap);
-        stale |= self.descs.ensure(device, n_padded * DESC_BYTES, cap);
-        stale |= self
+        stale |= set.descs.ensure(device, n_padded * DESC_BYTES, cap);
+        stale |= set
             .partials
             .ensure(device, c.rows.max(1) * PARTIAL_BYTES, cap);
-        stale |= self.totals.ensure(device, n_padded * TOTALS_BYTES, cap);
-        self.readback
+        stale |= set.totals.ensure(device, n_padded * TOTALS_BYTES, cap);
+        set.readback
             .ensure(device, c.items.len() as u64 * TOTALS_BYTES, u64::MAX);
         if stale {
             let bind =
@@ -610,9 +778,9 @@ impl GpuBackend {
                         ],
                     })
                 };
-            let (descs, luma) = (self.descs.get()?, self.luma.get()?);
-            let (partials, totals) = (self.partials.get()?, self.totals.get()?);
-            self.bind_groups = Some((
+            let (descs, luma) = (set.descs.get()?, set.luma.get()?);
+            let (partials, totals) = (set.partials.get()?, set.totals.get()?);
+            set.bind_groups = Some((
                 bind(&self.stats_layout, "frame_stats", [descs, luma, partials]),
                 bind(
                     &self.reduce_layout,
@@ -624,24 +792,26 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Uploads, dispatches and reads back the planned submission, appending to `out`.
-    fn submit_chunk(
-        &mut self,
-        batch: &[BatchItem<'_>],
-        out: &mut Vec<FrameStats>,
-    ) -> Result<(), EngineError> {
+    /// Uploads and dispatches the planned submission in a free binding set and asks for its
+    /// totals to be mapped; `finish_oldest_chunk` reads them.
+    fn submit_chunk(&mut self, batch: &[BatchItem<'_>]) -> Result<(), EngineError> {
         let started = Instant::now();
+        let s = self.acquire_set()?;
+        // Until it is submitted the set is neither free nor in flight: an error below leads to
+        // `recover`, which rebuilds the free list.
         let n = self.chunk.items.len() as u64;
         let n_padded = n.next_multiple_of(u64::from(WORKGROUP));
-        self.ensure_buffers(n_padded)?;
+        self.ensure_buffers(s, n_padded)?;
         self.largest_upload = self
             .largest_upload
             .max(self.chunk.frame_bytes + n_padded * DESC_BYTES);
         let device = self.ctx.device.clone();
         let c = &self.chunk;
+        let set = &mut self.sets[s];
 
         // Descriptors; the padding ones have height 0, so pass 2's extra invocations sum nothing.
         self.desc_scratch.clear();
+        set.frames.clear();
         let mut row_base = 0u64;
         for p in &c.items {
             let item = &batch[p.batch_index];
@@ -672,15 +842,19 @@ impl GpuBackend {
                 _pad0: 0,
                 _pad1: 0,
             });
+            set.frames.push(ReadMeta {
+                width: f.width,
+                height: f.height,
+                has_prev: has_ref == 1,
+            });
             row_base += u64::from(f.height);
         }
         self.desc_scratch
             .resize(n_padded as usize, FrameDesc::zeroed());
 
-        let luma = self.luma.get()?;
-        let (descs, totals, readback) =
-            (self.descs.get()?, self.totals.get()?, self.readback.get()?);
-        let (stats_bg, reduce_bg) = self
+        let luma = set.luma.get()?;
+        let (descs, totals, readback) = (set.descs.get()?, set.totals.get()?, set.readback.get()?);
+        let (stats_bg, reduce_bg) = set
             .bind_groups
             .as_ref()
             .ok_or_else(|| EngineError::Batch("internal: bind groups missing".into()))?;
@@ -688,7 +862,9 @@ impl GpuBackend {
             label: Some("frame statistics"),
         });
 
-        // References kept on the GPU since an earlier submission.
+        // References kept on the GPU since an earlier submission. Queue order makes this right
+        // with submissions in flight: the copy-out of a slot's last frame by the submission
+        // before executes before this copy-in.
         if let Some(history) = &self.history.buffer {
             for ci in &c.copy_ins {
                 if let Some(r) = self.history.slots.get(&ci.slot)
@@ -727,7 +903,11 @@ impl GpuBackend {
             });
             pass.set_pipeline(&self.stats_pipeline);
             pass.set_bind_group(0, stats_bg, &[]);
-            pass.dispatch_workgroups(c.max_height.div_ceil(WORKGROUP).max(1), n as u32, 1);
+            let row_groups = match self.variant {
+                StatsVariant::PerRow => c.max_height.div_ceil(WORKGROUP),
+                StatsVariant::Subgroup => c.max_height,
+            };
+            pass.dispatch_workgroups(row_groups.max(1), n as u32, 1);
             pass.set_pipeline(&self.reduce_pipeline);
             pass.set_bind_group(0, reduce_bg, &[]);
             pass.dispatch_workgroups((n_padded / u64::from(WORKGROUP)) as u32, 1, 1);
@@ -755,92 +935,207 @@ impl GpuBackend {
         self.belt.finish();
         let submitted = Instant::now();
         PERF.add(Stage::Upload, submitted - started, n);
-        self.ctx.queue.submit([encoder.finish()]);
+        let index = self.ctx.queue.submit([encoder.finish()]);
+        // The engine thread's share of the device's work: the submission itself (which may
+        // block, e.g. on a software adapter) and, in `finish_oldest_chunk`, the wait.
+        PERF.add(Stage::Gpu, submitted.elapsed(), 0);
         self.belt.recall();
         self.submissions += 1;
+        self.generation += 1;
 
-        let tx = self.map_tx.clone();
+        let (tx, generation) = (self.map_tx.clone(), self.generation);
         readback.map_async(wgpu::MapMode::Read, 0..totals_bytes, move |r| {
-            let _ = tx.send(r);
+            let _ = tx.send((s, generation, r));
         });
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| EngineError::Batch(format!("waiting for the GPU: {e}")))?;
-        let computed = Instant::now();
-        PERF.add(Stage::Gpu, computed - submitted, n);
-        match self.map_rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(EngineError::Batch(format!("reading results back: {e}"))),
-            Err(_) => {
+        set.submission = Some(index);
+        set.generation = generation;
+        set.mapped = None;
+        set.totals_bytes = totals_bytes;
+        set.submitted_at = submitted;
+        self.chunks.push_back(s);
+        let pending = self
+            .batches
+            .back_mut()
+            .ok_or_else(|| EngineError::Batch("internal: submission without a batch".into()))?;
+        pending.chunks += 1;
+        Ok(())
+    }
+
+    /// Records the map callbacks that have fired.
+    fn drain_map_results(&mut self) {
+        while let Ok((s, generation, result)) = self.map_rx.try_recv() {
+            if let Some(set) = self.sets.get_mut(s)
+                && set.generation == generation
+            {
+                set.mapped = Some(result);
+            }
+        }
+    }
+
+    /// Waits for the oldest submission in flight, appends its statistics to its batch and frees
+    /// its binding set.
+    fn finish_oldest_chunk(&mut self) -> Result<(), EngineError> {
+        let s = *self
+            .chunks
+            .front()
+            .ok_or_else(|| EngineError::Batch("internal: no submission in flight".into()))?;
+        let waiting = Instant::now();
+        self.drain_map_results();
+        while self.sets[s].mapped.is_none() {
+            let index = self.sets[s].submission.clone();
+            self.ctx
+                .device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: index,
+                    timeout: None,
+                })
+                .map_err(|e| EngineError::Batch(format!("waiting for the GPU: {e}")))?;
+            self.drain_map_results();
+            // The callback runs inside the poll that sees the submission done; if it has not,
+            // nothing later will deliver it.
+            if self.sets[s].mapped.is_none() {
                 return Err(EngineError::Batch(
                     "results not mapped after the GPU finished".into(),
                 ));
             }
         }
+        let computed = Instant::now();
+        let set = &mut self.sets[s];
+        let n = set.frames.len() as u64;
+        // What the engine thread waited for the device; the part of the device's work that
+        // overlapped the upload of the next batch is not in it.
+        PERF.add(Stage::Gpu, computed - waiting, n);
+        if let Some(Err(e)) = set.mapped.take() {
+            return Err(EngineError::Batch(format!("reading results back: {e}")));
+        }
+        if std::mem::take(&mut self.fail_next_readback) {
+            return Err(EngineError::Batch(
+                "reading results back: injected failure".into(),
+            ));
+        }
+        let pending = self
+            .batches
+            .iter_mut()
+            .find(|b| b.chunks > 0)
+            .ok_or_else(|| EngineError::Batch("internal: submission without a batch".into()))?;
+        let readback = set.readback.get()?;
         let read = readback
-            .get_mapped_range(0..totals_bytes)
+            .get_mapped_range(0..set.totals_bytes)
             .map_err(|e| EngineError::Batch(format!("reading results back: {e}")))
             .map(|view| {
-                for (p, bytes) in c.items.iter().zip(view.chunks_exact(TOTALS_BYTES as usize)) {
+                for (m, bytes) in set
+                    .frames
+                    .iter()
+                    .zip(view.chunks_exact(TOTALS_BYTES as usize))
+                {
                     let t: FrameTotals = bytemuck::pod_read_unaligned(bytes);
-                    let has_prev = !matches!(p.reference, Reference::None);
-                    out.push(t.into_stats(batch[p.batch_index].frame, has_prev));
+                    pending
+                        .stats
+                        .push(t.into_stats(m.width, m.height, m.has_prev));
                 }
             });
         readback.unmap();
+        read?;
+        pending.chunks -= 1;
+        set.submission = None;
+        self.chunks.pop_front();
+        self.free_sets.push(s);
         PERF.add(Stage::Readback, computed.elapsed(), n);
-        PERF.set_gpu_bytes(self.gpu_memory_bytes());
-        read
+        Ok(())
     }
 
-    /// After a failed batch nothing on the GPU side can be trusted: forget every reference
-    /// (the next frame of each stream gets `has_prev = false`) and start with fresh buffers.
-    fn recover(&mut self) {
+    /// After a failed submission or readback nothing on the GPU side can be trusted: every
+    /// batch in flight fails (later ones may reference frames of the failed one), every
+    /// reference is forgotten (the next frame of each stream gets `has_prev = false`) and the
+    /// buffers are recreated. Work still on the queue keeps the old buffers alive until it ends.
+    fn recover(&mut self, cause: &EngineError) {
+        for b in &mut self.batches {
+            b.chunks = 0;
+            b.stats.clear();
+            b.failed
+                .get_or_insert_with(|| format!("an earlier GPU batch failed: {cause}"));
+        }
+        self.chunks.clear();
         self.history.clear();
         self.history.buffer = None;
         self.history.size = 0;
-        self.readback.drop_buffer();
-        self.bind_groups = None;
-        for b in [
-            &mut self.luma,
-            &mut self.descs,
-            &mut self.partials,
-            &mut self.totals,
-        ] {
-            b.drop_buffer();
-        }
+        self.sets.clear();
+        self.free_sets.clear();
         self.belt = StagingBelt::new(self.ctx.device.clone(), STAGING_CHUNK);
         while self.map_rx.try_recv().is_ok() {}
     }
-}
 
-impl StatsBackend for GpuBackend {
-    fn describe(&self) -> String {
-        format!("GPU: {}", self.ctx.describe())
-    }
-
-    fn analyze(
+    /// Runs `f` in error scopes; on any error (returned or raised by wgpu) recovers.
+    fn guarded(
         &mut self,
-        batch: &[BatchItem<'_>],
-        out: &mut Vec<FrameStats>,
+        f: impl FnOnce(&mut Self) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
-        out.clear();
-        if batch.is_empty() {
-            return Ok(());
-        }
         let device = self.ctx.device.clone();
-        let (result, scope_error) = capture_errors(&device, || self.analyze_batch(batch, out));
+        let (result, scope_error) = capture_errors(&device, || f(self));
         let gpu_error = scope_error.or_else(|| self.ctx.take_uncaptured());
         let result = match (result, gpu_error) {
             (Ok(()), None) => Ok(()),
             (Err(e), _) => Err(e),
             (Ok(()), Some(message)) => Err(EngineError::Batch(message)),
         };
-        if result.is_err() {
-            out.clear();
-            self.recover();
+        if let Err(e) = &result {
+            self.recover(e);
         }
         result
+    }
+}
+
+impl StatsBackend for GpuBackend {
+    fn describe(&self) -> String {
+        format!("GPU: {}, {}", self.ctx.describe(), self.variant.describe())
+    }
+
+    fn set_batches_in_flight(&mut self, batches: usize) {
+        self.max_sets = batches.max(1);
+    }
+
+    fn submit(&mut self, batch: &[BatchItem<'_>]) -> Result<(), EngineError> {
+        let mut pending = self.spare_batches.pop().unwrap_or_default();
+        pending.chunks = 0;
+        pending.stats.clear();
+        pending.failed = None;
+        self.batches.push_back(pending);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let result = self.guarded(|this| this.submit_batch(batch));
+        if result.is_err()
+            && let Some(failed) = self.batches.pop_back()
+        {
+            self.spare_batches.push(failed);
+        }
+        result
+    }
+
+    fn collect(&mut self, out: &mut Vec<FrameStats>) -> Option<Result<(), EngineError>> {
+        out.clear();
+        let front = self.batches.front()?;
+        let result = match &front.failed {
+            Some(message) => Err(EngineError::Batch(message.clone())),
+            None => self.guarded(|this| {
+                while this.batches.front().is_some_and(|b| b.chunks > 0) {
+                    this.finish_oldest_chunk()?;
+                }
+                Ok(())
+            }),
+        };
+        let mut done = self.batches.pop_front()?;
+        if result.is_ok() {
+            std::mem::swap(out, &mut done.stats);
+        }
+        done.stats.clear();
+        self.spare_batches.push(done);
+        PERF.set_gpu_bytes(self.gpu_memory_bytes());
+        Some(result)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.batches.len()
     }
 
     fn release(&mut self, slot: u32) {

@@ -6,7 +6,7 @@ pub mod shaders;
 pub mod types;
 
 pub use context::pick_adapter;
-pub use engine::{GpuBackend, GpuOptions};
+pub use engine::{GpuBackend, GpuOptions, SUBGROUPS_ENV, StatsVariant, SubgroupMode};
 pub use shaders::{ShaderFile, ShaderSources};
 
 use crate::detect::cpu::CpuBackend;

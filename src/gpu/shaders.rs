@@ -14,6 +14,9 @@ pub struct ShaderFile {
 #[derive(Clone, Debug)]
 pub struct ShaderSources {
     pub frame_stats: ShaderFile,
+    /// Pass 1 with subgroup operations, used instead of `frame_stats` where the adapter has
+    /// `Features::SUBGROUP`.
+    pub frame_stats_subgroup: ShaderFile,
     pub frame_reduce: ShaderFile,
 }
 
@@ -38,6 +41,7 @@ impl Default for ShaderSources {
     fn default() -> Self {
         Self {
             frame_stats: builtin_shader!("frame_stats.wgsl"),
+            frame_stats_subgroup: builtin_shader!("frame_stats_subgroup.wgsl"),
             frame_reduce: builtin_shader!("frame_reduce.wgsl"),
         }
     }

@@ -101,16 +101,14 @@ impl FrameTotals {
         join64(self.diff_sum_lo, self.diff_sum_hi)
     }
 
-    /// The contract's [`FrameStats`](crate::stats::FrameStats) of `frame` from these totals.
-    pub fn into_stats(
-        self,
-        frame: &crate::frame::VideoFrame,
-        has_prev: bool,
-    ) -> crate::stats::FrameStats {
+    /// The contract's [`FrameStats`](crate::stats::FrameStats) of a `width`x`height` frame
+    /// from these totals. Takes the size rather than the frame: with batches in flight the
+    /// totals are read back after the engine has moved on from the frame.
+    pub fn into_stats(self, width: u32, height: u32, has_prev: bool) -> crate::stats::FrameStats {
         crate::stats::FrameStats {
-            width: frame.width,
-            height: frame.height,
-            pixels: frame.pixel_count(),
+            width,
+            height,
+            pixels: u64::from(width) * u64::from(height),
             luma_sum: self.luma_sum(),
             luma_sq_sum: join64(self.luma_sq_sum_lo, self.luma_sq_sum_hi),
             dark_pixels: u64::from(self.dark_pixels),

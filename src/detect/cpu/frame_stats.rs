@@ -281,7 +281,7 @@ pub(crate) fn frame_stats_with(
     let reference = prev.filter(|p| same_size(cur, p) && super::check_frame(p).is_ok());
     partials.clear();
     partials.extend((0..cur.height as usize).map(|row| row_stats(cur, reference, row, params)));
-    reduce_rows(partials, cur.width).into_stats(cur, reference.is_some())
+    reduce_rows(partials, cur.width).into_stats(cur.width, cur.height, reference.is_some())
 }
 
 /// Statistics of one frame against the previous frame of its stream (none for the first frame;

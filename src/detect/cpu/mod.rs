@@ -4,7 +4,7 @@
 mod fast;
 mod frame_stats;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 pub use frame_stats::{BLOCK_MIN_STEP, EDGE_THRESHOLD, frame_stats_cpu, reduce_rows, row_partial};
 
@@ -56,6 +56,10 @@ pub struct CpuBackend {
     prevs: Vec<Prev>,
     /// Row partials, one buffer per worker.
     partials: Vec<Vec<RowPartial>>,
+    /// Results of the batches submitted and not yet collected, oldest first (computed in
+    /// `submit`, which is where the work is), and emptied vectors to reuse.
+    done: VecDeque<Vec<FrameStats>>,
+    spare: Vec<Vec<FrameStats>>,
 }
 
 impl Default for CpuBackend {
@@ -78,16 +82,14 @@ impl CpuBackend {
             last_in_batch: HashMap::new(),
             prevs: Vec::new(),
             partials: (0..threads).map(|_| Vec::new()).collect(),
+            done: VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 }
 
-impl StatsBackend for CpuBackend {
-    fn describe(&self) -> String {
-        format!("CPU (shader ports, {} threads)", self.threads)
-    }
-
-    fn analyze(
+impl CpuBackend {
+    fn compute(
         &mut self,
         batch: &[BatchItem<'_>],
         out: &mut Vec<FrameStats>,
@@ -182,6 +184,39 @@ impl StatsBackend for CpuBackend {
         // Keeping the references is this backend's counterpart of the upload.
         PERF.add(Stage::Upload, computed.elapsed(), batch.len() as u64);
         Ok(())
+    }
+}
+
+impl StatsBackend for CpuBackend {
+    fn describe(&self) -> String {
+        format!("CPU (shader ports, {} threads)", self.threads)
+    }
+
+    /// A failed batch leaves the references as they were, so the batches before it stand.
+    fn submit(&mut self, batch: &[BatchItem<'_>]) -> Result<(), EngineError> {
+        let mut out = self.spare.pop().unwrap_or_default();
+        match self.compute(batch, &mut out) {
+            Ok(()) => {
+                self.done.push_back(out);
+                Ok(())
+            }
+            Err(e) => {
+                self.spare.push(out);
+                Err(e)
+            }
+        }
+    }
+
+    fn collect(&mut self, out: &mut Vec<FrameStats>) -> Option<Result<(), EngineError>> {
+        let mut done = self.done.pop_front()?;
+        std::mem::swap(out, &mut done);
+        done.clear();
+        self.spare.push(done);
+        Some(Ok(()))
+    }
+
+    fn in_flight(&self) -> usize {
+        self.done.len()
     }
 
     fn release(&mut self, slot: u32) {
