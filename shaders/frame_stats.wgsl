@@ -21,36 +21,14 @@
 //   HEVC. Clean content hits both alike; blocky content hits the grid far more often;
 // - first and last pixel above the dark threshold: bars at the edges (letterbox, pillarbox).
 
-// Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl.
-
-// Twin: streamwatch::detect::cpu::EDGE_THRESHOLD.
-const EDGE_THRESHOLD: u32 = 12u;
-// Twin: streamwatch::detect::cpu::BLOCK_MIN_STEP.
-const BLOCK_MIN_STEP: u32 = 2u;
+// Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl;
+// the thresholds and pixel tests (absdiff, block_edge2/4) from shaders/common/pixels.wgsl.
 
 @group(0) @binding(0) var<storage, read> descs: array<FrameDesc>;
 // Luma of every frame of the submission (and the reference frames copied in from the history),
 // 4 pixels per word, little-endian: pixel x of a row is byte x % 4 of word x / 4.
 @group(0) @binding(1) var<storage, read> luma: array<u32>;
 @group(0) @binding(2) var<storage, read_write> partials: array<RowPartial>;
-
-fn absdiff(a: u32, b: u32) -> u32 {
-    return max(a, b) - min(a, b);
-}
-
-fn absdiff4(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
-    return max(a, b) - min(a, b);
-}
-
-// A step looks like a block edge when it is clear of noise and more than twice the steps just
-// before and after it (the inside of each block is flat next to it).
-fn block_edge2(step: vec2<u32>, before: vec2<u32>, after: vec2<u32>) -> vec2<bool> {
-    return (step >= vec2<u32>(BLOCK_MIN_STEP)) & (step > 2u * max(before, after));
-}
-
-fn block_edge4(step: vec4<u32>, before: vec4<u32>, after: vec4<u32>) -> vec4<bool> {
-    return (step >= vec4<u32>(BLOCK_MIN_STEP)) & (step > 2u * max(before, after));
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -15,12 +15,9 @@
 // Requires the SUBGROUP feature (naga 30 rejects `enable subgroups;`: the feature alone
 // enables the builtins). Dispatch: (max_height, n_frames, 1), workgroup size 64.
 
-// Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl.
+// Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl;
+// the thresholds and pixel tests (absdiff, block_edge2/4) from shaders/common/pixels.wgsl.
 
-// Twin: streamwatch::detect::cpu::EDGE_THRESHOLD.
-const EDGE_THRESHOLD: u32 = 12u;
-// Twin: streamwatch::detect::cpu::BLOCK_MIN_STEP.
-const BLOCK_MIN_STEP: u32 = 2u;
 const WG: u32 = 64u;
 
 @group(0) @binding(0) var<storage, read> descs: array<FrameDesc>;
@@ -31,22 +28,6 @@ const WG: u32 = 64u;
 
 // One entry per subgroup (a subgroup has at least one invocation, so at most WG of them).
 var<workgroup> sub_sums: array<array<u32, 15>, WG>;
-
-fn absdiff(a: u32, b: u32) -> u32 {
-    return max(a, b) - min(a, b);
-}
-
-fn absdiff4(a: vec4<u32>, b: vec4<u32>) -> vec4<u32> {
-    return max(a, b) - min(a, b);
-}
-
-fn block_edge2(step: vec2<u32>, before: vec2<u32>, after: vec2<u32>) -> vec2<bool> {
-    return (step >= vec2<u32>(BLOCK_MIN_STEP)) & (step > 2u * max(before, after));
-}
-
-fn block_edge4(step: vec4<u32>, before: vec4<u32>, after: vec4<u32>) -> vec4<bool> {
-    return (step >= vec4<u32>(BLOCK_MIN_STEP)) & (step > 2u * max(before, after));
-}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(

@@ -31,6 +31,10 @@ macro_rules! builtin_shader {
                     env!("CARGO_MANIFEST_DIR"),
                     "/shaders/common/types.wgsl"
                 )),
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/shaders/common/pixels.wgsl"
+                )),
                 include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file))
             )),
         }

@@ -24,9 +24,9 @@ fn row_words(frame: &VideoFrame, row: usize, words: usize) -> &[[u8; 4]] {
         .map_or(&[], |bytes| bytes.as_chunks::<4>().0)
 }
 
-/// Twin of `EDGE_THRESHOLD` in `frame_stats.wgsl`.
+/// Twin of `EDGE_THRESHOLD` in `shaders/common/pixels.wgsl`.
 pub const EDGE_THRESHOLD: u32 = 12;
-/// Twin of `BLOCK_MIN_STEP` in `frame_stats.wgsl`.
+/// Twin of `BLOCK_MIN_STEP` in `shaders/common/pixels.wgsl`.
 pub const BLOCK_MIN_STEP: u32 = 2;
 
 type Lanes = [u32; 4];
@@ -52,7 +52,7 @@ fn masked(v: Lanes, valid: [bool; 4]) -> Lanes {
     std::array::from_fn(|k| if valid[k] { v[k] } else { 0 })
 }
 
-/// Twin of `block_edge2`/`block_edge4` in `frame_stats.wgsl`, one lane.
+/// Twin of `block_edge2`/`block_edge4` in `shaders/common/pixels.wgsl`, one lane.
 fn block_edge(step: u32, before: u32, after: u32) -> bool {
     step >= BLOCK_MIN_STEP && step > 2 * before.max(after)
 }
