@@ -19,11 +19,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::EngineConfig;
+use crate::events::StreamState;
 use crate::frame::VideoFrame;
-use crate::metrics::Metrics;
 use crate::perf::{PERF, Stage};
+use crate::sinks::metrics::Metrics;
 use crate::stats::{BatchItem, EngineError, FrameStats, StatsBackend};
-use crate::stream::{Stream, StreamSet, StreamState, Wake};
+use crate::stream::{Stream, StreamSet, Wake};
 
 /// Shared handles the engine thread reports through.
 pub struct EngineHandle {

@@ -1,27 +1,21 @@
 //! streamwatch: GPU-accelerated real-time monitor for live video streams.
 //!
 //! Data flow: [`ingest`] (one GStreamer pipeline per stream) → [`stream`] queues → [`engine`]
-//! (batches of all streams through a [`stats::StatsBackend`], [`gpu`] or its CPU port in
-//! [`detect::cpu`]) → [`detect`] state machines → metrics, logs and the HTTP API ([`server`]).
+//! (batches of all streams through a [`stats::StatsBackend`], on the GPU or its CPU port) →
+//! [`detect`] state machines → [`sinks`]: metrics, logs, webhooks, evidence and the HTTP API
+//! ([`server`]). [`app`] wires them together for each subcommand.
 
-pub mod audio;
-pub mod bench;
+pub mod app;
 pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod error;
-pub mod evidence;
+pub mod events;
 pub mod frame;
-pub mod gpu;
 pub mod ingest;
-pub mod metrics;
-pub mod notify;
 pub mod perf;
-pub mod reload;
-pub mod run;
-pub mod scan;
 pub mod server;
-pub mod shard;
+pub mod sinks;
 pub mod stats;
 pub mod stream;
-pub mod transport;
+pub mod sync;

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use streamwatch::app::reload::ReloadSource;
+use streamwatch::app::shard::{self, Shard, ShardError};
+use streamwatch::app::{bench, run, scan};
 use streamwatch::config::{self, Config, StreamConfig};
-use streamwatch::reload::ReloadSource;
-use streamwatch::shard::{self, Shard, ShardError};
+use streamwatch::ingest;
 use streamwatch::stats::BackendChoice;
-use streamwatch::{bench, gpu, ingest, run, scan};
+use streamwatch::stats::gpu;
 
 #[derive(Parser)]
 #[command(

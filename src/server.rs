@@ -11,13 +11,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::engine::EngineHandle;
-use crate::evidence::Evidence;
-use crate::metrics::Metrics;
-use crate::reload::Reloader;
+use crate::sinks::evidence::Evidence;
+use crate::sinks::metrics::Metrics;
 use crate::stream::StreamSet;
 
 /// The engine is unhealthy when its loop has not turned for this long.
 const ENGINE_STALL: Duration = Duration::from_secs(10);
+
+/// What `POST /api/reload` answers: the summary of the change as JSON, or an HTTP status and
+/// the reason nothing changed.
+pub type ReloadOutcome = Result<serde_json::Value, (u16, String)>;
+
+/// Applies `POST /api/reload` (the stream registry of `run`).
+pub trait ReloadHandler: Send + Sync {
+    fn reload(&self) -> futures_util::future::BoxFuture<'static, ReloadOutcome>;
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,7 +34,7 @@ pub struct AppState {
     pub engine: Arc<std::sync::Mutex<EngineHandle>>,
     pub evidence: Option<Arc<Evidence>>,
     /// Applies `POST /api/reload`; `None` where the process has no stream registry.
-    pub reloader: Option<Arc<Reloader>>,
+    pub reloader: Option<Arc<dyn ReloadHandler>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -61,7 +69,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 fn engine_age(s: &AppState) -> Duration {
-    crate::stream::lock(&s.engine).heartbeat_age()
+    crate::sync::lock(&s.engine).heartbeat_age()
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
@@ -145,14 +153,16 @@ async fn event_evidence(State(s): State<AppState>, Path(id): Path<String>) -> Re
 async fn reload(State(s): State<AppState>) -> Response {
     let result = match &s.reloader {
         Some(r) => r.reload().await,
-        None => Err(crate::reload::ReloadError::NoConfigFile),
+        None => Err((
+            409,
+            "streamwatch was started without --config: there is no file to reload".to_owned(),
+        )),
     };
     match result {
         Ok(summary) => Json(summary).into_response(),
-        Err(e) => {
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+        Err((status, error)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            (status, Json(serde_json::json!({ "error": error }))).into_response()
         }
     }
 }

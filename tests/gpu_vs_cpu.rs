@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use streamwatch::detect::cpu::{CpuBackend, frame_stats_cpu};
 use streamwatch::frame::VideoFrame;
-use streamwatch::gpu::{
+use streamwatch::stats::cpu::{CpuBackend, frame_stats_cpu};
+use streamwatch::stats::gpu::{
     GpuBackend, GpuOptions, ShaderFile, ShaderSources, StatsVariant, SubgroupMode, create_backend,
     pick_adapter,
 };
@@ -541,7 +541,7 @@ fn malformed_frames_are_errors() {
 /// adapter has no `Features::SUBGROUP`.
 #[test]
 fn subgroup_variant_matches_cpu_exactly() {
-    let adapter = streamwatch::gpu::pick_adapter().expect("wgpu adapter (lavapipe in CI)");
+    let adapter = streamwatch::stats::gpu::pick_adapter().expect("wgpu adapter (lavapipe in CI)");
     let has = adapter.features().contains(wgpu::Features::SUBGROUP);
     println!(
         "adapter {:?}: SUBGROUP {}",

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use streamwatch::app::services::Services;
 use streamwatch::config::{DEFAULT_DECODER, DetectorsConfig, EngineConfig, StreamConfig};
-use streamwatch::detect::cpu::{CpuBackend, frame_stats_cpu};
 use streamwatch::frame::VideoFrame;
-use streamwatch::gpu::{GpuBackend, GpuOptions};
-use streamwatch::metrics::Metrics;
-use streamwatch::notify::Notifier;
-use streamwatch::stats::{BatchItem, EngineError, FrameStats, StatParams, StatsBackend, StatsCsv};
-use streamwatch::stream::{Stream, StreamContext, StreamOptions, StreamSet, Wake};
+use streamwatch::sinks::Outputs;
+use streamwatch::sinks::frame_stats::StatsCsv;
+use streamwatch::sinks::metrics::Metrics;
+use streamwatch::stats::cpu::{CpuBackend, frame_stats_cpu};
+use streamwatch::stats::gpu::{GpuBackend, GpuOptions};
+use streamwatch::stats::{BatchItem, EngineError, FrameStats, StatParams, StatsBackend};
+use streamwatch::stream::{Stream, StreamOptions};
 
 const PARAMS: StatParams = StatParams {
     dark_threshold: 16,
@@ -352,38 +354,26 @@ fn engine_decides_frames_in_order_with_batches_in_flight() {
     std::fs::create_dir_all(&dir).unwrap();
     let csv_path = dir.join("stats.csv");
     let csv = Arc::new(StatsCsv::create(&csv_path).unwrap());
-    let metrics = Arc::new(Metrics::new());
-    let wake = Arc::new(Wake::default());
-    let set = Arc::new(StreamSet::default());
-    let context = StreamContext {
-        metrics: metrics.clone(),
-        notifier: Arc::new(Notifier::default()),
-        evidence: None,
-        wake: wake.clone(),
-        thumbnail_interval: Duration::MAX,
-        stats_sink: Some(csv.clone()),
-    };
-    // Offline queues: the feeders wait for the engine, so every frame is analysed.
-    let options = StreamOptions {
-        queue_frames: 6,
-        offline: true,
-        sole: false,
-    };
+    // Blocking queues: the feeders wait for the engine, so every frame is analysed.
+    let services = Services::new(
+        Outputs {
+            frame_stats: Some(csv.clone()),
+            ..Outputs::metrics_only(Arc::new(Metrics::new()))
+        },
+        StreamOptions {
+            queue_frames: 6,
+            blocking: true,
+            sole: false,
+        },
+    );
     let streams: Vec<Arc<Stream>> = (0..3)
         .map(|i| {
-            let s = Arc::new(Stream::new(
-                StreamConfig {
-                    id: format!("s{i}"),
-                    url: "synthetic://".into(),
-                    detectors: DetectorsConfig::default(),
-                    decoder: DEFAULT_DECODER,
-                },
-                set.next_slot(),
-                options,
-                context.clone(),
-            ));
-            set.add(s.clone());
-            s
+            services.add_stream(StreamConfig {
+                id: format!("s{i}"),
+                url: "synthetic://".into(),
+                detectors: DetectorsConfig::default(),
+                decoder: DEFAULT_DECODER,
+            })
         })
         .collect();
     let most_in_flight = Arc::new(AtomicUsize::new(0));
@@ -396,8 +386,7 @@ fn engine_decides_frames_in_order_with_batches_in_flight() {
         max_frames_per_stream: 2,
         ..EngineConfig::default()
     };
-    let mut engine =
-        streamwatch::engine::spawn(Box::new(backend), set.clone(), wake, metrics, config).unwrap();
+    let mut engine = services.spawn_engine(Box::new(backend), config).unwrap();
     const FRAMES: usize = 60;
     let feeders: Vec<_> = streams
         .iter()

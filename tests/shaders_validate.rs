@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use streamwatch::gpu::types::WGSL_TWINS;
+use streamwatch::stats::gpu::types::WGSL_TWINS;
 
 fn wgsl_files(dir: &Path, found: &mut Vec<PathBuf>) {
     let entries =

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use streamwatch::shard::{Shard, owner};
+use streamwatch::app::shard::{Shard, owner};
 use support::{
     ClipSpec, Content, Proc, Prometheus, Streamwatch, clip, free_port, run_cli, temp_dir,
     wait_until,

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gstreamer as gst;
+use streamwatch::app::services::Services;
 use streamwatch::config::{DetectorsConfig, StreamConfig};
 use streamwatch::frame::Luma;
-use streamwatch::metrics::Metrics;
-use streamwatch::notify::Notifier;
-use streamwatch::stream::{Stream, StreamContext, StreamOptions, Wake};
+use streamwatch::sinks::Outputs;
+use streamwatch::sinks::metrics::Metrics;
+use streamwatch::stream::StreamOptions;
 use support::{run_cli, scan_json, temp_dir};
 
 fn ffmpeg(args: &[&str]) {
@@ -114,28 +115,13 @@ fn frame_statistics_are_written_one_row_per_frame() {
 fn decoder_warnings_count_as_decode_errors() {
     gst::init().unwrap();
     let metrics = Arc::new(Metrics::new());
-    let stream = Stream::new(
-        StreamConfig {
-            id: "s".into(),
-            url: "file:///dev/null".into(),
-            detectors: DetectorsConfig::default(),
-            decoder: Default::default(),
-        },
-        0,
-        StreamOptions {
-            queue_frames: 4,
-            offline: true,
-            sole: false,
-        },
-        StreamContext {
-            metrics: metrics.clone(),
-            notifier: Arc::new(Notifier::default()),
-            evidence: None,
-            wake: Arc::new(Wake::default()),
-            thumbnail_interval: Duration::MAX,
-            stats_sink: None,
-        },
-    );
+    let services = Services::new(Outputs::metrics_only(metrics.clone()), blocking_queue(4));
+    let stream = services.add_stream(StreamConfig {
+        id: "s".into(),
+        url: "file:///dev/null".into(),
+        detectors: DetectorsConfig::default(),
+        decoder: Default::default(),
+    });
     let warning = |element: &gst::Element| {
         gst::message::Warning::builder(gst::StreamError::Decode, "concealed a damaged slice")
             .src(element)
@@ -143,9 +129,9 @@ fn decoder_warnings_count_as_decode_errors() {
     };
     let decoder = gst::ElementFactory::make("avdec_h264").build().unwrap();
     let queue = gst::ElementFactory::make("queue").build().unwrap();
-    stream.note_pipeline_warning(&warning(&decoder));
-    stream.note_pipeline_warning(&warning(&decoder));
-    stream.note_pipeline_warning(&warning(&queue));
+    streamwatch::ingest::pipeline::note_warning(&stream, &warning(&decoder));
+    streamwatch::ingest::pipeline::note_warning(&stream, &warning(&decoder));
+    streamwatch::ingest::pipeline::note_warning(&stream, &warning(&queue));
     assert_eq!(stream.decode_errors(), 2);
     let text = metrics.render();
     assert!(
@@ -241,29 +227,16 @@ fn decoded_frames_are_shared_with_the_decoder_and_match_ffmpeg() {
     let frame_bytes = width * height + 2 * width.div_ceil(2) * height.div_ceil(2);
     assert_eq!(expected.len(), 25 * frame_bytes);
 
-    let metrics = Arc::new(Metrics::new());
-    let stream = Arc::new(Stream::new(
-        StreamConfig {
-            id: "zero-copy".into(),
-            url: format!("file://{clip_path}"),
-            detectors: DetectorsConfig::default(),
-            decoder: Default::default(),
-        },
-        0,
-        StreamOptions {
-            queue_frames: 64,
-            offline: true,
-            sole: false,
-        },
-        StreamContext {
-            metrics,
-            notifier: Arc::new(Notifier::default()),
-            evidence: None,
-            wake: Arc::new(Wake::default()),
-            thumbnail_interval: Duration::MAX,
-            stats_sink: None,
-        },
-    ));
+    let services = Services::new(
+        Outputs::metrics_only(Arc::new(Metrics::new())),
+        blocking_queue(64),
+    );
+    let stream = services.add_stream(StreamConfig {
+        id: "zero-copy".into(),
+        url: format!("file://{clip_path}"),
+        detectors: DetectorsConfig::default(),
+        decoder: Default::default(),
+    });
     stream.begin_session();
     let running =
         streamwatch::ingest::pipeline::start(&stream, streamwatch::ingest::Pacing::Unpaced)
@@ -301,4 +274,13 @@ fn decoded_frames_are_shared_with_the_decoder_and_match_ffmpeg() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Frames wait in a queue of `frames` for the test to take them.
+fn blocking_queue(frames: usize) -> StreamOptions {
+    StreamOptions {
+        queue_frames: frames,
+        blocking: true,
+        sole: false,
+    }
 }

@@ -12,38 +12,40 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use crate::frame::{AudioBuffer, VideoFrame};
+use crate::ingest::decode_errors::DecodeMarks;
 use crate::stream::Stream;
 
-type SampleHandler = fn(&gst_app::AppSink, &Stream) -> Result<gst::FlowSuccess, gst::FlowError>;
+/// What a pipeline run's appsinks feed: the stream, and the decoder's error marks of the run.
+pub struct Feed {
+    pub stream: Arc<Stream>,
+    pub marks: Arc<DecodeMarks>,
+}
 
-pub fn attach_video(sink: &gst_app::AppSink, stream: Arc<Stream>) {
+type SampleHandler = fn(&gst_app::AppSink, &Feed) -> Result<gst::FlowSuccess, gst::FlowError>;
+
+pub fn attach_video(sink: &gst_app::AppSink, feed: Feed) {
     attach(
         sink,
-        stream,
+        feed,
         on_video_sample,
         "cannot read decoded video frame",
     );
 }
 
-pub fn attach_audio(sink: &gst_app::AppSink, stream: Arc<Stream>) {
+pub fn attach_audio(sink: &gst_app::AppSink, feed: Feed) {
     attach(
         sink,
-        stream,
+        feed,
         on_audio_sample,
         "cannot read decoded audio buffer",
     );
 }
 
-fn attach(
-    sink: &gst_app::AppSink,
-    stream: Arc<Stream>,
-    handler: SampleHandler,
-    failure: &'static str,
-) {
+fn attach(sink: &gst_app::AppSink, feed: Feed, handler: SampleHandler, failure: &'static str) {
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
-                handler(sink, &stream).inspect_err(|e| {
+                handler(sink, &feed).inspect_err(|e| {
                     if *e == gst::FlowError::Error {
                         gst::element_error!(sink, gst::StreamError::Decode, ("{}", failure));
                     }
@@ -66,8 +68,9 @@ fn running_time(sample: &gst::Sample, pts: gst::ClockTime) -> Duration {
 
 fn on_video_sample(
     sink: &gst_app::AppSink,
-    stream: &Stream,
+    feed: &Feed,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let stream = feed.stream.as_ref();
     let decoded_at = Instant::now();
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
@@ -114,7 +117,7 @@ fn on_video_sample(
         .ok_or(gst::FlowError::Error)?,
     };
     crate::perf::PERF.add(crate::perf::Stage::Copy, copying.elapsed(), 1);
-    video.decode_errors = stream.decode_errors_at(pts.nseconds());
+    video.decode_errors = feed.marks.errors_at(pts.nseconds(), stream.decode_errors());
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
 }
@@ -132,8 +135,9 @@ impl AsRef<[u8]> for DecodedLuma {
 
 fn on_audio_sample(
     sink: &gst_app::AppSink,
-    stream: &Stream,
+    feed: &Feed,
 ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let stream = feed.stream.as_ref();
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
     let Some(pts) = buffer.pts() else {

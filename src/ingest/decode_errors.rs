@@ -10,7 +10,8 @@
 //! of a process (`scan`) keeps libav's frame threads: every error is its own.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Once};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Once};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -23,6 +24,39 @@ static SOLE: std::sync::Mutex<Option<Arc<Stream>>> = std::sync::Mutex::new(None)
 thread_local! {
     /// The stream whose decoder last ran on this thread.
     static DECODING: RefCell<Option<Arc<Stream>>> = const { RefCell::new(None) };
+}
+
+/// Frames between the decoder and the appsink whose decode-time error count is kept.
+const DECODE_MARKS: usize = 256;
+
+/// (PTS in ns, the stream's decoder error count) of each frame of one pipeline run as it left
+/// the decoder, oldest first: the count when the frame reaches the appsink may already include
+/// errors of later frames that the decoder has run ahead to.
+#[derive(Default)]
+pub struct DecodeMarks(Mutex<VecDeque<(u64, u64)>>);
+
+impl DecodeMarks {
+    /// Notes the error count as a frame leaves the decoder (its streaming thread).
+    fn mark(&self, pts_ns: u64, errors: u64) {
+        let mut marks = crate::sync::lock(&self.0);
+        if marks.len() >= DECODE_MARKS {
+            marks.pop_front();
+        }
+        marks.push_back((pts_ns, errors));
+    }
+
+    /// The error count when the frame with this PTS left the decoder (`current` when it was
+    /// not marked).
+    pub fn errors_at(&self, pts_ns: u64, current: u64) -> u64 {
+        let mut marks = crate::sync::lock(&self.0);
+        while let Some(&(pts, count)) = marks.front() {
+            marks.pop_front();
+            if pts == pts_ns {
+                return count;
+            }
+        }
+        current
+    }
 }
 
 /// GStreamer's debug category of the libav plugin.
@@ -50,7 +84,7 @@ pub fn install() {
                         .map(|stream| stream.count_decode_error())
                         .is_some()
                 });
-                if !credited && let Some(stream) = crate::stream::lock(&SOLE).as_ref() {
+                if !credited && let Some(stream) = crate::sync::lock(&SOLE).as_ref() {
                     stream.count_decode_error();
                 }
             },
@@ -59,7 +93,7 @@ pub fn install() {
 }
 
 /// Hooks a video decoder that the URI decoder created for `stream`.
-pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
+pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>, marks: &Arc<DecodeMarks>) {
     let is_video_decoder = element.factory().is_some_and(|f| {
         let klass = f.klass();
         klass.contains("Decoder") && klass.contains("Video")
@@ -71,7 +105,7 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
         stream.set_decoder(&factory.name());
     }
     if stream.sole {
-        *crate::stream::lock(&SOLE) = Some(stream.clone());
+        *crate::sync::lock(&SOLE) = Some(stream.clone());
     } else if element.find_property("thread-type").is_some()
         && let Some(name) = element.factory().map(|f| f.name())
         && name.starts_with("avdec_")
@@ -79,10 +113,10 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>) {
         element.set_property_from_str("thread-type", "slice");
     }
     if let Some(src) = element.static_pad("src") {
-        let stream = stream.clone();
+        let (stream, marks) = (stream.clone(), marks.clone());
         src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
-                stream.mark_decoded(pts.nseconds());
+                marks.mark(pts.nseconds(), stream.decode_errors());
             }
             gst::PadProbeReturn::Ok
         });

@@ -15,30 +15,8 @@
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
-use serde::Deserialize;
 
-/// The `decoder` setting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DecoderChoice {
-    /// NVDEC where GStreamer has it for the stream's codec, the libav decoders otherwise.
-    #[default]
-    Auto,
-    /// The libav (FFmpeg) software decoders only.
-    Software,
-    /// NVDEC only; a stream fails to start, with an error naming it, where it is absent.
-    Nvdec,
-}
-
-impl DecoderChoice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Software => "software",
-            Self::Nvdec => "nvdec",
-        }
-    }
-}
+pub use crate::config::DecoderChoice;
 
 /// The NVDEC decoders `nvdec` requires at least one of (H.264 and H.265 are what live
 /// streams carry).
@@ -129,7 +107,7 @@ mod tests {
 
     #[test]
     fn choices_parse_from_config_words() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         struct T {
             decoder: DecoderChoice,
         }

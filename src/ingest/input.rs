@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::stream::{Stream, lock};
-use crate::transport::ts::ContinuityCheck;
+use crate::detect::transport::ts::ContinuityCheck;
+use crate::stream::Stream;
+use crate::sync::lock;
 
 /// Hooks an element the URI decoder created for `stream`, if it is where input is measured.
 pub fn watch_input(element: &gst::Element, stream: &Arc<Stream>) {

@@ -6,6 +6,7 @@ pub mod decode_errors;
 pub mod decoder;
 pub mod demo;
 pub mod input;
+pub mod manifest;
 pub mod pipeline;
 pub mod supervisor;
 

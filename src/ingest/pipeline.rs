@@ -8,6 +8,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::error::IngestError;
+use crate::ingest::decode_errors::DecodeMarks;
 use crate::ingest::decoder::{self, DecoderChoice};
 use crate::ingest::{appsink, decode_errors, demo};
 use crate::stream::Stream;
@@ -95,7 +96,8 @@ static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Builds the pipeline and sets it playing.
 pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, IngestError> {
     preflight(stream)?;
-    let _serialised = crate::stream::lock(&START_LOCK);
+    let marks = Arc::new(DecodeMarks::default());
+    let _serialised = crate::sync::lock(&START_LOCK);
     let pipeline = gst::Pipeline::with_name(&format!("stream-{}", stream.id));
     let sync = pacing == Pacing::RealTime;
     let demo = if stream.url.starts_with("demo://") {
@@ -104,8 +106,8 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         pipeline
             .add_many([&video_src, &audio_src])
             .map_err(|e| pipeline_error(stream, e))?;
-        let video = branch(stream, VIDEO_BRANCH, true, sync)?;
-        let audio = branch(stream, AUDIO_BRANCH, false, sync)?;
+        let video = branch(stream, &marks, VIDEO_BRANCH, true, sync)?;
+        let audio = branch(stream, &marks, AUDIO_BRANCH, false, sync)?;
         pipeline
             .add_many([&video, &audio])
             .map_err(|e| pipeline_error(stream, e))?;
@@ -128,12 +130,12 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;
-        let for_decoders = stream.clone();
+        let (for_decoders, marks_for_decoders) = (stream.clone(), marks.clone());
         pipeline.connect_deep_element_added(move |_, _, element| {
-            decode_errors::watch_decoder(element, &for_decoders);
+            decode_errors::watch_decoder(element, &for_decoders, &marks_for_decoders);
             crate::ingest::input::watch_input(element, &for_decoders);
         });
-        link_pads_on_demand(&decode, &pipeline, stream, sync);
+        link_pads_on_demand(&decode, &pipeline, stream, &marks, sync);
         None
     };
 
@@ -161,10 +163,11 @@ fn link_pads_on_demand(
     decode: &gst::Element,
     pipeline: &gst::Pipeline,
     stream: &Arc<Stream>,
+    marks: &Arc<DecodeMarks>,
     sync: bool,
 ) {
     let pipeline = pipeline.downgrade();
-    let stream = stream.clone();
+    let (stream, marks) = (stream.clone(), marks.clone());
     let have_video = Arc::new(AtomicBool::new(false));
     let have_audio = Arc::new(AtomicBool::new(false));
     decode.connect_pad_added(move |_, pad| {
@@ -174,9 +177,9 @@ fn link_pads_on_demand(
         let name = pad.name();
         let kind = pad_media_kind(pad);
         let target = if kind == "video" && !have_video.swap(true, Ordering::SeqCst) {
-            branch(&stream, VIDEO_BRANCH, true, sync)
+            branch(&stream, &marks, VIDEO_BRANCH, true, sync)
         } else if kind == "audio" && !have_audio.swap(true, Ordering::SeqCst) {
-            branch(&stream, AUDIO_BRANCH, false, sync)
+            branch(&stream, &marks, AUDIO_BRANCH, false, sync)
         } else {
             gst::ElementFactory::make("fakesink")
                 .property("sync", false)
@@ -220,6 +223,7 @@ fn pad_media_kind(pad: &gst::Pad) -> String {
 /// Builds a branch bin from a template and hooks its appsink to the stream.
 fn branch(
     stream: &Arc<Stream>,
+    marks: &Arc<DecodeMarks>,
     template: &str,
     video: bool,
     sync: bool,
@@ -231,12 +235,30 @@ fn branch(
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| pipeline_error(stream, "pipeline template lacks `appsink name=sink`"))?;
     sink.set_sync(sync);
+    let feed = appsink::Feed {
+        stream: stream.clone(),
+        marks: marks.clone(),
+    };
     if video {
-        appsink::attach_video(&sink, stream.clone());
+        appsink::attach_video(&sink, feed);
     } else {
-        appsink::attach_audio(&sink, stream.clone());
+        appsink::attach_audio(&sink, feed);
     }
     Ok(bin.upcast())
+}
+
+/// Logs a pipeline warning; one from a decoder (an error or concealment it reports) counts as
+/// a decode error of the stream.
+pub fn note_warning(stream: &Stream, msg: &gst::Message) {
+    let from_decoder = msg
+        .src()
+        .and_then(|src| src.downcast_ref::<gst::Element>().cloned())
+        .and_then(|element| element.factory())
+        .is_some_and(|factory| factory.klass().contains("Decoder"));
+    if from_decoder {
+        stream.count_decode_error();
+    }
+    tracing::warn!(stream = %stream.id, decoder = from_decoder, warning = %describe_message(msg), "pipeline warning");
 }
 
 /// One line describing an error or warning message: the element, the error and its details.

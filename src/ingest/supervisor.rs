@@ -10,8 +10,9 @@ use gstreamer as gst;
 use tokio::sync::watch;
 
 use crate::config::IngestConfig;
+use crate::events::StreamState;
 use crate::ingest::{Pacing, RunningPipeline, pipeline};
-use crate::stream::{Stream, StreamState};
+use crate::stream::Stream;
 
 /// A run that lasted this long resets the backoff: the next failure is retried quickly.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
@@ -63,8 +64,8 @@ pub async fn supervise(
     let mut backoff = initial;
     // The manifest checks run beside the pipeline and through its restarts: a playlist that
     // stops updating is what often brings the pipeline down.
-    let _manifest_checks = crate::transport::hls::applies_to(&stream.url).then(|| {
-        AbortOnDrop(tokio::spawn(crate::transport::hls::monitor(
+    let _manifest_checks = crate::ingest::manifest::applies_to(&stream.url).then(|| {
+        AbortOnDrop(tokio::spawn(crate::ingest::manifest::monitor(
             stream.clone(),
             ingest.clone(),
             shutdown.clone(),
@@ -131,7 +132,7 @@ async fn watch_run(
                     gst::MessageView::Eos(_) => {
                         return Outcome::Failed("end of stream".into());
                     }
-                    gst::MessageView::Warning(_) => stream.note_pipeline_warning(&msg),
+                    gst::MessageView::Warning(_) => pipeline::note_warning(stream, &msg),
                     _ => {}
                 }
             }

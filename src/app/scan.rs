@@ -1,0 +1,231 @@
+//! `streamwatch scan`: analyse one file to its end (or a live source for a while) and report
+//! its defects. Every frame is analysed: the decoder waits for the engine instead of dropping.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use serde::Serialize;
+
+use crate::app::services::Services;
+use crate::config::{Config, StreamConfig, id_from_url};
+use crate::events::{DefectEvent, InfoEvent, StreamState};
+use crate::ingest::{self, Pacing, pipeline};
+use crate::sinks::Outputs;
+use crate::sinks::frame_stats::StatsCsv;
+use crate::sinks::metrics::Metrics;
+use crate::stats::StatsBackend;
+use crate::stream::StreamOptions;
+
+/// Frames the decoder may run ahead of the engine in `scan`.
+const SCAN_QUEUE_FRAMES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Ingest(#[from] crate::error::IngestError),
+    #[error("{url}: {reason}")]
+    Failed { url: String, reason: String },
+    #[error("cannot start the analysis engine thread: {0}")]
+    Engine(std::io::Error),
+    #[error("cannot write frame statistics to {path}: {source}")]
+    FrameStats {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScanReport {
+    pub stream: String,
+    pub url: String,
+    pub frames: u64,
+    /// Media seconds analysed.
+    pub duration: f64,
+    pub backend: String,
+    /// Wall seconds the scan took.
+    pub elapsed: f64,
+    pub events: Vec<DefectEvent>,
+    /// Format changes and other events that are not defects.
+    pub info: Vec<InfoEvent>,
+    /// Decoder errors and concealment warnings.
+    pub decode_errors: u64,
+    /// Loudness and A/V sync figures of the audio track, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<crate::detect::audio::AudioSummary>,
+    /// Set when the source failed after some frames were analysed (partial report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub fn scan(
+    url: &str,
+    duration: Option<f64>,
+    config: &Config,
+    backend: Box<dyn StatsBackend>,
+    frame_stats: Option<&std::path::Path>,
+) -> Result<ScanReport, ScanError> {
+    ingest::init()?;
+    let began = Instant::now();
+    let stream_config = StreamConfig {
+        id: id_from_url(url, 0),
+        url: url.to_owned(),
+        detectors: config.detectors.clone(),
+        decoder: config.ingest.decoder,
+    };
+    let csv = frame_stats
+        .map(|path| {
+            StatsCsv::create(path).map_err(|source| ScanError::FrameStats {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()?
+        .map(Arc::new);
+    let outputs = Outputs {
+        collect: true,
+        frame_stats: csv.clone(),
+        ..Outputs::metrics_only(Arc::new(Metrics::new()))
+    };
+    let services = Services::new(
+        outputs,
+        StreamOptions {
+            queue_frames: SCAN_QUEUE_FRAMES,
+            blocking: true,
+            sole: true,
+        },
+    );
+    let stream = services.add_stream(stream_config);
+    let description = backend.describe();
+    let mut engine = services
+        .spawn_engine(backend, config.engine.clone())
+        .map_err(ScanError::Engine)?;
+
+    stream.begin_session();
+    let running = pipeline::start(&stream, Pacing::Unpaced)?;
+    let bus = running.bus().ok_or_else(|| ScanError::Failed {
+        url: url.to_owned(),
+        reason: "pipeline has no bus".into(),
+    })?;
+    let stall = Duration::from_secs_f64(config.ingest.stall_timeout);
+    let limit = duration.map(Duration::from_secs_f64);
+    let mut failure = None;
+    loop {
+        if let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(100),
+            &[
+                gst::MessageType::Error,
+                gst::MessageType::Eos,
+                gst::MessageType::Warning,
+            ],
+        ) {
+            match msg.view() {
+                gst::MessageView::Warning(_) => {
+                    pipeline::note_warning(&stream, &msg);
+                    continue;
+                }
+                gst::MessageView::Error(_) => failure = Some(pipeline::describe_message(&msg)),
+                _ => {}
+            }
+            break;
+        }
+        if limit.is_some_and(|l| stream.last_video_media_time().unwrap_or(0.0) >= l.as_secs_f64())
+            || limit.is_some_and(|l| began.elapsed() >= l + stall)
+        {
+            break;
+        }
+        if stream.frame_silence() >= stall {
+            failure = Some(format!(
+                "no video frame for {:.1} s (stall timeout)",
+                stall.as_secs_f64()
+            ));
+            break;
+        }
+    }
+    // Let the engine finish what the decoder already queued, then stop the decoder.
+    let drain_deadline = Instant::now() + Duration::from_secs(120);
+    while !stream.drained() && Instant::now() < drain_deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = running.pipeline.set_state(gst::State::Null);
+    let media = stream.last_video_media_time().unwrap_or(0.0);
+    // Read before end_session, which starts the detectors afresh.
+    let audio = stream.audio_summary();
+    stream.close();
+    stream.end_session(StreamState::Stopped, None);
+    drop(running);
+    engine.stop();
+    if let Some(csv) = &csv
+        && let Err(source) = csv.flush()
+    {
+        return Err(ScanError::FrameStats {
+            path: frame_stats.unwrap_or(std::path::Path::new("")).to_owned(),
+            source,
+        });
+    }
+
+    let frames = stream.frames_analysed();
+    let collected = stream.sinks().collector.clone().unwrap_or_default();
+    if let Some(reason) = &failure
+        && frames == 0
+    {
+        return Err(ScanError::Failed {
+            url: url.to_owned(),
+            reason: reason.clone(),
+        });
+    }
+    Ok(ScanReport {
+        stream: stream.id.clone(),
+        url: url.to_owned(),
+        frames,
+        duration: (media * 1000.0).round() / 1000.0,
+        backend: description,
+        elapsed: began.elapsed().as_secs_f64(),
+        events: collected.defects(),
+        info: collected.info(),
+        decode_errors: stream.decode_errors(),
+        audio,
+        error: failure,
+    })
+}
+
+impl ScanReport {
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{}: {} frames, {:.3} s analysed in {:.2} s ({:.0} frames/s) on {}\n",
+            self.url,
+            self.frames,
+            self.duration,
+            self.elapsed,
+            self.frames as f64 / self.elapsed.max(1e-9),
+            self.backend
+        );
+        if self.events.is_empty() {
+            s.push_str("no defects\n");
+        }
+        for e in &self.events {
+            let detector = match e.channel {
+                Some(ch) => format!("{}[{ch}]", e.detector),
+                None => e.detector.to_string(),
+            };
+            s.push_str(&format!(
+                "{:<10} {:>9.3} - {:>9.3} s  ({:.3} s)\n",
+                detector,
+                e.start,
+                e.end.unwrap_or(e.start),
+                e.duration.unwrap_or(0.0)
+            ));
+        }
+        for i in &self.info {
+            s.push_str(&format!("{:<10} {:>9.3} s  {}\n", i.kind, i.at, i.detail));
+        }
+        if self.decode_errors > 0 {
+            s.push_str(&format!("decoder errors: {}\n", self.decode_errors));
+        }
+        if let Some(err) = &self.error {
+            s.push_str(&format!("incomplete: {err}\n"));
+        }
+        s
+    }
+}

@@ -1,0 +1,342 @@
+//! Loudness (EBU R128 / ITU-R BS.1770) with the `ebur128` crate: momentary, short-term and
+//! integrated loudness and true peak. Defects: short-term loudness outside the target window
+//! for longer than `min_duration` (programme), and true peak above the limit (per channel).
+
+use ebur128::{EbuR128, Mode};
+
+use crate::config::LoudnessConfig;
+use crate::detect::audio::Tagged;
+use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
+use crate::frame::AudioBuffer;
+
+/// BS.1770's absolute gate: quieter short-term loudness is silence, left to that detector.
+const ABSOLUTE_GATE_LUFS: f64 = -70.0;
+/// The momentary window is 400 ms long; its value describes the audio around its centre.
+const MOMENTARY_CENTRE: f64 = 0.2;
+/// Integrated loudness is recomputed at most this often (media seconds).
+const INTEGRATED_EVERY: f64 = 0.5;
+
+/// The latest loudness figures, for the gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reading {
+    pub momentary: Option<f64>,
+    pub short_term: Option<f64>,
+    pub integrated: Option<f64>,
+    /// Highest true peak of the latest buffer over all channels, dBTP.
+    pub true_peak: Option<f64>,
+}
+
+pub struct LoudnessDetector {
+    config: LoudnessConfig,
+    meter: Option<EbuR128>,
+    format: (u32, u32),
+    window: DefectTracker,
+    peaks: Vec<DefectTracker>,
+    /// Start of the current run of momentary loudness outside (resp. inside) the window:
+    /// short-term loudness lags a step by up to 3 s, momentary by 0.4 s, so the event edges
+    /// are taken from the momentary runs once short-term loudness has decided.
+    momentary_out_since: Option<f64>,
+    momentary_in_since: Option<f64>,
+    event_start: Option<f64>,
+    reading: Reading,
+    integrated_at: f64,
+    max_true_peak: Option<f64>,
+    max_momentary: Option<f64>,
+    max_short_term: Option<f64>,
+}
+
+impl std::fmt::Debug for LoudnessDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoudnessDetector")
+            .field("format", &self.format)
+            .field("reading", &self.reading)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db(linear: f64) -> Option<f64> {
+    (linear > 0.0).then(|| 20.0 * linear.log10())
+}
+
+/// The crate reports -inf for empty windows; gauges and JSON need a number or nothing.
+fn finite(v: Result<f64, ebur128::Error>) -> Option<f64> {
+    v.ok().filter(|v| v.is_finite())
+}
+
+impl LoudnessDetector {
+    pub fn new(config: LoudnessConfig) -> Self {
+        let window = DefectTracker::new(DetectorKind::Loudness, config.timing());
+        Self {
+            config,
+            meter: None,
+            format: (0, 0),
+            window,
+            peaks: Vec::new(),
+            momentary_out_since: None,
+            momentary_in_since: None,
+            event_start: None,
+            reading: Reading::default(),
+            integrated_at: f64::NEG_INFINITY,
+            max_true_peak: None,
+            max_momentary: None,
+            max_short_term: None,
+        }
+    }
+
+    pub fn reading(&self) -> Reading {
+        self.reading
+    }
+
+    /// Integrated loudness of everything seen so far (this pipeline run).
+    pub fn integrated(&self) -> Option<f64> {
+        self.meter
+            .as_ref()
+            .and_then(|m| finite(m.loudness_global()))
+    }
+
+    pub fn max_true_peak(&self) -> Option<f64> {
+        self.max_true_peak
+    }
+
+    /// Highest momentary and short-term loudness seen, LUFS.
+    pub fn max_momentary(&self) -> Option<f64> {
+        self.max_momentary
+    }
+
+    pub fn max_short_term(&self) -> Option<f64> {
+        self.max_short_term
+    }
+
+    /// Loudness range (EBU Tech 3342) of everything seen so far, LU.
+    pub fn range(&self) -> Option<f64> {
+        self.meter.as_ref().and_then(|m| finite(m.loudness_range()))
+    }
+
+    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Tagged>) {
+        if !self.config.enabled || buffer.samples.is_empty() {
+            return;
+        }
+        let format = (buffer.channels.max(1), buffer.rate);
+        if self.meter.is_none() || self.format != format {
+            let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::HISTOGRAM;
+            match EbuR128::new(format.0, format.1, mode) {
+                Ok(m) => self.meter = Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, channels = format.0, rate = format.1, "loudness meter unavailable");
+                    self.config.enabled = false;
+                    return;
+                }
+            }
+            self.format = format;
+            self.peaks = (0..format.0)
+                .map(|_| {
+                    DefectTracker::new(
+                        DetectorKind::Loudness,
+                        crate::config::Timing {
+                            min_duration: 0.0,
+                            clear_duration: self.config.clear_duration,
+                        },
+                    )
+                })
+                .collect();
+        }
+        let Some(meter) = self.meter.as_mut() else {
+            return;
+        };
+        let whole = buffer.samples.len() - buffer.samples.len() % format.0 as usize;
+        if meter.add_frames_f32(&buffer.samples[..whole]).is_err() {
+            return;
+        }
+        let end = at.media + (whole / format.0 as usize) as f64 / f64::from(format.1);
+        let momentary = finite(meter.loudness_momentary());
+        let short_term = finite(meter.loudness_shortterm());
+        if end - self.integrated_at >= INTEGRATED_EVERY {
+            self.integrated_at = end;
+            self.reading.integrated = finite(meter.loudness_global());
+        }
+        let mut buffer_peak: Option<f64> = None;
+        for (ch, tracker) in self.peaks.iter_mut().enumerate() {
+            let Some(peak) = meter.prev_true_peak(ch as u32).ok().and_then(db) else {
+                continue;
+            };
+            buffer_peak = Some(buffer_peak.map_or(peak, |p: f64| p.max(peak)));
+            let t = tracker.update(at, peak > self.config.max_true_peak_dbtp, peak);
+            out.extend(t.map(|t| (t, Some(ch as u32))));
+        }
+        if let Some(p) = buffer_peak {
+            self.max_true_peak = Some(self.max_true_peak.map_or(p, |m| m.max(p)));
+        }
+        let max = |m: Option<f64>, v: Option<f64>| match (m, v) {
+            (Some(m), Some(v)) => Some(m.max(v)),
+            (m, v) => m.or(v),
+        };
+        self.max_momentary = max(self.max_momentary, momentary);
+        self.max_short_term = max(self.max_short_term, short_term);
+        self.reading.momentary = momentary;
+        self.reading.short_term = short_term;
+        self.reading.true_peak = buffer_peak;
+
+        let lo = self.config.target_lufs - self.config.tolerance_lu;
+        let hi = self.config.target_lufs + self.config.tolerance_lu;
+        let m_time = (end - MOMENTARY_CENTRE).max(0.0);
+        if momentary.is_some_and(|m| (lo..=hi).contains(&m)) {
+            self.momentary_out_since = None;
+            self.momentary_in_since.get_or_insert(m_time);
+        } else {
+            self.momentary_in_since = None;
+            self.momentary_out_since.get_or_insert(m_time);
+        }
+        let Some(st) = short_term else {
+            return;
+        };
+        let outside = st >= ABSOLUTE_GATE_LUFS && !(lo..=hi).contains(&st);
+        let at_end = Sample {
+            media: end,
+            wall: at.wall,
+        };
+        if let Some(t) = self.window.update(at_end, outside, st) {
+            out.push((self.refine(t), None));
+        }
+    }
+
+    /// Moves the edges of a window defect to the momentary-loudness crossings.
+    fn refine(&mut self, t: Transition) -> Transition {
+        match t {
+            Transition::Started {
+                detector,
+                mut start,
+                value,
+                elapsed,
+            } => {
+                if let Some(m) = self.momentary_out_since.filter(|&m| m < start.media) {
+                    start.media = m;
+                }
+                self.event_start = Some(start.media);
+                Transition::Started {
+                    detector,
+                    start,
+                    value,
+                    elapsed,
+                }
+            }
+            Transition::Ended {
+                detector,
+                mut start,
+                mut end,
+                value,
+            } => {
+                if let Some(s) = self.event_start.take() {
+                    start.media = s;
+                }
+                if let Some(m) = self
+                    .momentary_in_since
+                    .filter(|&m| m > start.media && m < end.media)
+                {
+                    end.media = m;
+                }
+                Transition::Ended {
+                    detector,
+                    start,
+                    end,
+                    value,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+        if let Some(t) = self.window.finish(at) {
+            out.push((self.refine(t), None));
+        }
+        for (ch, tracker) in self.peaks.iter_mut().enumerate() {
+            out.extend(tracker.finish(at).map(|t| (t, Some(ch as u32))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 48_000;
+    const N: usize = 1024;
+
+    /// 1 kHz stereo sine buffers with amplitude by time.
+    fn run(seconds: f64, amplitude: impl Fn(f64) -> f32) -> (LoudnessDetector, Vec<Tagged>) {
+        let mut d = LoudnessDetector::new(LoudnessConfig::default());
+        let mut out = Vec::new();
+        let mut n = 0usize;
+        while (n as f64) / f64::from(RATE) < seconds {
+            let t = n as f64 / f64::from(RATE);
+            let samples = (n..n + N)
+                .flat_map(|i| {
+                    let x = i as f64 / f64::from(RATE);
+                    let s = amplitude(x) * (2.0 * std::f64::consts::PI * 1000.0 * x).sin() as f32;
+                    [s, s * 0.9]
+                })
+                .collect();
+            let buf = AudioBuffer {
+                channels: 2,
+                rate: RATE,
+                samples,
+                pts: std::time::Duration::from_secs_f64(t),
+            };
+            d.observe(Sample::at(t), &buf, &mut out);
+            n += N;
+        }
+        d.finish(Sample::at(n as f64 / f64::from(RATE)), &mut out);
+        out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
+        (d, out)
+    }
+
+    /// Amplitude of a stereo (L, 0.9 L) 1 kHz sine at about `lufs`.
+    fn amp(lufs: f64) -> f32 {
+        // Two channels of a sine at amplitude a: 10 log10(a²/2 · (1 + 0.81)) - 0.691 + K-gain(1 kHz).
+        10f64.powf((lufs + 0.691 - 0.69 - 10.0 * (1.81f64 / 2.0).log10()) / 20.0) as f32
+    }
+
+    #[test]
+    fn steady_programme_at_target_gives_no_event_and_reads_its_level() {
+        let (d, out) = run(20.0, |_| amp(-23.0));
+        assert!(out.is_empty(), "{out:?}");
+        let i = d.integrated().expect("integrated");
+        assert!((i + 23.0).abs() < 0.5, "{i}");
+        assert!(d.max_true_peak().expect("peak") < -1.0);
+    }
+
+    #[test]
+    fn a_loud_section_is_one_event_with_edges_near_the_step() {
+        let (_, out) = run(40.0, |t| {
+            if (10.0..25.0).contains(&t) {
+                amp(-10.0)
+            } else {
+                amp(-23.0)
+            }
+        });
+        assert_eq!(out.len(), 2, "{out:?}");
+        let (Transition::Ended { start, end, .. }, None) = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert!((start.media - 10.0).abs() < 0.5, "{start:?}");
+        assert!((end.media - 25.0).abs() < 0.5, "{end:?}");
+    }
+
+    #[test]
+    fn true_peak_over_the_limit_is_reported_per_channel() {
+        let (_, out) = run(6.0, |t| if (2.0..4.0).contains(&t) { 1.0 } else { 0.05 });
+        let ended: Vec<_> = out
+            .iter()
+            .filter_map(|(t, ch)| match t {
+                Transition::Ended { start, end, .. } => Some((*ch, start.media, end.media)),
+                _ => None,
+            })
+            .collect();
+        // Left at 0 dBFS, right at -0.9 dBFS: both above -1 dBTP.
+        assert_eq!(ended.len(), 2, "{out:?}");
+        for (ch, s, e) in ended {
+            assert!(ch.is_some());
+            assert!((s - 2.0).abs() < 0.05 && (e - 4.0).abs() < 0.05, "{s} {e}");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Silence: the RMS level of all channels together (the programme) below a threshold and,
+//! while the programme is not silent, each channel on its own (events tagged with the channel).
+
+use crate::config::SilenceConfig;
+use crate::detect::audio::Tagged;
+use crate::detect::{DefectTracker, DetectorKind, Sample};
+use crate::frame::AudioBuffer;
+
+/// Level reported for digital silence, where the logarithm is undefined.
+pub const FLOOR_DBFS: f64 = -200.0;
+
+#[derive(Debug)]
+pub struct SilenceDetector {
+    config: SilenceConfig,
+    pub(super) tracker: DefectTracker,
+    /// One tracker per channel, created when the channel count is first seen.
+    channels: Vec<DefectTracker>,
+}
+
+impl SilenceDetector {
+    pub fn new(config: SilenceConfig) -> Self {
+        let tracker = DefectTracker::new(DetectorKind::Silence, config.timing());
+        Self {
+            config,
+            tracker,
+            channels: Vec::new(),
+        }
+    }
+
+    /// `levels` are the buffer's per-channel RMS levels in dBFS.
+    pub fn observe(
+        &mut self,
+        at: Sample,
+        buffer: &AudioBuffer,
+        levels: &[f64],
+        out: &mut Vec<Tagged>,
+    ) {
+        if !self.config.enabled || buffer.samples.is_empty() {
+            return;
+        }
+        let level = rms_dbfs(&buffer.samples);
+        let silent = level < self.config.threshold_dbfs;
+        out.extend(self.tracker.update(at, silent, level).map(|t| (t, None)));
+        // Mono has no channel of its own to report; a silent programme is one event, not one
+        // per channel as well, so the channels are not judged while it lasts.
+        if !self.config.per_channel || levels.len() < 2 || silent {
+            return;
+        }
+        if self.channels.len() != levels.len() {
+            self.channels = (0..levels.len())
+                .map(|_| DefectTracker::new(DetectorKind::Silence, self.config.timing()))
+                .collect();
+        }
+        for (ch, (tracker, &l)) in self.channels.iter_mut().zip(levels).enumerate() {
+            let t = tracker.update(at, l < self.config.threshold_dbfs, l);
+            out.extend(t.map(|t| (t, Some(ch as u32))));
+        }
+    }
+
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+        out.extend(self.tracker.finish(at).map(|t| (t, None)));
+        for (ch, tracker) in self.channels.iter_mut().enumerate() {
+            out.extend(tracker.finish(at).map(|t| (t, Some(ch as u32))));
+        }
+    }
+}
+
+/// RMS level in dBFS of each channel of interleaved samples.
+pub fn channel_dbfs(buffer: &AudioBuffer) -> Vec<f64> {
+    let n = buffer.channels.max(1) as usize;
+    let mut sums = vec![0.0f64; n];
+    for frame in buffer.samples.chunks_exact(n) {
+        for (sum, &s) in sums.iter_mut().zip(frame) {
+            *sum += f64::from(s) * f64::from(s);
+        }
+    }
+    let frames = (buffer.samples.len() / n).max(1) as f64;
+    sums.into_iter().map(|s| energy_dbfs(s / frames)).collect()
+}
+
+/// dBFS of a mean square value.
+pub fn energy_dbfs(mean_square: f64) -> f64 {
+    if mean_square > 0.0 {
+        (10.0 * mean_square.log10()).max(FLOOR_DBFS)
+    } else {
+        FLOOR_DBFS
+    }
+}
+
+/// RMS level in dBFS of interleaved samples (full scale = 1.0).
+pub fn rms_dbfs(samples: &[f32]) -> f64 {
+    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    let rms = (sum / samples.len() as f64).sqrt();
+    if rms > 0.0 {
+        (20.0 * rms.log10()).max(FLOOR_DBFS)
+    } else {
+        FLOOR_DBFS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Transition;
+    use std::time::Duration;
+
+    fn tone(amplitude: f32) -> AudioBuffer {
+        let samples = (0..1024)
+            .flat_map(|i| {
+                let s = amplitude * (i as f32 * 0.13).sin();
+                [s, s]
+            })
+            .collect();
+        AudioBuffer {
+            channels: 2,
+            rate: 48_000,
+            samples,
+            pts: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn full_scale_sine_is_minus_3_dbfs() {
+        let level = rms_dbfs(&tone(1.0).samples);
+        assert!((level + 3.01).abs() < 0.05, "{level}");
+        assert_eq!(rms_dbfs(&[0.0; 16]), FLOOR_DBFS);
+    }
+
+    #[test]
+    fn silence_between_tones_is_one_event() {
+        let mut d = SilenceDetector::new(SilenceConfig::default());
+        let mut out = Vec::new();
+        let step = 1024.0 / 48_000.0;
+        for i in 0..400 {
+            let t = i as f64 * step;
+            let buf = if (2.0..5.0).contains(&t) {
+                tone(0.0005)
+            } else {
+                tone(0.1)
+            };
+            d.observe(Sample::at(t), &buf, &channel_dbfs(&buf), &mut out);
+        }
+        out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
+        assert_eq!(out.len(), 2, "{out:?}");
+        let (Transition::Ended { start, end, .. }, None) = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert!((start.media - 2.0).abs() <= step && (end.media - 5.0).abs() <= step);
+    }
+
+    #[test]
+    fn a_silent_channel_is_reported_with_its_number() {
+        let mut d = SilenceDetector::new(SilenceConfig::default());
+        let mut out = Vec::new();
+        let step = 1024.0 / 48_000.0;
+        for i in 0..400 {
+            let t = i as f64 * step;
+            let mut buf = tone(0.1);
+            if (3.0..6.0).contains(&t) {
+                buf.samples
+                    .iter_mut()
+                    .skip(1)
+                    .step_by(2)
+                    .for_each(|s| *s = 0.0);
+            }
+            d.observe(Sample::at(t), &buf, &channel_dbfs(&buf), &mut out);
+        }
+        d.finish(Sample::at(400.0 * step), &mut out);
+        out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
+        assert_eq!(out.len(), 2, "{out:?}");
+        let (Transition::Ended { start, end, .. }, Some(1)) = &out[1] else {
+            panic!("{out:?}")
+        };
+        assert!((start.media - 3.0).abs() <= step && (end.media - 6.0).abs() <= step);
+    }
+}

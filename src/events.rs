@@ -1,0 +1,186 @@
+//! What a stream's monitor tells the rest of the process: one [`Event`] type, consumed in order
+//! by every sink (metrics, log, API status, webhooks, evidence, `scan`'s collector, a test's
+//! recorder). Anything a user sees comes from an event, so nothing else writes outputs.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::detect::DetectorKind;
+use crate::detect::audio::AudioLevels;
+use crate::detect::transport::hls::VariantStatus;
+use crate::detect::video::VideoReadings;
+use crate::frame::VideoFrame;
+use crate::stats::FrameStats;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Pipeline built, no frame yet.
+    Starting,
+    /// Frames are arriving.
+    Up,
+    /// Failed (error, end of stream, stall); a restart is scheduled.
+    Down,
+    /// Shut down on request.
+    Stopped,
+}
+
+/// What part of a stream a defect concerns: all of it, one audio channel or one HLS variant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scope {
+    pub channel: Option<u32>,
+    pub variant: Option<String>,
+}
+
+impl Scope {
+    pub fn channel(channel: Option<u32>) -> Self {
+        Self {
+            channel,
+            variant: None,
+        }
+    }
+
+    pub fn variant(variant: Option<String>) -> Self {
+        Self {
+            channel: None,
+            variant,
+        }
+    }
+}
+
+/// A defect as reported in events, logs and the API.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DefectEvent {
+    /// Unique per process and stream: `<stream>-<detector>-<start, unix ms>`.
+    pub id: String,
+    pub stream: String,
+    pub detector: DetectorKind,
+    /// Media seconds from the stream's first frame (of the current pipeline run).
+    pub start: f64,
+    pub end: Option<f64>,
+    pub duration: Option<f64>,
+    /// Wall-clock times, RFC 3339.
+    pub start_time: String,
+    pub end_time: Option<String>,
+    /// The detector's statistic: at confirmation for an active defect, its mean once ended.
+    pub value: f64,
+    /// Path of the evidence thumbnail on this server (`/api/events/{id}/evidence`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// The audio channel (0-based) of a per-channel defect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
+    /// The HLS variant (`main`, `master`, `v0`...) of a manifest defect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl DefectEvent {
+    pub fn scope(&self) -> Scope {
+        Scope {
+            channel: self.channel,
+            variant: self.variant.clone(),
+        }
+    }
+}
+
+/// Something worth knowing that is not a defect: the picture size changed mid-stream.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InfoEvent {
+    pub stream: String,
+    /// What happened: `format_change`.
+    pub kind: &'static str,
+    /// Media seconds of the first frame in the new format.
+    pub at: f64,
+    pub time: String,
+    /// E.g. `1280x720 -> 640x360`.
+    pub detail: String,
+}
+
+/// One thing that happened to one stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A pipeline run begins: media time restarts at zero.
+    RunStarted,
+    /// The first analysed frame of a run.
+    StreamUp {
+        /// Seconds from the start of the run.
+        time_to_first_frame: f64,
+        width: u32,
+        height: u32,
+    },
+    /// A run ended: the stream is down (with the reason) or stopped.
+    RunEnded {
+        state: StreamState,
+        reason: Option<String>,
+    },
+    /// A defect confirmed. `elapsed`: media seconds between its back-dated start and the
+    /// confirming frame.
+    DefectStarted { defect: DefectEvent, elapsed: f64 },
+    /// Seconds of a defect under way newly observed.
+    DefectProgress {
+        detector: DetectorKind,
+        seconds: f64,
+    },
+    /// A defect ended. `detector_still_active`: another channel or variant still holds a defect
+    /// of the same detector.
+    DefectEnded {
+        defect: DefectEvent,
+        detector_still_active: bool,
+    },
+    /// Not a defect: a format change.
+    Info(InfoEvent),
+    /// One analysed frame.
+    FrameAnalysed {
+        media: f64,
+        wall: SystemTime,
+        stats: FrameStats,
+        readings: VideoReadings,
+    },
+    /// One analysed audio buffer. `rms_dbfs`: the level of the whole buffer, when not empty.
+    AudioMeasured {
+        rms_dbfs: Option<f64>,
+        levels: AudioLevels,
+    },
+    /// Frames dropped from the stream's queue (the engine fell behind).
+    FramesDropped(u64),
+    /// A decoder error or concealed frame.
+    DecodeError,
+    /// The video decoder element the pipeline created.
+    DecoderChosen(String),
+    /// Input bits per second over the bitrate window.
+    InputBitrate(f64),
+    /// MPEG-TS continuity errors on the demuxer's input.
+    TsContinuityErrors(u64),
+    /// One HTTP request of the manifest checks: `kind` master, playlist or segment.
+    HttpRequest { kind: &'static str, code: String },
+    /// One poll of one HLS variant; `age`: seconds since the playlist changed, when fetched.
+    PlaylistPolled { variant: String, age: Option<f64> },
+    /// An HLS variant is no longer checked.
+    VariantForgotten(String),
+    /// The playlists checked, as `/api/streams` shows them.
+    HlsVariants(Vec<VariantStatus>),
+    /// A playlist request failed before the playlist was known.
+    HlsError { variant: String, reason: String },
+    /// A restart was scheduled after a failed run.
+    Restarted,
+    /// A pipeline that did not stop was left behind.
+    PipelineAbandoned,
+}
+
+/// Something that consumes a stream's events: built per stream (it knows which one), called in
+/// event order, under the stream's monitor lock. It must not block (queue slow work) and must
+/// not call back into the stream. `frame` is the video frame that caused the event, if any
+/// (evidence keeps a thumbnail of it).
+pub trait Sink: Send + Sync {
+    fn consume(&self, event: &Event, frame: Option<&VideoFrame>);
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}

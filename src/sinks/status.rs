@@ -1,0 +1,227 @@
+//! What `/api/streams` shows of a stream, kept up to date from its events.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::detect::DetectorKind;
+use crate::detect::transport::hls::VariantStatus;
+use crate::events::{DefectEvent, Event, InfoEvent, Scope, Sink, StreamState};
+use crate::frame::VideoFrame;
+use crate::sync::lock;
+
+/// Ended events kept per stream.
+const RECENT_EVENTS: usize = 50;
+
+/// Informational events kept per stream.
+const RECENT_INFO_EVENTS: usize = 20;
+
+/// Frame times over which the frame rate is averaged.
+const FPS_FRAMES: usize = 50;
+
+/// What `/api/streams` shows of a stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamStatus {
+    pub id: String,
+    pub url: String,
+    pub state: StreamState,
+    /// Why the stream is down (last error), if it is.
+    pub reason: Option<String>,
+    pub fps: f64,
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+    pub frames_dropped: u64,
+    pub restarts: u64,
+    pub active_defects: Vec<DefectEvent>,
+    pub last_events: Vec<DefectEvent>,
+    /// The latest informational events (format changes), newest first.
+    pub info_events: Vec<InfoEvent>,
+    /// Seconds from the start of the current run to its first analysed frame.
+    pub time_to_first_frame: Option<f64>,
+    /// Input bits per second, averaged over `detectors.bitrate.window`.
+    pub input_bitrate: Option<f64>,
+    pub ts_cc_errors: u64,
+    /// The HLS playlists checked, for HLS streams.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hls: Vec<VariantStatus>,
+}
+
+struct State {
+    state: StreamState,
+    reason: Option<String>,
+    width: u32,
+    height: u32,
+    frame_pts: VecDeque<f64>,
+    fps: f64,
+    frames: u64,
+    frames_dropped: u64,
+    restarts: u64,
+    ts_cc_errors: u64,
+    time_to_first_frame: Option<f64>,
+    input_bitrate: Option<f64>,
+    /// Keyed by detector and, for per-channel audio or per-variant HLS defects, the scope.
+    active: BTreeMap<(DetectorKind, Scope), DefectEvent>,
+    recent: VecDeque<DefectEvent>,
+    info: VecDeque<InfoEvent>,
+    hls: Vec<VariantStatus>,
+}
+
+/// The API's view of one stream.
+pub struct StatusSink {
+    id: String,
+    url: String,
+    state: std::sync::Mutex<State>,
+}
+
+impl StatusSink {
+    pub fn new(id: &str, url: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            url: url.to_owned(),
+            state: std::sync::Mutex::new(State {
+                state: StreamState::Starting,
+                reason: None,
+                width: 0,
+                height: 0,
+                frame_pts: VecDeque::with_capacity(FPS_FRAMES + 1),
+                fps: 0.0,
+                frames: 0,
+                frames_dropped: 0,
+                restarts: 0,
+                ts_cc_errors: 0,
+                time_to_first_frame: None,
+                input_bitrate: None,
+                active: BTreeMap::new(),
+                recent: VecDeque::new(),
+                info: VecDeque::new(),
+                hls: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn snapshot(&self) -> StreamStatus {
+        let st = lock(&self.state);
+        StreamStatus {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            state: st.state,
+            reason: st.reason.clone(),
+            fps: (st.fps * 100.0).round() / 100.0,
+            width: st.width,
+            height: st.height,
+            frames: st.frames,
+            frames_dropped: st.frames_dropped,
+            restarts: st.restarts,
+            active_defects: st.active.values().cloned().collect(),
+            last_events: st.recent.iter().rev().cloned().collect(),
+            info_events: st.info.iter().rev().cloned().collect(),
+            time_to_first_frame: st.time_to_first_frame,
+            input_bitrate: st.input_bitrate.map(f64::round),
+            ts_cc_errors: st.ts_cc_errors,
+            hls: st.hls.clone(),
+        }
+    }
+
+    /// The event with this id, active or recent.
+    pub fn event(&self, id: &str) -> Option<DefectEvent> {
+        let st = lock(&self.state);
+        st.active
+            .values()
+            .chain(st.recent.iter())
+            .find(|e| e.id == id)
+            .cloned()
+    }
+}
+
+impl State {
+    fn frame(&mut self, media: f64, frame: Option<&VideoFrame>) {
+        self.frames += 1;
+        if let Some(frame) = frame {
+            (self.width, self.height) = (frame.width, frame.height);
+        }
+        self.frame_pts.push_back(media);
+        if self.frame_pts.len() > FPS_FRAMES {
+            self.frame_pts.pop_front();
+        }
+        if let (Some(first), Some(last)) = (self.frame_pts.front(), self.frame_pts.back())
+            && last > first
+        {
+            self.fps = (self.frame_pts.len() - 1) as f64 / (last - first);
+        }
+    }
+
+    fn defect_ended(&mut self, defect: &DefectEvent) {
+        self.active.remove(&(defect.detector, defect.scope()));
+        self.recent.push_back(defect.clone());
+        if self.recent.len() > RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+    }
+
+    fn set_hls_error(&mut self, variant: &str, uri: &str, reason: &str) {
+        match self.hls.iter_mut().find(|v| v.variant == variant) {
+            Some(v) => v.last_error = Some(reason.to_owned()),
+            None => self.hls.push(VariantStatus {
+                variant: variant.to_owned(),
+                uri: uri.to_owned(),
+                last_error: Some(reason.to_owned()),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
+impl Sink for StatusSink {
+    fn consume(&self, event: &Event, frame: Option<&VideoFrame>) {
+        let mut st = lock(&self.state);
+        match event {
+            Event::RunStarted => {
+                if st.state != StreamState::Down {
+                    st.state = StreamState::Starting;
+                }
+                st.frame_pts.clear();
+            }
+            Event::StreamUp {
+                time_to_first_frame,
+                ..
+            } => {
+                st.state = StreamState::Up;
+                st.reason = None;
+                st.time_to_first_frame = Some(*time_to_first_frame);
+            }
+            Event::RunEnded { state, reason } => {
+                st.state = *state;
+                st.reason.clone_from(reason);
+                st.input_bitrate = None;
+                st.fps = 0.0;
+            }
+            Event::DefectStarted { defect, .. } => {
+                st.active
+                    .insert((defect.detector, defect.scope()), defect.clone());
+            }
+            Event::DefectEnded { defect, .. } => st.defect_ended(defect),
+            Event::Info(info) => {
+                st.info.push_back(info.clone());
+                if st.info.len() > RECENT_INFO_EVENTS {
+                    st.info.pop_front();
+                }
+            }
+            Event::FrameAnalysed { media, .. } => st.frame(*media, frame),
+            Event::FramesDropped(n) => st.frames_dropped += n,
+            Event::Restarted => st.restarts += 1,
+            Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
+            Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
+            Event::HlsVariants(variants) => st.hls.clone_from(variants),
+            Event::HlsError { variant, reason } => st.set_hls_error(variant, &self.url, reason),
+            Event::VariantForgotten(variant) => st.hls.retain(|v| v.variant != *variant),
+            Event::DefectProgress { .. }
+            | Event::AudioMeasured { .. }
+            | Event::DecodeError
+            | Event::DecoderChosen(_)
+            | Event::HttpRequest { .. }
+            | Event::PlaylistPolled { .. }
+            | Event::PipelineAbandoned => {}
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! One monitored stream as ingest and the engine see it: a small shared handle with its frame
+//! queue and flow counters, and its [`Monitor`] (media clock and detectors) behind one lock.
+//!
+//! Threads and locks:
+//! - GStreamer streaming threads (appsink callbacks, pad probes) call the ingest methods;
+//! - the engine thread takes queued frames and calls [`Stream::on_frame_stats`];
+//! - the supervisor and manifest tasks (tokio) call the run and transport methods;
+//! - the HTTP server reads [`Stream::status`].
+//!
+//! Lock order: the monitor lock, then a sink's own lock (sinks never call back into the
+//! stream); the frame queue's lock is never held with the monitor's, so a decoder waiting on a
+//! full queue (`scan`) cannot block the engine that would empty it.
+
+pub mod monitor;
+pub mod queue;
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::StreamConfig;
+use crate::detect::Sample;
+use crate::detect::audio::AudioSummary;
+use crate::detect::transport::PlaylistVerdict;
+use crate::detect::transport::hls::VariantStatus;
+use crate::events::{DefectEvent, Event, StreamState};
+use crate::frame::{AudioBuffer, VideoFrame};
+use crate::sinks::StreamSinks;
+use crate::sinks::status::StreamStatus;
+use crate::stats::{FrameStats, StatParams};
+use crate::sync::lock;
+
+pub use monitor::{Monitor, Settings};
+pub use queue::{FrameQueue, Wake};
+
+/// How a stream's frames are queued.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamOptions {
+    pub queue_frames: usize,
+    /// `scan`: block the decoder instead of dropping frames.
+    pub blocking: bool,
+    /// The only stream of the process (`scan`): its decoder may use frame threads, since
+    /// every decoder error in the process is its own.
+    pub sole: bool,
+}
+
+pub struct Stream {
+    pub id: String,
+    pub url: String,
+    /// The stream's reference-frame slot in the statistics backend.
+    pub slot: u32,
+    pub config: StreamConfig,
+    pub params: StatParams,
+    /// See [`StreamOptions::sole`].
+    pub sole: bool,
+    pub queue: FrameQueue,
+    wake: Arc<Wake>,
+    closed: AtomicBool,
+    /// Set when a pipeline run ends; the engine then forgets the slot's reference frame.
+    pub slot_reset_pending: AtomicBool,
+    monitor: Mutex<Monitor>,
+    sinks: StreamSinks,
+    /// The monitor's state, readable without its lock (the engine asks every batch).
+    state: AtomicU8,
+    /// When the handle was made: the origin of the nanosecond clocks below and of the
+    /// transport detectors' clock.
+    born: Instant,
+    run_started_ns: AtomicU64,
+    /// When the latest decoded frame arrived (0: none in this run).
+    last_frame_ns: AtomicU64,
+    /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits
+    /// for the two to meet before it reports.
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    frames_analysed: AtomicU64,
+    decode_errors: AtomicU64,
+    /// Bytes that entered the demuxer (or RTP depayloader), all runs together.
+    input_bytes: AtomicU64,
+}
+
+impl Stream {
+    pub fn new(
+        config: StreamConfig,
+        slot: u32,
+        options: StreamOptions,
+        wake: Arc<Wake>,
+        sinks: StreamSinks,
+    ) -> Self {
+        let born = Instant::now();
+        let settings = Settings {
+            stream: config.id.clone(),
+            detectors: config.detectors.clone(),
+            evidence_links: sinks.has_evidence(),
+        };
+        Self {
+            id: config.id.clone(),
+            url: config.url.clone(),
+            slot,
+            params: crate::detect::video::VideoDetectors::stat_params(&config.detectors),
+            sole: options.sole,
+            queue: FrameQueue::new(options.queue_frames, options.blocking),
+            wake,
+            closed: AtomicBool::new(false),
+            slot_reset_pending: AtomicBool::new(false),
+            monitor: Mutex::new(Monitor::new(settings, born)),
+            sinks,
+            state: AtomicU8::new(StreamState::Starting as u8),
+            born,
+            run_started_ns: AtomicU64::new(0),
+            last_frame_ns: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            frames_analysed: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            input_bytes: AtomicU64::new(0),
+            config,
+        }
+    }
+
+    /// Runs `f` on the monitor under its lock, with the callback that hands each event to the
+    /// sinks in order.
+    fn with_monitor<R>(&self, f: impl FnOnce(&mut Monitor, &mut monitor::Emit<'_>) -> R) -> R {
+        let mut monitor = lock(&self.monitor);
+        let mut emit = |event: &Event, frame: Option<&VideoFrame>| {
+            if let Event::FrameAnalysed { .. } = event {
+                self.frames_analysed.fetch_add(1, Ordering::Relaxed);
+            }
+            self.sinks.consume(event, frame);
+        };
+        let result = f(&mut monitor, &mut emit);
+        self.state.store(monitor.state() as u8, Ordering::Relaxed);
+        result
+    }
+
+    fn nanos_since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Now on the transport detectors' clock: seconds since the stream was added.
+    fn transport_now(&self) -> Sample {
+        Sample {
+            media: self.born.elapsed().as_secs_f64(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    // ---- ingest side (GStreamer streaming threads) ----
+
+    /// Media time of a buffer PTS in the current run, with the run's session (see
+    /// [`Monitor::media_time`]).
+    pub fn media_time(&self, pts: Duration, video: bool) -> Option<(u64, Duration)> {
+        lock(&self.monitor).media_time(pts, video)
+    }
+
+    pub fn push_video(&self, session: u64, frame: VideoFrame) {
+        let at = Sample {
+            media: frame.pts.as_secs_f64(),
+            wall: SystemTime::now(),
+        };
+        self.with_monitor(|m, emit| m.on_video_arrival(at, emit));
+        self.last_frame_ns
+            .store(self.nanos_since_born().max(1), Ordering::Relaxed);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        // Not under the monitor lock: in `scan` this waits for the engine to make room.
+        if self.queue.push(session, frame, &self.closed) {
+            self.frames_out.fetch_add(1, Ordering::Relaxed);
+            self.with_monitor(|_, emit| emit(&Event::FramesDropped(1), None));
+        }
+        self.wake.notify();
+    }
+
+    /// Keeps an audio buffer that came before media time zero.
+    pub fn hold_audio(&self, buffer: AudioBuffer) {
+        lock(&self.monitor).hold_audio(buffer);
+    }
+
+    pub fn push_audio(&self, session: u64, buffer: &AudioBuffer) {
+        let wall = SystemTime::now();
+        self.with_monitor(|m, emit| m.on_audio(session, buffer, wall, emit));
+    }
+
+    /// Counts one decoder error or concealed frame.
+    pub fn count_decode_error(&self) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        self.with_monitor(|_, emit| emit(&Event::DecodeError, None));
+    }
+
+    /// Decoder errors and concealment warnings so far.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors.load(Ordering::Relaxed)
+    }
+
+    /// Records the video decoder element the pipeline created.
+    pub fn set_decoder(&self, factory: &str) {
+        self.with_monitor(|_, emit| emit(&Event::DecoderChosen(factory.to_owned()), None));
+    }
+
+    /// Bytes that entered the demuxer.
+    pub fn count_input_bytes(&self, n: u64) {
+        self.input_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// MPEG-TS continuity errors found on the demuxer's input.
+    pub fn count_ts_cc_errors(&self, n: u64) {
+        if n > 0 {
+            self.with_monitor(|_, emit| emit(&Event::TsContinuityErrors(n), None));
+        }
+    }
+
+    // ---- engine side ----
+
+    /// Accounts for a frame the engine could not analyse.
+    pub fn discard_frame(&self) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Feeds one analysed frame to the detectors (frames of an ended run are discarded).
+    pub fn on_frame_stats(&self, session: u64, frame: &VideoFrame, stats: &FrameStats) {
+        let (wall, now) = (SystemTime::now(), Instant::now());
+        self.with_monitor(|m, emit| m.on_frame(session, frame, stats, wall, now, emit));
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    // ---- supervisor side ----
+
+    /// Starts a new pipeline run: media time restarts at zero.
+    pub fn begin_session(&self) -> u64 {
+        self.run_started_ns
+            .store(self.nanos_since_born(), Ordering::Relaxed);
+        self.last_frame_ns.store(0, Ordering::Relaxed);
+        let now = Instant::now();
+        self.with_monitor(|m, emit| m.begin_run(now, emit))
+    }
+
+    /// Ends the current run: old queued frames are dropped, active defects close at the last
+    /// analysed media time, the stream is down (or stopped) with `reason`.
+    pub fn end_session(&self, state: StreamState, reason: Option<String>) {
+        let at = self.transport_now();
+        self.with_monitor(|m, emit| {
+            // Under the lock: the new session id is set before the engine can see the slot
+            // reset, so no frame of the old run is decided against a released reference.
+            m.end_run(state, reason, at, emit);
+        });
+        let dropped = self.queue.clear() as u64;
+        self.frames_out.fetch_add(dropped, Ordering::Relaxed);
+        self.slot_reset_pending.store(true, Ordering::Relaxed);
+    }
+
+    pub fn count_restart(&self) {
+        self.with_monitor(|_, emit| emit(&Event::Restarted, None));
+    }
+
+    /// A pipeline that did not stop was left behind (see the supervisor's teardown).
+    pub fn count_abandoned_pipeline(&self) {
+        self.with_monitor(|_, emit| emit(&Event::PipelineAbandoned, None));
+    }
+
+    /// Time since the last decoded frame, or since the run started when none came yet.
+    pub fn frame_silence(&self) -> Duration {
+        let last = match self.last_frame_ns.load(Ordering::Relaxed) {
+            0 => self.run_started_ns.load(Ordering::Relaxed),
+            t => t,
+        };
+        Duration::from_nanos(self.nanos_since_born().saturating_sub(last))
+    }
+
+    pub fn explain_failure(&self, pipeline_reason: &str) -> String {
+        lock(&self.monitor).explain_failure(pipeline_reason, Instant::now())
+    }
+
+    // ---- transport side (supervisor watchdog, manifest checks) ----
+
+    /// A watchdog tick of the running pipeline: stall and bitrate.
+    pub fn transport_tick(&self) {
+        let (at, now) = (self.transport_now(), Instant::now());
+        let silence = self.frame_silence();
+        let bytes = self.input_bytes.load(Ordering::Relaxed);
+        self.with_monitor(|m, emit| m.transport_tick(at, now, silence, bytes, emit));
+    }
+
+    /// One HLS request made by streamwatch itself.
+    pub fn count_http_request(&self, kind: &'static str, code: &str) {
+        let event = Event::HttpRequest {
+            kind,
+            code: code.to_owned(),
+        };
+        self.with_monitor(|_, emit| emit(&event, None));
+    }
+
+    /// One poll of one HLS variant's playlist.
+    pub fn observe_playlist(&self, variant: &str, verdict: &PlaylistVerdict) {
+        let at = self.transport_now();
+        self.with_monitor(|m, emit| m.observe_playlist(variant, at, verdict, emit));
+    }
+
+    /// An HLS variant is no longer checked: its defects end, its series go.
+    pub fn forget_variant(&self, variant: &str) {
+        let at = self.transport_now();
+        self.with_monitor(|m, emit| m.forget_variant(variant, at, emit));
+    }
+
+    pub fn note_transport_problem(&self, problem: &str) {
+        lock(&self.monitor).note_transport_problem(problem, Instant::now());
+    }
+
+    pub fn set_hls_status(&self, variants: Vec<VariantStatus>) {
+        self.with_monitor(|_, emit| emit(&Event::HlsVariants(variants), None));
+    }
+
+    /// Records a failure of a playlist not (yet) in the status, e.g. the first request.
+    pub fn set_hls_error(&self, variant: &str, reason: String) {
+        let event = Event::HlsError {
+            variant: variant.to_owned(),
+            reason,
+        };
+        self.with_monitor(|_, emit| emit(&event, None));
+    }
+
+    // ---- readers ----
+
+    pub fn state(&self) -> StreamState {
+        match self.state.load(Ordering::Relaxed) {
+            s if s == StreamState::Up as u8 => StreamState::Up,
+            s if s == StreamState::Down as u8 => StreamState::Down,
+            s if s == StreamState::Stopped as u8 => StreamState::Stopped,
+            _ => StreamState::Starting,
+        }
+    }
+
+    /// Unblocks a decoder waiting on a full queue (shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.queue.clear();
+    }
+
+    /// True when every frame handed to the queue has been analysed or dropped.
+    pub fn drained(&self) -> bool {
+        self.frames_out.load(Ordering::Relaxed) >= self.frames_in.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> StreamStatus {
+        self.sinks.status.snapshot()
+    }
+
+    pub fn sinks(&self) -> &StreamSinks {
+        &self.sinks
+    }
+
+    pub fn frames_analysed(&self) -> u64 {
+        self.frames_analysed.load(Ordering::Relaxed)
+    }
+
+    /// What the audio detectors measured in this run (`scan`).
+    pub fn audio_summary(&self) -> Option<AudioSummary> {
+        lock(&self.monitor).audio_summary()
+    }
+
+    pub fn last_video_media_time(&self) -> Option<f64> {
+        lock(&self.monitor).last_video_media_time()
+    }
+}
+
+/// All monitored streams; the engine and the HTTP server read it, supervisors add to it.
+#[derive(Default)]
+pub struct StreamSet {
+    streams: RwLock<Vec<Arc<Stream>>>,
+    next_slot: AtomicU64,
+    /// Slots of removed streams whose reference frames the engine has yet to release.
+    retired: Mutex<Vec<u32>>,
+}
+
+impl StreamSet {
+    /// Slots only ever count up, so a new stream never inherits a reference frame that the
+    /// engine still holds for a removed one.
+    pub fn next_slot(&self) -> u32 {
+        self.next_slot.fetch_add(1, Ordering::Relaxed) as u32
+    }
+
+    /// Takes the stream out of the set (config reload) and queues its slot for release.
+    pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let i = streams.iter().position(|s| s.id == id)?;
+        let stream = streams.remove(i);
+        lock(&self.retired).push(stream.slot);
+        Some(stream)
+    }
+
+    /// Slots of streams removed since the last call. The engine calls this before it takes a
+    /// snapshot, so a slot it releases can no longer appear in that snapshot.
+    pub fn take_retired(&self) -> Vec<u32> {
+        std::mem::take(&mut *lock(&self.retired))
+    }
+
+    pub fn add(&self, stream: Arc<Stream>) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(stream);
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<Stream>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The event with this id, among each stream's active and recent events.
+    pub fn event(&self, id: &str) -> Option<DefectEvent> {
+        self.snapshot()
+            .iter()
+            .find_map(|s| s.sinks.status.event(id))
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
+        self.snapshot().into_iter().find(|s| s.id == id)
+    }
+}

@@ -1,0 +1,9 @@
+//! Locking that survives a panicking thread.
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex even if a thread panicked while holding it: the data are counters and
+/// detector states that stay usable, and one stream's bug must not take the process down.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
