@@ -84,10 +84,10 @@ bench-compare: build test-deps
 soak: test-deps
 	NODEVICE_SELECT=1 $(CARGO) test --release --test soak -- --ignored --nocapture
 
-# Video detector accuracy (issue 3): generates clips with injected defects, scans them, and
-# prints per-detector found/missed/false counts beside ffmpeg's blackdetect/freezedetect.
+# Detector accuracy: generates clips with injected defects, scans them, and prints per-detector
+# found/missed/false counts (video beside ffmpeg's blackdetect/freezedetect, audio, scan).
 accuracy: test-deps
-	NODEVICE_SELECT=1 $(CARGO) test --test video_accuracy -- --nocapture
+	NODEVICE_SELECT=1 $(CARGO) test --test accuracy -- --nocapture
 
 check: deps
 	$(CARGO) fmt --all -- --check

@@ -416,3 +416,102 @@ impl StreamSet {
         self.snapshot().into_iter().find(|s| s.id == id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectorsConfig;
+    use crate::sinks::Outputs;
+    use crate::sinks::collect::Recorder;
+    use crate::sinks::metrics::Metrics;
+
+    fn stream_with_recorder(queue_frames: usize) -> (Stream, Arc<Metrics>, Arc<Recorder>) {
+        let metrics = Arc::new(Metrics::new());
+        let recorder = Arc::new(Recorder::default());
+        let shared = recorder.clone();
+        let outputs = Outputs {
+            extra: vec![Arc::new(move |_: &str| {
+                shared.clone() as Arc<dyn crate::events::Sink>
+            })],
+            ..Outputs::metrics_only(metrics.clone())
+        };
+        let config = StreamConfig {
+            id: "cam".into(),
+            url: "rtmp://h/live/cam".into(),
+            detectors: DetectorsConfig::default(),
+            decoder: Default::default(),
+        };
+        let options = StreamOptions {
+            queue_frames,
+            blocking: false,
+            sole: false,
+        };
+        let sinks = outputs.for_stream(&config.id, &config.url);
+        let stream = Stream::new(config, 0, options, Arc::new(Wake::default()), sinks);
+        (stream, metrics, recorder)
+    }
+
+    fn frame(n: u64) -> VideoFrame {
+        VideoFrame::from_plane(
+            4,
+            1,
+            &[0; 4],
+            4,
+            Duration::from_millis(40 * n),
+            Instant::now(),
+        )
+        .expect("valid frame")
+    }
+
+    #[test]
+    fn every_sink_sees_the_same_events_in_order() {
+        let (stream, metrics, recorder) = stream_with_recorder(3);
+        let session = stream.begin_session();
+        for n in 0..10 {
+            stream.push_video(session, frame(n));
+        }
+        stream.count_restart();
+        let status = stream.status();
+        assert_eq!(status.frames_dropped, 7);
+        assert_eq!(status.restarts, 1);
+        let text = metrics.render();
+        assert!(
+            text.contains("streamwatch_frames_dropped_total{stream=\"cam\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("streamwatch_stream_restarts_total{stream=\"cam\"} 1"));
+        let events = recorder.events();
+        assert_eq!(events.first(), Some(&Event::RunStarted));
+        assert_eq!(events.last(), Some(&Event::Restarted));
+        let dropped = events
+            .iter()
+            .filter(|e| matches!(e, Event::FramesDropped(1)))
+            .count();
+        assert_eq!(dropped, 7);
+    }
+
+    #[test]
+    fn the_state_follows_the_runs_and_the_watchdog_sees_silence() {
+        let (stream, metrics, _) = stream_with_recorder(3);
+        assert_eq!(stream.state(), StreamState::Starting);
+        stream.begin_session();
+        stream.end_session(StreamState::Down, Some("refused".into()));
+        assert_eq!(stream.state(), StreamState::Down);
+        let status = stream.status();
+        assert_eq!(status.reason.as_deref(), Some("refused"));
+        assert!(stream.slot_reset_pending.load(Ordering::Relaxed));
+        assert!(
+            metrics
+                .render()
+                .contains("streamwatch_stream_up{stream=\"cam\"} 0")
+        );
+        stream.begin_session();
+        assert_eq!(
+            stream.state(),
+            StreamState::Down,
+            "down until a frame comes"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(stream.frame_silence() >= Duration::from_millis(20));
+    }
+}

@@ -472,3 +472,246 @@ fn defect_id(stream: &str, detector: DetectorKind, start: SystemTime, scope: &Sc
         (None, None) => id,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::cpu::frame_stats_cpu;
+
+    const FPS: f64 = 25.0;
+    const WIDTH: u32 = 64;
+    const HEIGHT: u32 = 36;
+
+    /// A picture of pseudo-random noise, new every frame: detailed, moving, never dark.
+    fn noise(n: u64, width: u32, height: u32) -> Vec<u8> {
+        let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..width * height)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                64 + (x % 160) as u8
+            })
+            .collect()
+    }
+
+    /// Feeds frames to a monitor the way the engine does, on a made-up clock, and keeps every
+    /// event it emits.
+    struct Harness {
+        monitor: Monitor,
+        session: u64,
+        frames: u64,
+        prev: Option<VideoFrame>,
+        origin: Instant,
+        wall: SystemTime,
+        events: Vec<Event>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let origin = Instant::now();
+            let settings = Settings {
+                stream: "s".into(),
+                detectors: DetectorsConfig::default(),
+                evidence_links: false,
+            };
+            let mut monitor = Monitor::new(settings, origin);
+            let mut events = Vec::new();
+            let session = monitor.begin_run(origin, &mut |e, _| events.push(e.clone()));
+            Self {
+                monitor,
+                session,
+                frames: 0,
+                prev: None,
+                origin,
+                wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                events,
+            }
+        }
+
+        fn media(&self) -> Duration {
+            Duration::from_secs_f64(self.frames as f64 / FPS)
+        }
+
+        /// One frame at the next media time: noise, or black; `size` overrides the picture size.
+        fn frame(&mut self, black: bool, size: Option<(u32, u32)>) -> bool {
+            let (w, h) = size.unwrap_or((WIDTH, HEIGHT));
+            let plane = if black {
+                vec![16; (w * h) as usize]
+            } else {
+                noise(self.frames, w, h)
+            };
+            let pts = self.media();
+            let frame = VideoFrame::from_plane(w, h, &plane, w as usize, pts, self.origin)
+                .expect("whole plane");
+            let params = VideoDetectors::stat_params(&self.monitor.settings.detectors);
+            let stats = frame_stats_cpu(&frame, self.prev.as_ref(), params);
+            let (wall, now) = (self.wall + pts, self.origin + pts);
+            let events = &mut self.events;
+            let accepted =
+                self.monitor
+                    .on_frame(self.session, &frame, &stats, wall, now, &mut |e, _| {
+                        events.push(e.clone())
+                    });
+            self.prev = Some(frame);
+            self.frames += 1;
+            accepted
+        }
+
+        fn seconds(&mut self, seconds: f64, black: bool) {
+            for _ in 0..(seconds * FPS).round() as u64 {
+                self.frame(black, None);
+            }
+        }
+
+        fn end_run(&mut self, state: StreamState, reason: &str) {
+            let events = &mut self.events;
+            let at = Sample::at(100.0);
+            self.monitor
+                .end_run(state, Some(reason.into()), at, &mut |e, _| {
+                    events.push(e.clone())
+                });
+        }
+
+        /// Defect edges as (started?, detector, start, end).
+        fn defects(&self) -> Vec<(bool, DetectorKind, f64, Option<f64>)> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::DefectStarted { defect, .. } => {
+                        Some((true, defect.detector, defect.start, defect.end))
+                    }
+                    Event::DefectEnded { defect, .. } => {
+                        Some((false, defect.detector, defect.start, defect.end))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_black_stretch_is_one_defect_dated_to_its_first_and_last_frame() {
+        let mut h = Harness::new();
+        h.seconds(4.0, false);
+        h.seconds(3.0, true);
+        h.seconds(4.0, false);
+        assert_eq!(
+            h.defects(),
+            [
+                (true, DetectorKind::Black, 4.0, None),
+                (false, DetectorKind::Black, 4.0, Some(7.0)),
+            ]
+        );
+        let ups = h
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::StreamUp { .. }))
+            .count();
+        assert_eq!(ups, 1, "the stream comes up once");
+        let frames = h
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::FrameAnalysed { .. }))
+            .count();
+        assert_eq!(frames, 275);
+    }
+
+    #[test]
+    fn ending_a_run_closes_its_defects_and_makes_its_frames_stale() {
+        let mut h = Harness::new();
+        h.seconds(2.0, false);
+        h.seconds(3.0, true);
+        h.end_run(StreamState::Down, "gone");
+        let last = h.defects().pop().expect("an ended defect");
+        assert_eq!(last, (false, DetectorKind::Black, 2.0, Some(4.96)));
+        assert!(matches!(
+            h.events.last(),
+            Some(Event::RunEnded {
+                state: StreamState::Down,
+                ..
+            })
+        ));
+        assert_eq!(h.monitor.state(), StreamState::Down);
+        let before = h.events.len();
+        assert!(!h.frame(false, None), "a frame of the ended run is decided");
+        assert_eq!(h.events.len(), before);
+    }
+
+    #[test]
+    fn a_new_picture_size_is_an_info_event() {
+        let mut h = Harness::new();
+        h.seconds(1.0, false);
+        h.frame(false, Some((32, 18)));
+        let info: Vec<&InfoEvent> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Info(i) => Some(i),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(info.len(), 1);
+        assert_eq!(info[0].detail, "64x36 -> 32x18");
+        assert_eq!(info[0].at, 1.0);
+    }
+
+    #[test]
+    fn a_stall_needs_a_stream_that_was_up() {
+        let mut h = Harness::new();
+        let origin = h.origin;
+        let tick = |h: &mut Harness, t: f64, silence: f64| {
+            let at = Sample::at(t);
+            let now = origin + Duration::from_secs_f64(t);
+            let events = &mut h.events;
+            h.monitor
+                .transport_tick(at, now, Duration::from_secs_f64(silence), 0, &mut |e, _| {
+                    events.push(e.clone())
+                });
+        };
+        tick(&mut h, 5.0, 5.0);
+        assert!(h.defects().is_empty(), "starting is not stalled");
+        h.seconds(1.0, false);
+        tick(&mut h, 10.0, 3.0);
+        let defects = h.defects();
+        assert_eq!(defects.len(), 1, "{defects:?}");
+        assert_eq!((defects[0].0, defects[0].1), (true, DetectorKind::Stall));
+        assert_eq!(defects[0].2, 7.0, "back-dated to the last frame");
+    }
+
+    #[test]
+    fn silent_channels_are_defects_of_their_own_scope() {
+        let mut h = Harness::new();
+        h.seconds(0.2, false);
+        let wall = h.wall;
+        let session = h.session;
+        for n in 0..250u32 {
+            // Left carries a tone, right is silent.
+            let samples = (0..960)
+                .flat_map(|i| [((i as f32) * 0.05).sin() * 0.3, 0.0])
+                .collect();
+            let buffer = AudioBuffer {
+                channels: 2,
+                rate: 48_000,
+                samples,
+                pts: Duration::from_millis(20 * u64::from(n)),
+            };
+            let events = &mut h.events;
+            h.monitor
+                .on_audio(session, &buffer, wall, &mut |e, _| events.push(e.clone()));
+        }
+        let silent: Vec<&DefectEvent> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DefectStarted { defect, .. } if defect.detector == DetectorKind::Silence => {
+                    Some(defect)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(silent.len(), 1, "{silent:?}");
+        assert_eq!(silent[0].channel, Some(1));
+        assert!(silent[0].id.ends_with("-ch1"), "{}", silent[0].id);
+    }
+}

@@ -1,11 +1,9 @@
 //! A real Prometheus scrapes streamwatch: the exposition passes `promtool check metrics`, and
 //! `streamwatch_defect_active` is 1 while an injected defect lasts and 0 after it.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{ClipSpec, Prometheus, Streamwatch, clip, promtool_check_metrics, wait_until};
+use crate::support::{ClipSpec, Prometheus, Streamwatch, clip, promtool_check_metrics, wait_until};
 
 #[test]
 fn prometheus_sees_the_defect_while_it_lasts() {

@@ -2,12 +2,10 @@
 //! served, each stream's latest picture is served, and the page in a real headless Chromium
 //! shows the stream's active defect.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::{ClipSpec, Streamwatch, clip, events_of, http_get, temp_dir};
+use crate::support::{ClipSpec, Streamwatch, clip, events_of, http_get, temp_dir};
 
 /// The body of a 200 answer (binary: the text helpers expect UTF-8).
 fn fetch_bytes(url: &str) -> Option<Vec<u8>> {
@@ -102,7 +100,7 @@ fn defect_evidence_thumbnails_and_the_status_page() {
     let id = event["id"].as_str().expect("event id").to_owned();
     assert_eq!(evidence, format!("/api/events/{id}/evidence"));
     // The thumbnail is encoded off the detection path: give the encoder a moment.
-    let served = support::wait_until(Duration::from_secs(5), || {
+    let served = crate::support::wait_until(Duration::from_secs(5), || {
         fetch_bytes(&sw.url(&evidence)).is_some()
     });
     assert!(served, "evidence {evidence} was never served");
@@ -173,13 +171,15 @@ fn moto_server() -> std::path::PathBuf {
 #[test]
 fn defect_evidence_is_uploaded_to_s3_compatible_storage() {
     let dir = temp_dir("moto");
-    let port = support::free_port();
+    let port = crate::support::free_port();
     let mut cmd = Command::new(moto_server());
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    let _moto = support::Proc::spawn("moto_server", &mut cmd, &dir.join("moto.log"));
+    let _moto = crate::support::Proc::spawn("moto_server", &mut cmd, &dir.join("moto.log"));
     let endpoint = format!("http://127.0.0.1:{port}");
     assert!(
-        support::wait_until(Duration::from_secs(30), || support::proc::tcp_accepts(port)),
+        crate::support::wait_until(Duration::from_secs(30), || {
+            crate::support::proc::tcp_accepts(port)
+        }),
         "moto_server did not start"
     );
     ureq::put(&format!("{endpoint}/evidence-bucket"))
@@ -223,7 +223,7 @@ url = "file://{file}"
     let key = format!("streamwatch/{id}.jpg");
     let listing = format!("{endpoint}/evidence-bucket?list-type=2&prefix=streamwatch/");
     let mut last = String::new();
-    let uploaded = support::wait_until(Duration::from_secs(15), || {
+    let uploaded = crate::support::wait_until(Duration::from_secs(15), || {
         last = http_get(&listing).map(|(_, b)| b).unwrap_or_default();
         last.contains(&key)
     });
@@ -237,7 +237,7 @@ url = "file://{file}"
         .unwrap_or(0);
     assert!(size > 500, "uploaded object is {size} bytes: {last}");
     assert!(
-        support::metric_sum(
+        crate::support::metric_sum(
             &sw.metrics(),
             "streamwatch_evidence_uploads_total",
             &["result=\"ok\""]

@@ -3,19 +3,19 @@
 //! via `dashboards/check_dashboards.py`), and every query the dashboards run against a real
 //! Prometheus scraping a real streamwatch that is reporting an injected defect.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::faults::VodHls;
-use support::grafana::{
+use crate::support::faults::VodHls;
+use crate::support::grafana::{
     Query, check_with_grafana_model, dashboard_files, dashboards_dir, label_values_variables, load,
     metric_names, prometheus_datasource_uids, provisioned_datasource_uid, queries, substitute,
     unexported,
 };
-use support::prom::urlencode;
-use support::{ClipSpec, Prometheus, Streamwatch, WebhookReceiver, clip, http_get_json, temp_dir};
+use crate::support::prom::urlencode;
+use crate::support::{
+    ClipSpec, Prometheus, Streamwatch, WebhookReceiver, clip, http_get_json, temp_dir,
+};
+use serde_json::Value;
 
 #[test]
 fn dashboards_and_provisioning_match_grafanas_model() {

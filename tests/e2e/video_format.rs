@@ -1,11 +1,10 @@
 //! Format changes mid-stream, decoder error counting and the per-frame statistics trace.
 
-mod support;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{run_cli, scan_json, temp_dir};
 use gstreamer as gst;
 use streamwatch::app::services::Services;
 use streamwatch::config::{DetectorsConfig, StreamConfig};
@@ -13,7 +12,6 @@ use streamwatch::frame::Luma;
 use streamwatch::sinks::Outputs;
 use streamwatch::sinks::metrics::Metrics;
 use streamwatch::stream::StreamOptions;
-use support::{run_cli, scan_json, temp_dir};
 
 fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")

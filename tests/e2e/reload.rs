@@ -2,18 +2,16 @@
 //! changed) without touching the other streams, and a bad file changes nothing while its
 //! problem is named.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     ClipSpec, Proc, Streamwatch, clip, free_port, http_get, metric_sum, run_cli, temp_dir,
     wait_until,
 };
+use serde_json::Value;
 
 const UP: Duration = Duration::from_secs(40);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);

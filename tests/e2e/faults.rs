@@ -5,13 +5,11 @@
 //! `/api/streams`), must not touch the control stream (served by another origin process from
 //! the same encoder), and must heal by itself once the fault ends.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::faults::{FaultOrigin, HlsEncoder};
+use crate::support::{LiveSpec, Streamwatch, free_port, wait_until};
 use serde_json::Value;
-use support::faults::{FaultOrigin, HlsEncoder};
-use support::{LiveSpec, Streamwatch, free_port, wait_until};
 
 const FPS: f64 = 25.0;
 
@@ -310,7 +308,7 @@ fn playlist_faults_are_reported_and_heal() {
     let m = sw.metrics();
     for code in ["404", "invalid", "redirect"] {
         assert!(
-            support::metric_sum(
+            crate::support::metric_sum(
                 &m,
                 "streamwatch_http_requests_total",
                 &["stream=\"faulty\"", &format!("code=\"{code}\"")]
@@ -319,12 +317,12 @@ fn playlist_faults_are_reported_and_heal() {
         );
     }
     assert_eq!(
-        support::metric_sum(
+        crate::support::metric_sum(
             &m,
             "streamwatch_http_requests_total",
             &["stream=\"control\"", "kind=\"playlist\""]
         ),
-        support::metric_sum(
+        crate::support::metric_sum(
             &m,
             "streamwatch_http_requests_total",
             &["stream=\"control\"", "kind=\"playlist\"", "code=\"200\""]

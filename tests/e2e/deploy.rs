@@ -4,14 +4,12 @@
 //! the test rather than skipping it. Each check also runs on a deliberately broken copy, to show
 //! that the validator really rejects what it is meant to.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::proc::run_with_timeout;
-use support::temp_dir;
+use crate::support::proc::run_with_timeout;
+use crate::support::temp_dir;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

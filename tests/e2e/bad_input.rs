@@ -1,10 +1,8 @@
 //! Bad input gets one clear error and no panic, and broken streams never affect good ones.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{ClipSpec, Streamwatch, StubServer, clip, http_get, run_cli, temp_dir};
+use crate::support::{ClipSpec, Streamwatch, StubServer, clip, http_get, run_cli, temp_dir};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -2,13 +2,13 @@
 //! checks and unit tests, and an injected defect travels streamwatch → Prometheus →
 //! Alertmanager → webhook while it lasts, then resolves.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Alertmanager, ClipSpec, Prometheus, Streamwatch, WebhookReceiver, clip, wait_until};
+use crate::support::{
+    Alertmanager, ClipSpec, Prometheus, Streamwatch, WebhookReceiver, clip, wait_until,
+};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -1,18 +1,16 @@
 //! `streamwatch demo` (behind `make run`): the built-in channel's scheduled black, freeze and
 //! silence are each reported once, at their scheduled times.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Proc, events_of, free_port, http_get, http_get_json, temp_dir, wait_until};
+use crate::support::{Proc, events_of, free_port, http_get, http_get_json, temp_dir, wait_until};
 
 #[test]
 fn demo_reports_its_scheduled_black_freeze_and_silence() {
     let dir = temp_dir("demo");
     let port = free_port();
-    let mut cmd = Command::new(support::streamwatch::binary());
+    let mut cmd = Command::new(crate::support::streamwatch::binary());
     cmd.args(["demo", "--listen", &format!("127.0.0.1:{port}")])
         .env("NODEVICE_SELECT", "1");
     let demo = Proc::spawn("streamwatch demo", &mut cmd, &dir.join("demo.log"));

@@ -3,18 +3,16 @@
 //! `streamwatch_stream_up` to 30, and restarting them as four (`--shard i/4`) moves about a
 //! quarter of the streams, all to the new shard. Also `--shard-from-hostname` and the CLI errors.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use streamwatch::app::shard::{Shard, owner};
-use support::{
+use crate::support::{
     ClipSpec, Content, Proc, Prometheus, Streamwatch, clip, free_port, run_cli, temp_dir,
     wait_until,
 };
+use serde_json::Value;
+use streamwatch::app::shard::{Shard, owner};
 
 const STREAMS: usize = 30;
 

@@ -1,13 +1,14 @@
 //! Direct webhooks: streamwatch POSTs each defect start and end as JSON, retries a receiver that
 //! is down until it comes back, and one dead receiver does not hold up another.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{ClipSpec, Streamwatch, WebhookReceiver, clip, free_port, wait_until};
+use crate::support::{ClipSpec, Streamwatch, WebhookReceiver, clip, free_port, wait_until};
 
-fn events_named<'a>(d: &'a [support::Delivery], event: &str) -> Vec<&'a support::Delivery> {
+fn events_named<'a>(
+    d: &'a [crate::support::Delivery],
+    event: &str,
+) -> Vec<&'a crate::support::Delivery> {
     d.iter().filter(|d| d.body["event"] == event).collect()
 }
 
@@ -107,7 +108,7 @@ max_retries = 8
 
     let text = sw.metrics();
     assert!(
-        support::metric_sum(
+        crate::support::metric_sum(
             &text,
             "streamwatch_webhook_deliveries_total",
             &["webhook=\"noc\"", "result=\"ok\""]

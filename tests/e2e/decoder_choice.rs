@@ -2,12 +2,10 @@
 //! (auto falls back), "nvdec" fails with an error naming the stream, and the decoder each
 //! stream uses is the `decoder` label of `streamwatch_stream_info`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{ClipSpec, Streamwatch, clip, run_cli, temp_dir};
 use streamwatch::config::{Config, DecoderChoice};
-use support::{ClipSpec, Streamwatch, clip, run_cli, temp_dir};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -112,7 +110,7 @@ fn stream_info_names_the_decoder_and_a_missing_nvdec_downs_only_its_stream() {
         &["--backend", "cpu"],
     );
     let mut metrics = String::new();
-    let seen = support::wait_until(Duration::from_secs(30), || {
+    let seen = crate::support::wait_until(Duration::from_secs(30), || {
         metrics = sw.metrics();
         metrics.contains("streamwatch_stream_info{decoder=\"avdec_h264\",stream=\"soft\"")
     });

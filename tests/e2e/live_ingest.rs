@@ -1,15 +1,13 @@
 //! Live ingest through real servers on loopback: RTMP (nginx-rtmp), HLS over HTTP, SRT (caller)
 //! and RTSP, next to a local file played in real time, all in one streamwatch process.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{
+use crate::support::{
     ClipSpec, Content, HlsOrigin, LiveSpec, Nginx, Streamwatch, clip, events_of, free_port,
     free_udp_port, push_rtmp, rtsp_server, srt_source,
 };
+use serde_json::Value;
 
 const LIVE: [&str; 4] = ["rtmp", "hls", "srt", "rtsp"];
 
@@ -152,7 +150,7 @@ fn scan_of_a_live_source_stops_after_the_duration() {
     // Black from 1 s to 5 s of the server's timeline; the scan covers 7 s of media.
     let port = free_port();
     let _rtsp = rtsp_server(port, &LiveSpec::new(320, 240, 25).with_black(1.0, 5.0));
-    let report = support::scan_json(
+    let report = crate::support::scan_json(
         &format!("rtsp://127.0.0.1:{port}/test"),
         &["--duration", "7"],
     );

@@ -4,15 +4,13 @@
 //! A/V offsets measured from a flash/beep signal against the injected ones. Run with
 //! `--nocapture` to see the tables.
 
-mod support;
-
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-use support::audio_clips::{
+use crate::support::audio_clips::{
     AudioClip, MUSIC, SPEECH, ffmpeg_ebur128, ffmpeg_silencedetect, window,
 };
-use support::scan_json;
+use crate::support::scan_json;
+use serde_json::Value;
 
 const TOLERANCE: f64 = 0.1;
 const LOUDNESS_TOLERANCE: f64 = 0.5;
@@ -381,7 +379,7 @@ fn av_offsets_are_measured_from_flash_and_beep() {
 #[test]
 fn live_run_exports_loudness_and_av_offset_gauges() {
     let clip = AudioClip::sync(30.0, 0.2).path();
-    let sw = support::Streamwatch::start(
+    let sw = crate::support::Streamwatch::start(
         &format!(
             "backend = \"cpu\"\n[[streams]]\nid = \"sync\"\nurl = \"file://{}\"\n",
             clip.display()
@@ -389,14 +387,14 @@ fn live_run_exports_loudness_and_av_offset_gauges() {
         &[],
     );
     let stream = ["stream=\"sync\""];
-    let active = support::wait_until(std::time::Duration::from_secs(30), || {
+    let active = crate::support::wait_until(std::time::Duration::from_secs(30), || {
         sw.metric_sum(
             "streamwatch_defect_active",
             &["stream=\"sync\"", "detector=\"av_sync\""],
         ) == 1.0
     });
     let metrics = sw.metrics();
-    let get = |name: &str, labels: &[&str]| support::metric_sum(&metrics, name, labels);
+    let get = |name: &str, labels: &[&str]| crate::support::metric_sum(&metrics, name, labels);
     let measured = get("streamwatch_av_measured_offset_seconds", &stream);
     let received = get("streamwatch_av_offset_seconds", &stream);
     let short_term = get(
@@ -426,7 +424,7 @@ fn live_run_exports_loudness_and_av_offset_gauges() {
 #[test]
 fn live_audio_loss_is_reported_while_audio_is_gone() {
     let clip = AudioClip::eval(10.0, MUSIC, &format!(",aselect='1-{}'", window(4.0, 7.0))).path();
-    let sw = support::Streamwatch::start(
+    let sw = crate::support::Streamwatch::start(
         &format!(
             "backend = \"cpu\"\n[[streams]]\nid = \"gap\"\nurl = \"file://{}\"\n",
             clip.display()
@@ -434,7 +432,7 @@ fn live_audio_loss_is_reported_while_audio_is_gone() {
         &[],
     );
     // Real-time pacing: the loss must be active before audio returns at 7 s of media time.
-    let active = support::wait_until(std::time::Duration::from_secs(20), || {
+    let active = crate::support::wait_until(std::time::Duration::from_secs(20), || {
         sw.metric_sum(
             "streamwatch_defect_active",
             &["stream=\"gap\"", "detector=\"audio_loss\""],
@@ -446,12 +444,12 @@ fn live_audio_loss_is_reported_while_audio_is_gone() {
         std::time::Duration::from_secs(20),
         "an ended audio_loss event",
         |s| {
-            support::events_of(s, "audio_loss")
+            crate::support::events_of(s, "audio_loss")
                 .iter()
                 .any(|e| e["end"].is_number())
         },
     );
-    let event = support::events_of(&stream, "audio_loss")
+    let event = crate::support::events_of(&stream, "audio_loss")
         .into_iter()
         .find(|e| e["end"].is_number())
         .cloned()

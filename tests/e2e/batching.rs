@@ -1,11 +1,9 @@
 //! Frames of all streams share GPU submissions: with 8 live streams the number of batches is far
 //! below the number of frames.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{ClipSpec, Streamwatch, clip, metric_sum, wait_until};
+use crate::support::{ClipSpec, Streamwatch, clip, metric_sum, wait_until};
 
 #[test]
 fn eight_streams_share_batches() {

@@ -1,10 +1,8 @@
 //! Detector accuracy on generated H.264 clips with injected defects: every defect is found with
 //! start and end within ±0.1 s of the ground truth, and clean clips give no event at all.
 
-mod support;
-
+use crate::support::{ClipSpec, Content, clip, scan_json};
 use serde_json::Value;
-use support::{ClipSpec, Content, clip, scan_json};
 
 const TOLERANCE: f64 = 0.1;
 

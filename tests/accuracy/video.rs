@@ -21,17 +21,15 @@
 //! `VIDEO_ACCURACY_JOBS` sets how
 //! many clips are generated and scanned at once (default 2, the CI machine's cores).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::defect_clips::{Defect, DefectClip, Scene, defect_clip, ffmpeg_reference};
+use crate::support::run_cli;
 use serde_json::Value;
-use support::defect_clips::{Defect, DefectClip, Scene, defect_clip, ffmpeg_reference};
-use support::run_cli;
 
 /// Every video detector the suite scores, in table order.
 const DETECTORS: [&str; 8] = [

@@ -1,12 +1,10 @@
 //! `streamwatch bench` runs and reports every figure it promises (not how fast: speed is
 //! measured by running the benchmark, never asserted in tests).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{ClipSpec, clip, run_cli, temp_dir};
 use serde_json::Value;
-use support::{ClipSpec, clip, run_cli, temp_dir};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
 

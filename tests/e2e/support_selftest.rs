@@ -1,11 +1,9 @@
 //! Self-tests of tests/support: every server helper really serves media, clips carry the
 //! defects they claim. Run with `--nocapture` to see start-up timings.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 

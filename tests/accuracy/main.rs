@@ -1,0 +1,10 @@
+//! Detector accuracy on clips with injected defects (ground truth in start/end times): video
+//! and audio detectors through `streamwatch scan`, scored against the ground truth, with
+//! ffmpeg's detectors as a reference where it has them. `make accuracy` prints the tables.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod audio;
+mod scan;
+mod video;

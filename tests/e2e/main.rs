@@ -1,0 +1,29 @@
+//! End-to-end tests: real GStreamer pipelines on real encoded streams, real servers on loopback
+//! (nginx-rtmp, HLS origins, SRT, RTSP, Prometheus, Alertmanager), the `streamwatch` binary as
+//! users run it, and the statistics backends compared with each other. One test binary, so
+//! the helpers in `support` are compiled once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod alerting;
+mod bad_input;
+mod batching;
+mod bench_smoke;
+mod dashboards;
+mod decoder_choice;
+mod demo;
+mod deploy;
+mod evidence_status;
+mod faults;
+mod gpu_vs_cpu;
+mod inflight;
+mod layout;
+mod live_ingest;
+mod prometheus;
+mod reload;
+mod shaders_validate;
+mod shard;
+mod support_selftest;
+mod video_format;
+mod webhooks;
