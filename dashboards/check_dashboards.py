@@ -4,7 +4,7 @@
 Uses `grafana-foundation-sdk` (Grafana Labs' generated types for dashboards, panels and the
 Prometheus query) and PyYAML; `make test-deps` installs both into target/pytools. Run as
 `check_dashboards.py DASHBOARD.json... [--provisioning DIR]`; exit 0 when all is well, 1 with one
-line per problem otherwise. tests/dashboards.rs runs it on the real files and on broken copies.
+line per problem otherwise. tests/e2e/dashboards.rs runs it on the real files and on broken copies.
 
 Why a round trip: the SDK's `from_json` silently drops keys it does not know, so a misspelt key
 (`gridpos`, `legendFormt`) would still "parse". Decoding into the typed model and encoding again

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -331,7 +332,10 @@ pub struct EvidenceSink {
     evidence: Arc<Evidence>,
     stream: String,
     interval: Duration,
-    last_thumbnail: Mutex<Option<Instant>>,
+    /// Nanoseconds from `created` to the latest thumbnail, plus one (0: none yet). An atomic,
+    /// not a lock: it is read for every analysed frame.
+    last_thumbnail: AtomicU64,
+    created: Instant,
 }
 
 impl EvidenceSink {
@@ -340,8 +344,21 @@ impl EvidenceSink {
             evidence,
             stream: stream.to_owned(),
             interval,
-            last_thumbnail: Mutex::new(None),
+            last_thumbnail: AtomicU64::new(0),
+            created: Instant::now(),
         }
+    }
+
+    /// Whether the latest thumbnail is due now; if so, it counts as taken.
+    fn thumbnail_due(&self) -> bool {
+        let now = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_thumbnail.load(Ordering::Relaxed);
+        let interval = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
+        let due = last == 0 || now.saturating_sub(last - 1) >= interval;
+        due && self
+            .last_thumbnail
+            .compare_exchange(last, now + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -351,12 +368,8 @@ impl Sink for EvidenceSink {
             (Event::DefectStarted { defect, .. }, frame) => {
                 self.evidence.record_event(&defect.id, &self.stream, frame);
             }
-            (Event::FrameAnalysed { .. }, Some(frame)) => {
-                let mut last = lock(&self.last_thumbnail);
-                if last.is_none_or(|t| t.elapsed() >= self.interval) {
-                    *last = Some(Instant::now());
-                    self.evidence.update_latest(&self.stream, frame);
-                }
+            (Event::FrameAnalysed { .. }, Some(frame)) if self.thumbnail_due() => {
+                self.evidence.update_latest(&self.stream, frame);
             }
             _ => {}
         }

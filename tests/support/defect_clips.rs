@@ -46,7 +46,7 @@
 //!   (timestamps stay regular; YDIF is ~0 on two frames out of three);
 //!   stutter, dropped: in the window two frames of three are dropped and the clip is written
 //!   variable-frame-rate (`-fps_mode passthrough`), leaving PTS gaps of 3/fps.
-//! - Checked by numbers on the generated matrix (`tests/video_accuracy.rs`), per window vs the
+//! - Checked by numbers on the generated matrix (`tests/accuracy/video.rs`), per window vs the
 //!   rest of the clip: MPEG-2 windows raise the 8x8 block-edge / interior gradient ratio from
 //!   ~1.05 to ~2.0 (noisy 426x240) and ~3.9 (still 640x360); box blur drops the mean luma
 //!   gradient from ~2.2 to ~0.5 (still) and from ~7 to ~0.15 (life; the blurred life picture

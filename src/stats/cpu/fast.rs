@@ -2,7 +2,7 @@
 //! all statistics of 32 pixels at once in byte-wide vector instructions; without it, one plain
 //! loop over byte slices per statistic, which the compiler vectorises for SSE2. Integer sums
 //! in any order are the same sums, so both equal [`super::row_partial`] exactly (tested below
-//! and, through the backend, against the GPU in `tests/gpu_vs_cpu.rs`). The port stays the
+//! and, through the backend, against the GPU in `tests/e2e/gpu_vs_cpu.rs`). The port stays the
 //! readable twin of the shader.
 
 use super::frame_stats::{BLOCK_MIN_STEP, EDGE_THRESHOLD};

@@ -1,5 +1,5 @@
 //! `#[repr(C)]` twins of the structs the WGSL shaders read and write. Field order, types and
-//! padding must match the WGSL declarations named on each struct; `tests/shaders_validate.rs`
+//! padding must match the WGSL declarations named on each struct; `tests/e2e/shaders_validate.rs`
 //! checks the sizes against naga's layout of every shader that declares them.
 
 use bytemuck::{Pod, Zeroable};
