@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::detect::DetectorKind;
+pub use crate::detect::Scope;
 use crate::detect::audio::AudioLevels;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::video::VideoReadings;
@@ -24,29 +25,6 @@ pub enum StreamState {
     Down,
     /// Shut down on request.
     Stopped,
-}
-
-/// What part of a stream a defect concerns: all of it, one audio channel or one HLS variant.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Scope {
-    pub channel: Option<u32>,
-    pub variant: Option<String>,
-}
-
-impl Scope {
-    pub fn channel(channel: Option<u32>) -> Self {
-        Self {
-            channel,
-            variant: None,
-        }
-    }
-
-    pub fn variant(variant: Option<String>) -> Self {
-        Self {
-            channel: None,
-            variant,
-        }
-    }
 }
 
 /// A defect as reported in events, logs and the API.

@@ -10,7 +10,7 @@ pub mod tracker;
 pub mod transport;
 pub mod video;
 
-pub use tracker::{DefectTracker, Sample, Transition};
+pub use tracker::{DefectTracker, Sample, Scope, Scoped, Transition};
 
 /// Detector names: the `detector` label of metrics and events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

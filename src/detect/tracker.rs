@@ -21,6 +21,33 @@ impl Sample {
     }
 }
 
+/// What part of a stream a transition concerns: all of it (the default), one audio channel or
+/// one HLS variant.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scope {
+    pub channel: Option<u32>,
+    pub variant: Option<String>,
+}
+
+impl Scope {
+    pub fn channel(channel: u32) -> Self {
+        Self {
+            channel: Some(channel),
+            variant: None,
+        }
+    }
+
+    pub fn variant(variant: &str) -> Self {
+        Self {
+            channel: None,
+            variant: Some(variant.to_owned()),
+        }
+    }
+}
+
+/// A transition and the part of the stream it concerns: what every detector emits.
+pub type Scoped = (Transition, Scope);
+
 /// An edge: a defect confirmed (with its back-dated start) or ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Transition {

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::DetectorsConfig;
-use crate::detect::audio::{AudioDetectors, AudioSummary, Tagged};
-use crate::detect::transport::{PlaylistVerdict, ScopedTransition, TransportDetectors};
+use crate::detect::audio::{AudioDetectors, AudioSummary};
+use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
 use crate::detect::video::VideoDetectors;
-use crate::detect::{DetectorKind, Sample, Transition};
+use crate::detect::{DetectorKind, Sample, Scoped, Transition};
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, StreamState, rfc3339, round_ms};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::stats::FrameStats;
@@ -136,10 +136,10 @@ impl Monitor {
             self.audio.finish(last, &mut tagged);
         }
         self.audio = AudioDetectors::new(&self.settings.detectors);
-        self.apply_tagged(&tagged, emit);
+        self.apply_scoped(&tagged, emit);
         let mut ended = Vec::new();
         self.transport.end_run(at, &mut ended);
-        self.apply_transport(&ended, emit);
+        self.apply_scoped(&ended, emit);
         self.state = state;
         emit(&Event::RunEnded { state, reason }, None);
     }
@@ -177,7 +177,7 @@ impl Monitor {
     pub fn on_video_arrival(&mut self, at: Sample, emit: &mut Emit<'_>) {
         let mut tagged = Vec::new();
         self.audio.on_video_arrival(at, &mut tagged);
-        self.apply_tagged(&tagged, emit);
+        self.apply_scoped(&tagged, emit);
     }
 
     /// An audio buffer in media time; the ones held before media time zero go first.
@@ -219,7 +219,7 @@ impl Monitor {
             .then(|| crate::detect::audio::silence::rms_dbfs(&buffer.samples));
         let levels = self.audio.levels();
         emit(&Event::AudioMeasured { rms_dbfs, levels }, None);
-        self.apply_tagged(&tagged, emit);
+        self.apply_scoped(&tagged, emit);
     }
 
     // ---- analysed frames (the engine thread) ----
@@ -250,7 +250,7 @@ impl Monitor {
         self.apply(&transitions, &Scope::default(), Some(frame), emit);
         let mut tagged = Vec::new();
         self.audio.on_video_luma(at, stats.luma_mean(), &mut tagged);
-        self.apply_tagged(&tagged, emit);
+        self.apply_scoped(&tagged, emit);
         self.note_picture(at, frame, now, emit);
         let measured = Event::FrameAnalysed {
             media: at.media,
@@ -303,7 +303,7 @@ impl Monitor {
         let silence = (self.state == StreamState::Up).then_some(silence);
         let mut out = Vec::new();
         let bitrate = self.transport.tick(at, now, silence, input_bytes, &mut out);
-        self.apply_transport(&out, emit);
+        self.apply_scoped(&out, emit);
         if let Some(bps) = bitrate {
             emit(&Event::InputBitrate(bps), None);
         }
@@ -320,7 +320,7 @@ impl Monitor {
         let mut out = Vec::new();
         self.transport
             .observe_playlist(variant, at, verdict, &mut out);
-        self.apply_transport(&out, emit);
+        self.apply_scoped(&out, emit);
         let polled = Event::PlaylistPolled {
             variant: variant.to_owned(),
             age: verdict.age,
@@ -332,7 +332,7 @@ impl Monitor {
     pub fn forget_variant(&mut self, variant: &str, at: Sample, emit: &mut Emit<'_>) {
         let mut out = Vec::new();
         self.transport.forget_variant(variant, at, &mut out);
-        self.apply_transport(&out, emit);
+        self.apply_scoped(&out, emit);
         emit(&Event::VariantForgotten(variant.to_owned()), None);
     }
 
@@ -363,25 +363,9 @@ impl Monitor {
 
     // ---- transitions into events ----
 
-    fn apply_tagged(&mut self, tagged: &[Tagged], emit: &mut Emit<'_>) {
-        for (t, channel) in tagged {
-            self.apply(
-                std::slice::from_ref(t),
-                &Scope::channel(*channel),
-                None,
-                emit,
-            );
-        }
-    }
-
-    fn apply_transport(&mut self, transitions: &[ScopedTransition], emit: &mut Emit<'_>) {
-        for (t, variant) in transitions {
-            self.apply(
-                std::slice::from_ref(t),
-                &Scope::variant(variant.clone()),
-                None,
-                emit,
-            );
+    fn apply_scoped(&mut self, scoped: &[Scoped], emit: &mut Emit<'_>) {
+        for (t, scope) in scoped {
+            self.apply(std::slice::from_ref(t), scope, None, emit);
         }
     }
 

@@ -4,9 +4,9 @@
 //! ones no mid; their normalised correlation is the event value.
 
 use crate::config::ChannelConfig;
-use crate::detect::audio::Tagged;
 use crate::detect::audio::silence::energy_dbfs;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
+use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
 
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl ChannelDetector {
         at: Sample,
         buffer: &AudioBuffer,
         levels: &[f64],
-        out: &mut Vec<Tagged>,
+        out: &mut Vec<Scoped>,
     ) {
         let c = &self.config;
         if !c.enabled || levels.len() < 2 {
@@ -70,7 +70,7 @@ impl ChannelDetector {
         }
         for (ch, (tracker, &l)) in self.missing.iter_mut().zip(levels).enumerate() {
             let t = tracker.update(at, l <= c.missing_dbfs, l);
-            out.extend(t.map(|t| (t, Some(ch as u32))));
+            out.extend(t.map(|t| (t, Scope::channel(ch as u32))));
         }
         let (l, r) = (levels[0], levels[1]);
         if l.max(r) < c.programme_dbfs || l.min(r) <= c.missing_dbfs {
@@ -82,15 +82,15 @@ impl ChannelDetector {
             out.extend(
                 self.pair
                     .update(at, identical || inverted, correlation)
-                    .map(|t| (t, None)),
+                    .map(|t| (t, Scope::default())),
             );
         }
     }
 
-    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
-        out.extend(self.pair.finish(at).map(|t| (t, None)));
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        out.extend(self.pair.finish(at).map(|t| (t, Scope::default())));
         for (ch, tracker) in self.missing.iter_mut().enumerate() {
-            out.extend(tracker.finish(at).map(|t| (t, Some(ch as u32))));
+            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(ch as u32))));
         }
     }
 }
@@ -121,7 +121,7 @@ mod tests {
         }
     }
 
-    fn run(fault: impl Fn(f32, f32) -> f32) -> Vec<Tagged> {
+    fn run(fault: impl Fn(f32, f32) -> f32) -> Vec<Scoped> {
         let mut d = ChannelDetector::new(ChannelConfig::default());
         let mut out = Vec::new();
         let step = 1024.0 / 48_000.0;
@@ -139,12 +139,12 @@ mod tests {
         out
     }
 
-    fn ended(out: &[Tagged]) -> Vec<(Option<u32>, f64, f64, f64)> {
+    fn ended(out: &[Scoped]) -> Vec<(Option<u32>, f64, f64, f64)> {
         out.iter()
-            .filter_map(|(t, ch)| match t {
+            .filter_map(|(t, scope)| match t {
                 Transition::Ended {
                     start, end, value, ..
-                } => Some((*ch, start.media, end.media, *value)),
+                } => Some((scope.channel, start.media, end.media, *value)),
                 _ => None,
             })
             .collect()

@@ -2,8 +2,8 @@
 //! full scale is legal; a flat top of several samples means the waveform was cut off.
 
 use crate::config::ClippingConfig;
-use crate::detect::audio::Tagged;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
+use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
 
 #[derive(Debug)]
@@ -47,7 +47,7 @@ impl ClippingDetector {
         Self { config, tracker }
     }
 
-    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Tagged>) {
+    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Scoped>) {
         if !self.config.enabled || buffer.samples.is_empty() {
             return;
         }
@@ -62,7 +62,7 @@ impl ClippingDetector {
             }
             None => self.tracker.update(at, false, 0.0),
         };
-        out.extend(t.map(|t| (t, None)));
+        out.extend(t.map(|t| (t, Scope::default())));
     }
 }
 
@@ -105,11 +105,11 @@ mod tests {
         out.extend(
             d.tracker
                 .finish(Sample::at(300.0 * step))
-                .map(|t| (t, None)),
+                .map(|t| (t, Scope::default())),
         );
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
         assert_eq!(out.len(), 2, "{out:?}");
-        let (Transition::Ended { start, end, .. }, None) = &out[1] else {
+        let (Transition::Ended { start, end, .. }, Scope { channel: None, .. }) = &out[1] else {
             panic!("{out:?}")
         };
         assert!((start.media - 2.0).abs() <= step && (end.media - 4.0).abs() <= step);

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use crate::config::{AudioLossConfig, Timing};
-use crate::detect::audio::Tagged;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
+use crate::detect::{Scope, Scoped};
 
 #[derive(Debug)]
 pub struct AudioLossDetector {
@@ -38,16 +38,24 @@ impl AudioLossDetector {
     }
 
     /// Opens a loss from the end of the last audio buffer to `at` (unless one is open).
-    fn lost_until(&mut self, prev: Sample, at: Sample, out: &mut Vec<Tagged>) {
+    fn lost_until(&mut self, prev: Sample, at: Sample, out: &mut Vec<Scoped>) {
         let gap = at.media - prev.media;
         if !self.tracker.engaged() {
-            out.extend(self.tracker.update(prev, true, gap).map(|t| (t, None)));
+            out.extend(
+                self.tracker
+                    .update(prev, true, gap)
+                    .map(|t| (t, Scope::default())),
+            );
         }
-        out.extend(self.tracker.update(at, true, gap).map(|t| (t, None)));
+        out.extend(
+            self.tracker
+                .update(at, true, gap)
+                .map(|t| (t, Scope::default())),
+        );
     }
 
     /// An audio buffer covering `at` .. `end` (media seconds), arrived at `at.wall`.
-    pub fn on_audio(&mut self, at: Sample, end: f64, out: &mut Vec<Tagged>) {
+    pub fn on_audio(&mut self, at: Sample, end: f64, out: &mut Vec<Scoped>) {
         if !self.config.enabled {
             return;
         }
@@ -56,7 +64,11 @@ impl AudioLossDetector {
         {
             self.lost_until(prev, at, out);
         }
-        out.extend(self.tracker.update(at, false, 0.0).map(|t| (t, None)));
+        out.extend(
+            self.tracker
+                .update(at, false, 0.0)
+                .map(|t| (t, Scope::default())),
+        );
         self.audio_end = Some(Sample {
             media: end,
             wall: at.wall,
@@ -64,7 +76,7 @@ impl AudioLossDetector {
     }
 
     /// A video frame at `at` (media time, arrival).
-    pub fn on_video(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+    pub fn on_video(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         if self.video.is_none_or(|v| at.media > v.media) {
             self.video = Some(at);
         }
@@ -83,7 +95,7 @@ impl AudioLossDetector {
     }
 
     /// Closes the run: audio that ended before the video is a loss up to the last frame.
-    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         let last = self.video.filter(|v| v.media > at.media).unwrap_or(at);
         if self.config.enabled
             && let Some(prev) = self.audio_end
@@ -91,7 +103,7 @@ impl AudioLossDetector {
         {
             self.lost_until(prev, last, out);
         }
-        out.extend(self.tracker.finish(last).map(|t| (t, None)));
+        out.extend(self.tracker.finish(last).map(|t| (t, Scope::default())));
     }
 }
 
@@ -103,7 +115,7 @@ mod tests {
 
     const BUF: f64 = 0.02;
 
-    fn ended(out: &[Tagged]) -> Vec<(f64, f64)> {
+    fn ended(out: &[Scoped]) -> Vec<(f64, f64)> {
         out.iter()
             .filter_map(|(t, _)| match t {
                 Transition::Ended { start, end, .. } => Some((start.media, end.media)),
@@ -123,7 +135,7 @@ mod tests {
     /// Audio buffers every 20 ms except in `hole`, video frames every 40 ms, to 10 s; arrival
     /// = media time × `pace` (1: live, 0.01: a fast file scan), audio `audio_late` wall
     /// seconds behind video (decoding threads out of step).
-    fn run(hole: (f64, f64), video: bool, pace: f64, audio_late: f64) -> Vec<Tagged> {
+    fn run(hole: (f64, f64), video: bool, pace: f64, audio_late: f64) -> Vec<Scoped> {
         let mut d = AudioLossDetector::new(AudioLossConfig::default());
         let mut out = Vec::new();
         let mut last_audio = 0.0;

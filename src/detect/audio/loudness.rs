@@ -5,8 +5,8 @@
 use ebur128::{EbuR128, Mode};
 
 use crate::config::LoudnessConfig;
-use crate::detect::audio::Tagged;
 use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
+use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
 
 /// BS.1770's absolute gate: quieter short-term loudness is silence, left to that detector.
@@ -112,7 +112,7 @@ impl LoudnessDetector {
         self.meter.as_ref().and_then(|m| finite(m.loudness_range()))
     }
 
-    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Tagged>) {
+    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Scoped>) {
         if !self.config.enabled || buffer.samples.is_empty() {
             return;
         }
@@ -161,7 +161,7 @@ impl LoudnessDetector {
             };
             buffer_peak = Some(buffer_peak.map_or(peak, |p: f64| p.max(peak)));
             let t = tracker.update(at, peak > self.config.max_true_peak_dbtp, peak);
-            out.extend(t.map(|t| (t, Some(ch as u32))));
+            out.extend(t.map(|t| (t, Scope::channel(ch as u32))));
         }
         if let Some(p) = buffer_peak {
             self.max_true_peak = Some(self.max_true_peak.map_or(p, |m| m.max(p)));
@@ -195,7 +195,7 @@ impl LoudnessDetector {
             wall: at.wall,
         };
         if let Some(t) = self.window.update(at_end, outside, st) {
-            out.push((self.refine(t), None));
+            out.push((self.refine(t), Scope::default()));
         }
     }
 
@@ -245,12 +245,12 @@ impl LoudnessDetector {
         }
     }
 
-    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         if let Some(t) = self.window.finish(at) {
-            out.push((self.refine(t), None));
+            out.push((self.refine(t), Scope::default()));
         }
         for (ch, tracker) in self.peaks.iter_mut().enumerate() {
-            out.extend(tracker.finish(at).map(|t| (t, Some(ch as u32))));
+            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(ch as u32))));
         }
     }
 }
@@ -263,7 +263,7 @@ mod tests {
     const N: usize = 1024;
 
     /// 1 kHz stereo sine buffers with amplitude by time.
-    fn run(seconds: f64, amplitude: impl Fn(f64) -> f32) -> (LoudnessDetector, Vec<Tagged>) {
+    fn run(seconds: f64, amplitude: impl Fn(f64) -> f32) -> (LoudnessDetector, Vec<Scoped>) {
         let mut d = LoudnessDetector::new(LoudnessConfig::default());
         let mut out = Vec::new();
         let mut n = 0usize;
@@ -315,7 +315,7 @@ mod tests {
             }
         });
         assert_eq!(out.len(), 2, "{out:?}");
-        let (Transition::Ended { start, end, .. }, None) = &out[1] else {
+        let (Transition::Ended { start, end, .. }, Scope { channel: None, .. }) = &out[1] else {
             panic!("{out:?}")
         };
         assert!((start.media - 10.0).abs() < 0.5, "{start:?}");
@@ -327,8 +327,10 @@ mod tests {
         let (_, out) = run(6.0, |t| if (2.0..4.0).contains(&t) { 1.0 } else { 0.05 });
         let ended: Vec<_> = out
             .iter()
-            .filter_map(|(t, ch)| match t {
-                Transition::Ended { start, end, .. } => Some((*ch, start.media, end.media)),
+            .filter_map(|(t, scope)| match t {
+                Transition::Ended { start, end, .. } => {
+                    Some((scope.channel, start.media, end.media))
+                }
                 _ => None,
             })
             .collect();

@@ -15,11 +15,8 @@ pub mod sync;
 use serde::Serialize;
 
 use crate::config::DetectorsConfig;
-use crate::detect::{Sample, Transition};
+use crate::detect::{Sample, Scope, Scoped};
 use crate::frame::AudioBuffer;
-
-/// A transition and the channel (0-based) it concerns, for per-channel defects.
-pub type Tagged = (Transition, Option<u32>);
 
 /// The latest audio measurements of a stream, for the gauges.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -80,7 +77,7 @@ impl AudioDetectors {
     }
 
     /// Feeds one audio buffer; `at` is its start (media time) and arrival (wall-clock).
-    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Tagged>) {
+    pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Scoped>) {
         if buffer.samples.is_empty() {
             return;
         }
@@ -98,13 +95,13 @@ impl AudioDetectors {
 
     /// A video frame as the decoder hands it over (before the engine): media time advances
     /// for the audio-loss check, and its arrival feeds the received A/V offset.
-    pub fn on_video_arrival(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+    pub fn on_video_arrival(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         self.sync.on_video_arrival(at);
         self.loss.on_video(at, out);
     }
 
     /// A video frame's mean luma (0-255), after the engine: flashes of the sync test signal.
-    pub fn on_video_luma(&mut self, at: Sample, luma_mean: f64, out: &mut Vec<Tagged>) {
+    pub fn on_video_luma(&mut self, at: Sample, luma_mean: f64, out: &mut Vec<Scoped>) {
         self.sync.on_luma(at, luma_mean, out);
     }
 
@@ -137,10 +134,15 @@ impl AudioDetectors {
         })
     }
 
-    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         self.silence.finish(at, out);
         self.loudness.finish(at, out);
-        out.extend(self.clipping.tracker.finish(at).map(|t| (t, None)));
+        out.extend(
+            self.clipping
+                .tracker
+                .finish(at)
+                .map(|t| (t, Scope::default())),
+        );
         self.channel.finish(at, out);
         self.loss.finish(at, out);
         self.sync.finish(at, out);

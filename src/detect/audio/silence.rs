@@ -2,8 +2,8 @@
 //! while the programme is not silent, each channel on its own (events tagged with the channel).
 
 use crate::config::SilenceConfig;
-use crate::detect::audio::Tagged;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
+use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
 
 /// Level reported for digital silence, where the logarithm is undefined.
@@ -33,14 +33,18 @@ impl SilenceDetector {
         at: Sample,
         buffer: &AudioBuffer,
         levels: &[f64],
-        out: &mut Vec<Tagged>,
+        out: &mut Vec<Scoped>,
     ) {
         if !self.config.enabled || buffer.samples.is_empty() {
             return;
         }
         let level = rms_dbfs(&buffer.samples);
         let silent = level < self.config.threshold_dbfs;
-        out.extend(self.tracker.update(at, silent, level).map(|t| (t, None)));
+        out.extend(
+            self.tracker
+                .update(at, silent, level)
+                .map(|t| (t, Scope::default())),
+        );
         // Mono has no channel of its own to report; a silent programme is one event, not one
         // per channel as well, so the channels are not judged while it lasts.
         if !self.config.per_channel || levels.len() < 2 || silent {
@@ -53,14 +57,14 @@ impl SilenceDetector {
         }
         for (ch, (tracker, &l)) in self.channels.iter_mut().zip(levels).enumerate() {
             let t = tracker.update(at, l < self.config.threshold_dbfs, l);
-            out.extend(t.map(|t| (t, Some(ch as u32))));
+            out.extend(t.map(|t| (t, Scope::channel(ch as u32))));
         }
     }
 
-    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
-        out.extend(self.tracker.finish(at).map(|t| (t, None)));
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        out.extend(self.tracker.finish(at).map(|t| (t, Scope::default())));
         for (ch, tracker) in self.channels.iter_mut().enumerate() {
-            out.extend(tracker.finish(at).map(|t| (t, Some(ch as u32))));
+            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(ch as u32))));
         }
     }
 }
@@ -142,7 +146,7 @@ mod tests {
         }
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
         assert_eq!(out.len(), 2, "{out:?}");
-        let (Transition::Ended { start, end, .. }, None) = &out[1] else {
+        let (Transition::Ended { start, end, .. }, Scope { channel: None, .. }) = &out[1] else {
             panic!("{out:?}")
         };
         assert!((start.media - 2.0).abs() <= step && (end.media - 5.0).abs() <= step);
@@ -168,7 +172,13 @@ mod tests {
         d.finish(Sample::at(400.0 * step), &mut out);
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
         assert_eq!(out.len(), 2, "{out:?}");
-        let (Transition::Ended { start, end, .. }, Some(1)) = &out[1] else {
+        let (
+            Transition::Ended { start, end, .. },
+            Scope {
+                channel: Some(1), ..
+            },
+        ) = &out[1]
+        else {
             panic!("{out:?}")
         };
         assert!((start.media - 3.0).abs() <= step && (end.media - 6.0).abs() <= step);

@@ -7,8 +7,8 @@
 use std::collections::VecDeque;
 
 use crate::config::AvSyncConfig;
-use crate::detect::audio::Tagged;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
+use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
 
 /// Rise of the mean luma (0-255) from one frame to the next that marks a flash.
@@ -97,7 +97,7 @@ impl AvSyncDetector {
     }
 
     /// An audio buffer: received offset, then beep onsets.
-    pub fn on_audio(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Tagged>) {
+    pub fn on_audio(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Scoped>) {
         self.audio_latency = Some(unix(&at) - at.media);
         self.update_received();
         if !self.config.enabled {
@@ -128,7 +128,7 @@ impl AvSyncDetector {
     }
 
     /// A video frame's mean luma (0-255) after the engine.
-    pub fn on_luma(&mut self, at: Sample, luma_mean: f64, out: &mut Vec<Tagged>) {
+    pub fn on_luma(&mut self, at: Sample, luma_mean: f64, out: &mut Vec<Scoped>) {
         let prev = self.prev_luma.replace(luma_mean);
         if !self.config.enabled || prev.is_none_or(|p| luma_mean - p < FLASH_STEP) {
             return;
@@ -140,7 +140,7 @@ impl AvSyncDetector {
     /// Pairs flashes with beeps within reach; drops those that can no longer pair. Audio and
     /// video reach this point at different times (audio from the decoder, video after the
     /// engine), so either may be waiting for the other.
-    fn pair(&mut self, now: Sample, out: &mut Vec<Tagged>) {
+    fn pair(&mut self, now: Sample, out: &mut Vec<Scoped>) {
         while let Some(&flash) = self.flashes.front() {
             let Some(pos) = self
                 .beeps
@@ -167,7 +167,11 @@ impl AvSyncDetector {
                 wall: now.wall,
             };
             let bad = offset.abs() > self.config.max_offset;
-            out.extend(self.tracker.update(at, bad, offset).map(|t| (t, None)));
+            out.extend(
+                self.tracker
+                    .update(at, bad, offset)
+                    .map(|t| (t, Scope::default())),
+            );
         }
         // Beeps long before every pending flash have lost their partner. Others wait: audio
         // may be decoded seconds ahead of the video the engine has analysed.
@@ -184,8 +188,8 @@ impl AvSyncDetector {
         }
     }
 
-    pub fn finish(&mut self, at: Sample, out: &mut Vec<Tagged>) {
-        out.extend(self.tracker.finish(at).map(|t| (t, None)));
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        out.extend(self.tracker.finish(at).map(|t| (t, Scope::default())));
     }
 }
 
@@ -198,7 +202,7 @@ mod tests {
     /// 10 s: a flash frame at every whole second (25 fps), a 1 kHz beep of 80 ms `offset`
     /// seconds later. Audio is fed ahead of video by `audio_lead` seconds, as from a decoder
     /// running ahead of the engine.
-    fn run(offset: f64, audio_lead: f64) -> (AvSyncDetector, Vec<Tagged>) {
+    fn run(offset: f64, audio_lead: f64) -> (AvSyncDetector, Vec<Scoped>) {
         let mut d = AvSyncDetector::new(AvSyncConfig::default());
         let mut out = Vec::new();
         let rate = 48_000usize;

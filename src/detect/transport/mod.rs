@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::config::{DetectorsConfig, Timing};
-use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
+use crate::detect::{DefectTracker, DetectorKind, Sample, Scope, Scoped, Transition};
 
 /// The HLS detectors' verdict on one poll of one variant's media playlist.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -78,9 +78,6 @@ pub struct TransportDetectors {
     variants: BTreeMap<String, VariantTrackers>,
 }
 
-/// A transition and the HLS variant it concerns (None: the whole stream).
-pub type ScopedTransition = (Transition, Option<String>);
-
 impl TransportDetectors {
     pub fn new(config: &DetectorsConfig) -> Self {
         Self {
@@ -110,7 +107,7 @@ impl TransportDetectors {
         now: Instant,
         silence: Option<Duration>,
         input_bytes: u64,
-        out: &mut Vec<ScopedTransition>,
+        out: &mut Vec<Scoped>,
     ) -> Option<f64> {
         if self.config.stall.enabled {
             let stalled = silence.filter(|s| s.as_secs_f64() >= self.config.stall.after);
@@ -126,23 +123,27 @@ impl TransportDetectors {
                 Some(s) => self.stall.update(at, true, s.as_secs_f64()),
                 None => self.stall.update(at, false, 0.0),
             };
-            out.extend(transition.map(|t| (t, None)));
+            out.extend(transition.map(|t| (t, Scope::default())));
         }
         let bitrate = self.meter.sample(now, input_bytes);
         let floor = self.config.bitrate.min_bits_per_second;
         if let Some(bps) = bitrate
             && floor > 0.0
         {
-            out.extend(self.bitrate.update(at, bps < floor, bps).map(|t| (t, None)));
+            out.extend(
+                self.bitrate
+                    .update(at, bps < floor, bps)
+                    .map(|t| (t, Scope::default())),
+            );
         }
         bitrate
     }
 
     /// A pipeline run ended: stall and bitrate belong to a run (a stream that is down says so
     /// by its state), so their defects end here and the meter starts afresh.
-    pub fn end_run(&mut self, at: Sample, out: &mut Vec<ScopedTransition>) {
+    pub fn end_run(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         for tracker in [&mut self.stall, &mut self.bitrate] {
-            out.extend(tracker.finish(at).map(|t| (t, None)));
+            out.extend(tracker.finish(at).map(|t| (t, Scope::default())));
         }
         self.meter.samples.clear();
     }
@@ -153,7 +154,7 @@ impl TransportDetectors {
         variant: &str,
         at: Sample,
         verdict: &PlaylistVerdict,
-        out: &mut Vec<ScopedTransition>,
+        out: &mut Vec<Scoped>,
     ) {
         let c = &self.config;
         let hold = |hold: f64| Timing {
@@ -178,8 +179,7 @@ impl TransportDetectors {
                 ),
                 http: DefectTracker::new(DetectorKind::HttpErrors, c.http_errors.timing()),
             });
-        let scope = || Some(variant.to_owned());
-        let mut push = |t: Option<Transition>| out.extend(t.map(|t| (t, scope())));
+        let mut push = |t: Option<Transition>| out.extend(t.map(|t| (t, Scope::variant(variant))));
         if c.http_errors.enabled {
             push(trackers.http.update(at, verdict.http_failed, 1.0));
         }
@@ -222,10 +222,10 @@ impl TransportDetectors {
     }
 
     /// The variant is no longer checked (gone from the master playlist, or monitoring ended).
-    pub fn forget_variant(&mut self, variant: &str, at: Sample, out: &mut Vec<ScopedTransition>) {
+    pub fn forget_variant(&mut self, variant: &str, at: Sample, out: &mut Vec<Scoped>) {
         if let Some(mut t) = self.variants.remove(variant) {
             for tracker in [&mut t.stale, &mut t.sequence, &mut t.duration, &mut t.http] {
-                out.extend(tracker.finish(at).map(|t| (t, Some(variant.to_owned()))));
+                out.extend(tracker.finish(at).map(|t| (t, Scope::variant(variant))));
             }
         }
     }
@@ -244,7 +244,7 @@ mod tests {
         }
     }
 
-    fn started(out: &[ScopedTransition]) -> Vec<(DetectorKind, f64)> {
+    fn started(out: &[Scoped]) -> Vec<(DetectorKind, f64)> {
         out.iter()
             .filter_map(|(t, _)| match t {
                 Transition::Started {
@@ -255,7 +255,7 @@ mod tests {
             .collect()
     }
 
-    fn ended(out: &[ScopedTransition]) -> Vec<(DetectorKind, f64, f64)> {
+    fn ended(out: &[Scoped]) -> Vec<(DetectorKind, f64, f64)> {
         out.iter()
             .filter_map(|(t, _)| match t {
                 Transition::Ended {
@@ -355,7 +355,7 @@ mod tests {
         }
         assert_eq!(started(&out), vec![(DetectorKind::PlaylistStale, 16.0)]);
         assert_eq!(ended(&out), vec![(DetectorKind::PlaylistStale, 16.0, 30.0)]);
-        assert!(out.iter().all(|(_, v)| v.as_deref() == Some("v0")));
+        assert!(out.iter().all(|(_, s)| s.variant.as_deref() == Some("v0")));
     }
 
     #[test]
