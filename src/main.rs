@@ -1,9 +1,9 @@
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use streamwatch::app::reload::ReloadSource;
 use streamwatch::app::shard::{self, Shard, ShardError};
@@ -40,99 +40,111 @@ enum ReportFormat {
 enum Command {
     /// Monitor streams until stopped (SIGINT/SIGTERM), serving metrics and the API; SIGHUP
     /// re-reads --config and applies the changed streams.
-    Run {
-        /// TOML configuration file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// HTTP address (overrides the config's `listen`).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Statistics backend (overrides the config's `backend`).
-        #[arg(long, value_enum)]
-        backend: Option<BackendChoice>,
-        /// Log line format on stdout.
-        #[arg(long, value_enum, default_value = "json")]
-        log_format: LogFormat,
-        /// Monitor only shard INDEX of COUNT (0-based, e.g. `1/3`) of the stream list: COUNT
-        /// copies given the same list each take a disjoint share (rendezvous hashing of ids).
-        #[arg(
-            long,
-            value_name = "INDEX/COUNT",
-            conflicts_with = "shard_from_hostname"
-        )]
-        shard: Option<Shard>,
-        /// Take the shard index from the hostname's ordinal (`streamwatch-2` → 2), as in a
-        /// Kubernetes StatefulSet; the count comes from --shard-count or STREAMWATCH_SHARD_COUNT.
-        #[arg(long)]
-        shard_from_hostname: bool,
-        /// Number of shards for --shard-from-hostname.
-        #[arg(long, value_name = "COUNT", requires = "shard_from_hostname")]
-        shard_count: Option<String>,
-        /// Stream URLs (or file paths) to monitor besides those in the config.
-        urls: Vec<String>,
-    },
+    Run(RunArgs),
     /// Analyse a file to its end (or a live URL for --duration seconds) and print its defects.
-    Scan {
-        /// URL or file path.
-        source: String,
-        /// Media seconds to analyse (needed for live sources that never end).
-        #[arg(long)]
-        duration: Option<f64>,
-        #[arg(long, value_enum, default_value = "text")]
-        format: ReportFormat,
-        /// TOML configuration file (its detector settings are used).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long, value_enum)]
-        backend: Option<BackendChoice>,
-        /// Also write every frame's statistics to this CSV file (for tuning thresholds).
-        #[arg(long)]
-        frame_stats: Option<PathBuf>,
-    },
+    Scan(ScanArgs),
     /// Monitor the built-in demo channel (scheduled black, freeze and silence), serving metrics.
-    Demo {
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        #[arg(long, value_enum)]
-        backend: Option<BackendChoice>,
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormat,
-    },
+    Demo(DemoArgs),
     /// Check a configuration file and print the effective settings.
     CheckConfig { file: PathBuf },
     /// Measure the engine (synthetic frames) or the whole ingest path (a file or URL) with N
     /// streams: frames/s, time per stage, CPU, memory, batch sizes, latency, drops.
-    Bench {
-        /// Simultaneous streams.
-        #[arg(long, default_value_t = 4)]
-        streams: usize,
-        /// `synthetic` (frames generated in memory: the engine alone), a file path or a URL
-        /// (one GStreamer pipeline per stream, as `run` builds them).
-        #[arg(long, default_value = "synthetic")]
-        source: String,
-        /// Frame size of synthetic frames, WIDTHxHEIGHT.
-        #[arg(long, default_value = "1280x720")]
-        resolution: String,
-        #[arg(long, value_enum)]
-        backend: Option<BackendChoice>,
-        /// Seconds measured (after a warm-up of up to 1 s).
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Synthetic frames per second per stream (0: as fast as the engine takes them).
-        #[arg(long, default_value_t = 0.0)]
-        fps: f64,
-        /// Files: play in real time like live streams, dropping frames when the engine falls
-        /// behind (default: as fast as decoding allows, dropping nothing). Network URLs are
-        /// always real time.
-        #[arg(long)]
-        realtime: bool,
-        /// Also write the figures as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// TOML configuration file (its detector, ingest and engine settings are used).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// HTTP address (overrides the config's `listen`).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Statistics backend (overrides the config's `backend`).
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Log line format on stdout.
+    #[arg(long, value_enum, default_value = "json")]
+    log_format: LogFormat,
+    /// Monitor only shard INDEX of COUNT (0-based, e.g. `1/3`) of the stream list: COUNT
+    /// copies given the same list each take a disjoint share (rendezvous hashing of ids).
+    #[arg(
+        long,
+        value_name = "INDEX/COUNT",
+        conflicts_with = "shard_from_hostname"
+    )]
+    shard: Option<Shard>,
+    /// Take the shard index from the hostname's ordinal (`streamwatch-2` → 2), as in a
+    /// Kubernetes StatefulSet; the count comes from --shard-count or STREAMWATCH_SHARD_COUNT.
+    #[arg(long)]
+    shard_from_hostname: bool,
+    /// Number of shards for --shard-from-hostname.
+    #[arg(long, value_name = "COUNT", requires = "shard_from_hostname")]
+    shard_count: Option<String>,
+    /// Stream URLs (or file paths) to monitor besides those in the config.
+    urls: Vec<String>,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// URL or file path.
+    source: String,
+    /// Media seconds to analyse (needed for live sources that never end).
+    #[arg(long)]
+    duration: Option<f64>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: ReportFormat,
+    /// TOML configuration file (its detector settings are used).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Also write every frame's statistics to this CSV file (for tuning thresholds).
+    #[arg(long)]
+    frame_stats: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Simultaneous streams.
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
+    /// `synthetic` (frames generated in memory: the engine alone), a file path or a URL
+    /// (one GStreamer pipeline per stream, as `run` builds them).
+    #[arg(long, default_value = "synthetic")]
+    source: String,
+    /// Frame size of synthetic frames, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    resolution: String,
+    #[arg(long, value_enum)]
+    backend: Option<BackendChoice>,
+    /// Seconds measured (after a warm-up of up to 1 s).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Synthetic frames per second per stream (0: as fast as the engine takes them).
+    #[arg(long, default_value_t = 0.0)]
+    fps: f64,
+    /// Files: play in real time like live streams, dropping frames when the engine falls
+    /// behind (default: as fast as decoding allows, dropping nothing). Network URLs are
+    /// always real time.
+    #[arg(long)]
+    realtime: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// TOML configuration file (its detector, ingest and engine settings are used).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn init_logging(format: LogFormat, to_stderr: bool) {
@@ -181,154 +193,146 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig { file } => {
-            let config = Config::load(&file)?;
-            println!(
-                "{}: ok ({} streams, listen {}, backend {:?})",
-                file.display(),
-                config.streams.len(),
-                config.listen,
-                config.backend
-            );
-            for s in &config.streams {
-                println!("  {} {} {:?}", s.id, s.url, s.detectors);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Scan {
-            source,
-            duration,
-            format,
-            config,
-            backend,
-            frame_stats,
-        } => {
-            init_logging(LogFormat::Text, true);
-            let config = load_config(config.as_ref())?;
-            let url = config::source_to_url(&source).map_err(anyhow::Error::msg)?;
-            if let Some(d) = duration
-                && !(d.is_finite() && d > 0.0)
-            {
-                anyhow::bail!("--duration must be a positive number of seconds");
-            }
-            let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
-            let report = scan::scan(&url, duration, &config, backend, frame_stats.as_deref())?;
-            match format {
-                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                ReportFormat::Text => print!("{}", report.to_text()),
-            }
-            Ok(if report.error.is_some() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Bench {
-            streams,
-            source,
-            resolution,
-            backend,
-            duration,
-            fps,
-            realtime,
-            json,
-            config,
-        } => {
-            init_logging(LogFormat::Text, true);
-            let config = load_config(config.as_ref())?;
-            let (width, height) = bench::parse_resolution(&resolution)?;
-            let options = bench::BenchOptions {
-                streams,
-                source,
-                width,
-                height,
-                duration,
-                fps,
-                realtime,
-            };
-            let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
-            let report = bench::bench(&options, &config, backend)?;
-            print!("{}", report.to_text());
-            if let Some(path) = json {
-                report.write_json(&path)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run {
-            config,
-            listen,
-            backend,
-            log_format,
-            shard,
-            shard_from_hostname,
-            shard_count,
-            urls,
-        } => {
-            init_logging(log_format, false);
-            let reload_path = config.clone();
-            let mut config = load_config(config.as_ref())?;
-            let base = config.streams.len();
-            for (i, source) in urls.iter().enumerate() {
-                let url = config::source_to_url(source).map_err(anyhow::Error::msg)?;
-                config.streams.push(StreamConfig {
-                    id: config::id_from_url(&url, base + i),
-                    url,
-                    detectors: config.detectors.clone(),
-                    decoder: config.ingest.decoder,
-                });
-            }
-            let cli_streams = config.streams[base..].to_vec();
-            config.validate()?;
-            let shard = match (shard, shard_from_hostname) {
-                (Some(s), _) => Some(s),
-                (None, true) => Some(shard_from_host(shard_count.as_deref())?),
-                (None, false) => None,
-            };
-            if let Some(shard) = shard {
-                apply_shard(&mut config, shard)?;
-            }
-            let reload = reload_path.map(|path| ReloadSource {
-                path,
-                cli_streams,
-                shard,
-                listen,
-                backend,
-            });
-            monitor(config, listen, backend, reload)
-        }
-        Command::Demo {
-            listen,
-            backend,
-            log_format,
-        } => {
-            init_logging(log_format, false);
-            let mut config = Config::default();
-            config.streams.push(StreamConfig {
-                id: "demo".into(),
-                url: "demo://".into(),
-                detectors: config.detectors.clone(),
-                decoder: config.ingest.decoder,
-            });
-            let (b, f, s) = (
-                ingest::demo::BLACK,
-                ingest::demo::FREEZE,
-                ingest::demo::SILENCE,
-            );
-            println!(
-                "streamwatch demo: a synthetic live channel with black at {}-{} s, a freeze at {}-{} s \
-                 and silence at {}-{} s of every {} s; defects are reported {} s after they start.",
-                b.0,
-                b.1,
-                f.0,
-                f.1,
-                s.0,
-                s.1,
-                ingest::demo::CYCLE,
-                config.detectors.black.min_duration
-            );
-            monitor(config, listen, backend, None)
-        }
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Scan(args) => scan_command(args),
+        Command::Bench(args) => bench_command(args),
+        Command::Run(args) => run_command(args),
+        Command::Demo(args) => demo_command(args),
     }
+}
+
+fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(file)?;
+    println!(
+        "{}: ok ({} streams, listen {}, backend {:?})",
+        file.display(),
+        config.streams.len(),
+        config.listen,
+        config.backend
+    );
+    for s in &config.streams {
+        println!("  {} {} {:?}", s.id, s.url, s.detectors);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    init_logging(LogFormat::Text, true);
+    let config = load_config(args.config.as_ref())?;
+    let url = config::source_to_url(&args.source).map_err(anyhow::Error::msg)?;
+    if let Some(d) = args.duration
+        && !(d.is_finite() && d > 0.0)
+    {
+        anyhow::bail!("--duration must be a positive number of seconds");
+    }
+    let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
+    let report = scan::scan(
+        &url,
+        args.duration,
+        &config,
+        backend,
+        args.frame_stats.as_deref(),
+    )?;
+    match args.format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => print!("{}", report.to_text()),
+    }
+    Ok(if report.error.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn bench_command(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    init_logging(LogFormat::Text, true);
+    let config = load_config(args.config.as_ref())?;
+    let (width, height) = bench::parse_resolution(&args.resolution)?;
+    let options = bench::BenchOptions {
+        streams: args.streams,
+        source: args.source,
+        width,
+        height,
+        duration: args.duration,
+        fps: args.fps,
+        realtime: args.realtime,
+    };
+    let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
+    let report = bench::bench(&options, &config, backend)?;
+    print!("{}", report.to_text());
+    if let Some(path) = args.json {
+        report.write_json(&path)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format, false);
+    let reload_path = args.config.clone();
+    let mut config = load_config(args.config.as_ref())?;
+    let cli_streams = add_cli_streams(&mut config, &args.urls)?;
+    config.validate()?;
+    let shard = match (args.shard, args.shard_from_hostname) {
+        (Some(s), _) => Some(s),
+        (None, true) => Some(shard_from_host(args.shard_count.as_deref())?),
+        (None, false) => None,
+    };
+    if let Some(shard) = shard {
+        apply_shard(&mut config, shard)?;
+    }
+    let reload = reload_path.map(|path| ReloadSource {
+        path,
+        cli_streams,
+        shard,
+        listen: args.listen,
+        backend: args.backend,
+    });
+    monitor(config, args.listen, args.backend, reload)
+}
+
+/// Appends a stream per command-line URL, with the config's detector and decoder settings;
+/// returns them, since a reload must add them to the re-read config again.
+fn add_cli_streams(config: &mut Config, urls: &[String]) -> anyhow::Result<Vec<StreamConfig>> {
+    let base = config.streams.len();
+    for (i, source) in urls.iter().enumerate() {
+        let url = config::source_to_url(source).map_err(anyhow::Error::msg)?;
+        config.streams.push(StreamConfig {
+            id: config::id_from_url(&url, base + i),
+            url,
+            detectors: config.detectors.clone(),
+            decoder: config.ingest.decoder,
+        });
+    }
+    Ok(config.streams[base..].to_vec())
+}
+
+fn demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_format, false);
+    let mut config = Config::default();
+    config.streams.push(StreamConfig {
+        id: "demo".into(),
+        url: "demo://".into(),
+        detectors: config.detectors.clone(),
+        decoder: config.ingest.decoder,
+    });
+    let (b, f, s) = (
+        ingest::demo::BLACK,
+        ingest::demo::FREEZE,
+        ingest::demo::SILENCE,
+    );
+    println!(
+        "streamwatch demo: a synthetic live channel with black at {}-{} s, a freeze at {}-{} s \
+         and silence at {}-{} s of every {} s; defects are reported {} s after they start.",
+        b.0,
+        b.1,
+        f.0,
+        f.1,
+        s.0,
+        s.1,
+        ingest::demo::CYCLE,
+        config.detectors.black.min_duration
+    );
+    monitor(config, args.listen, args.backend, None)
 }
 
 /// The shard named by this machine's hostname ordinal; the count from `--shard-count`, else

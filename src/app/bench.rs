@@ -22,9 +22,10 @@ use serde::Serialize;
 
 use crate::app::services::Services;
 use crate::config::{Config, StreamConfig};
+use crate::engine::EngineHandle;
 use crate::frame::{Luma, VideoFrame};
 use crate::ingest::{self, Pacing, RunningPipeline, pipeline};
-use crate::perf::{self, PERF, Stage};
+use crate::perf::{self, PERF, PerfSnapshot, Stage};
 use crate::sinks::Outputs;
 use crate::sinks::metrics::Metrics;
 use crate::stats::StatsBackend;
@@ -263,189 +264,278 @@ pub fn bench(
     config: &Config,
     backend: Box<dyn StatsBackend>,
 ) -> Result<BenchReport, BenchError> {
-    if !(1..=4096).contains(&options.streams) {
-        return Err(BenchError::Streams);
-    }
-    if !(options.duration.is_finite() && options.duration > 0.0) {
-        return Err(BenchError::Duration);
-    }
-    if !(options.fps.is_finite() && options.fps >= 0.0) {
-        return Err(BenchError::Fps);
-    }
-    let synthetic = options.source == "synthetic";
-    let url = if synthetic {
-        "synthetic://".to_owned()
-    } else {
-        crate::config::source_to_url(&options.source).map_err(BenchError::Source)?
-    };
-    if !synthetic {
+    let source = SourcePlan::check(options)?;
+    if !source.synthetic {
         ingest::init()?;
     }
-    // A network source delivers at its own pace, like `run` sees it: live queues, clocked
-    // sinks. Only files can be read faster than real time.
-    let realtime = options.realtime || (!synthetic && !url.starts_with("file://"));
-    let paced = if synthetic {
-        options.fps > 0.0
-    } else {
-        realtime
-    };
-    let pool = if synthetic {
+    // Generated before the baseline is read, so the per-stream figure leaves the pool out.
+    let pool = if source.synthetic {
         Arc::new(synthetic_frames(options.width, options.height, POOL_FRAMES))
     } else {
         Arc::new(Vec::new())
     };
+    let mut rig = Rig::start(options, config, &source, backend)?;
+    let window = rig
+        .start_feeding(options, &source, &pool)
+        .map(|()| rig.measure(options.duration));
+    let at_stop = rig.stop();
+    Ok(report(options, &source, rig, window?, at_stop))
+}
 
-    let stream_options = if paced {
-        StreamOptions {
-            queue_frames: config.ingest.queue_frames,
-            blocking: false,
-            sole: false,
+/// The source the options name, checked, and how its frames arrive.
+struct SourcePlan {
+    synthetic: bool,
+    url: String,
+    /// Live queues and clocked sinks, as `run` sees the source.
+    realtime: bool,
+    /// Frames come at their own pace and are dropped when the engine falls behind; unpaced
+    /// producers wait for the engine instead.
+    paced: bool,
+}
+
+impl SourcePlan {
+    fn check(options: &BenchOptions) -> Result<Self, BenchError> {
+        if !(1..=4096).contains(&options.streams) {
+            return Err(BenchError::Streams);
         }
-    } else {
-        StreamOptions {
-            queue_frames: UNPACED_QUEUE_FRAMES,
-            blocking: true,
-            sole: false,
+        if !(options.duration.is_finite() && options.duration > 0.0) {
+            return Err(BenchError::Duration);
         }
-    };
-    let services = Services::new(
-        Outputs::metrics_only(Arc::new(Metrics::new())),
-        stream_options,
-    );
-    let backend_name = backend.describe();
-    let rss_baseline = perf::resident_bytes().map_or(0, |(rss, _)| rss);
-    let mut streams = Vec::with_capacity(options.streams);
-    for i in 0..options.streams {
-        let config = StreamConfig {
-            id: format!("bench{i}"),
-            url: url.clone(),
-            detectors: config.detectors.clone(),
-            decoder: config.ingest.decoder,
+        if !(options.fps.is_finite() && options.fps >= 0.0) {
+            return Err(BenchError::Fps);
+        }
+        let synthetic = options.source == "synthetic";
+        let url = if synthetic {
+            "synthetic://".to_owned()
+        } else {
+            crate::config::source_to_url(&options.source).map_err(BenchError::Source)?
         };
-        streams.push(services.add_stream(config));
+        // A network source delivers at its own pace, like `run` sees it: live queues, clocked
+        // sinks. Only files can be read faster than real time.
+        let realtime = options.realtime || (!synthetic && !url.starts_with("file://"));
+        let paced = if synthetic {
+            options.fps > 0.0
+        } else {
+            realtime
+        };
+        Ok(Self {
+            synthetic,
+            url,
+            realtime,
+            paced,
+        })
     }
-    PERF.set_gpu_bytes(0);
-    let mut engine = services
-        .spawn_engine(backend, config.engine.clone())
-        .map_err(BenchError::Thread)?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut feeders: Vec<JoinHandle<()>> = Vec::new();
-    let mut pipelines: Vec<Option<RunningPipeline>> = Vec::new();
-    let mut errors = Vec::new();
-    let started = (|| -> Result<(), BenchError> {
-        for (i, stream) in streams.iter().enumerate() {
+    fn stream_options(&self, config: &Config) -> StreamOptions {
+        if self.paced {
+            StreamOptions {
+                queue_frames: config.ingest.queue_frames,
+                blocking: false,
+                sole: false,
+            }
+        } else {
+            StreamOptions {
+                queue_frames: UNPACED_QUEUE_FRAMES,
+                blocking: true,
+                sole: false,
+            }
+        }
+    }
+
+    /// The report's `pacing`.
+    fn describe_pacing(&self, fps: f64) -> String {
+        match (self.synthetic, self.paced) {
+            (_, false) => "unpaced".into(),
+            (true, true) => format!("synthetic {fps} fps per stream"),
+            (false, true) => "realtime".into(),
+        }
+    }
+}
+
+/// The measured streams, the engine over them, and what feeds them.
+struct Rig {
+    streams: Vec<Arc<Stream>>,
+    engine: EngineHandle,
+    backend_name: String,
+    rss_baseline: u64,
+    /// Tells the synthetic feeders to end.
+    stop: Arc<AtomicBool>,
+    feeders: Vec<JoinHandle<()>>,
+    /// One per stream for media sources; `None` once it ended or failed.
+    pipelines: Vec<Option<RunningPipeline>>,
+    /// Pipeline errors, per stream.
+    errors: Vec<String>,
+}
+
+/// Figures at both ends of the measured window.
+struct Window {
+    first: Sample,
+    last: Sample,
+    perf: PerfSnapshot,
+}
+
+/// Figures read when the producers stop, before the streams close and forget them.
+struct AtStop {
+    dropped: u64,
+    /// Frame size of the first stream, as decoded.
+    width: u32,
+    height: u32,
+}
+
+impl Rig {
+    /// Creates the streams and starts the engine over them; nothing feeds them yet.
+    fn start(
+        options: &BenchOptions,
+        config: &Config,
+        source: &SourcePlan,
+        backend: Box<dyn StatsBackend>,
+    ) -> Result<Self, BenchError> {
+        let services = Services::new(
+            Outputs::metrics_only(Arc::new(Metrics::new())),
+            source.stream_options(config),
+        );
+        let backend_name = backend.describe();
+        let rss_baseline = perf::resident_bytes().map_or(0, |(rss, _)| rss);
+        let mut streams = Vec::with_capacity(options.streams);
+        for i in 0..options.streams {
+            let config = StreamConfig {
+                id: format!("bench{i}"),
+                url: source.url.clone(),
+                detectors: config.detectors.clone(),
+                decoder: config.ingest.decoder,
+            };
+            streams.push(services.add_stream(config));
+        }
+        PERF.set_gpu_bytes(0);
+        let engine = services
+            .spawn_engine(backend, config.engine.clone())
+            .map_err(BenchError::Thread)?;
+        Ok(Self {
+            streams,
+            engine,
+            backend_name,
+            rss_baseline,
+            stop: Arc::new(AtomicBool::new(false)),
+            feeders: Vec::new(),
+            pipelines: Vec::new(),
+            errors: Vec::new(),
+        })
+    }
+
+    /// Starts a feeder thread (synthetic) or a pipeline (media) per stream.
+    fn start_feeding(
+        &mut self,
+        options: &BenchOptions,
+        source: &SourcePlan,
+        pool: &Arc<Vec<VideoFrame>>,
+    ) -> Result<(), BenchError> {
+        for (i, stream) in self.streams.iter().enumerate() {
             stream.begin_session();
-            if synthetic {
-                let (stream, pool, stop) = (stream.clone(), pool.clone(), stop.clone());
+            if source.synthetic {
+                let (stream, pool, stop) = (stream.clone(), pool.clone(), self.stop.clone());
                 let offset = i * 7;
                 let fps = options.fps;
-                feeders.push(
+                self.feeders.push(
                     std::thread::Builder::new()
                         .name(FEEDER_THREAD.into())
                         .spawn(move || feed(stream, pool, offset, fps, stop))
                         .map_err(BenchError::Thread)?,
                 );
             } else {
-                let pacing = if realtime {
+                let pacing = if source.realtime {
                     Pacing::RealTime
                 } else {
                     Pacing::Unpaced
                 };
-                pipelines.push(Some(pipeline::start(stream, pacing)?));
+                self.pipelines.push(Some(pipeline::start(stream, pacing)?));
             }
         }
         Ok(())
-    })();
+    }
 
-    let result = started.map(|()| {
-        let warmup = MAX_WARMUP.min(Duration::from_secs_f64(options.duration / 4.0));
-        watch(&streams, &mut pipelines, &mut errors, warmup);
+    /// Warms up, then measures for `duration` seconds.
+    fn measure(&mut self, duration: f64) -> Window {
+        let warmup = MAX_WARMUP.min(Duration::from_secs_f64(duration / 4.0));
+        watch(&self.streams, &mut self.pipelines, &mut self.errors, warmup);
         PERF.reset();
-        let first = sample(&streams);
+        let first = sample(&self.streams);
         watch(
-            &streams,
-            &mut pipelines,
-            &mut errors,
-            Duration::from_secs_f64(options.duration),
+            &self.streams,
+            &mut self.pipelines,
+            &mut self.errors,
+            Duration::from_secs_f64(duration),
         );
-        let last = sample(&streams);
-        (first, last, PERF.snapshot())
-    });
-
-    // Stop producers first: closing a stream releases a producer blocked on its full queue.
-    stop.store(true, Ordering::Relaxed);
-    let dropped: u64 = streams.iter().map(|s| s.status().frames_dropped).sum();
-    let (width, height) = streams
-        .first()
-        .map(|s| s.status())
-        .map_or((0, 0), |st| (st.width, st.height));
-    for s in &streams {
-        s.close();
+        let last = sample(&self.streams);
+        Window {
+            first,
+            last,
+            perf: PERF.snapshot(),
+        }
     }
-    for f in feeders {
-        let _ = f.join();
-    }
-    pipelines.clear();
-    engine.stop();
-    let (first, last, snap) = result?;
 
-    let window = last.at.duration_since(first.at).as_secs_f64().max(1e-9);
+    /// Stops the producers, the streams and the engine.
+    fn stop(&mut self) -> AtStop {
+        // Stop producers first: closing a stream releases a producer blocked on its full queue.
+        self.stop.store(true, Ordering::Relaxed);
+        let dropped: u64 = self.streams.iter().map(|s| s.status().frames_dropped).sum();
+        let (width, height) = self
+            .streams
+            .first()
+            .map(|s| s.status())
+            .map_or((0, 0), |st| (st.width, st.height));
+        for s in &self.streams {
+            s.close();
+        }
+        for f in self.feeders.drain(..) {
+            let _ = f.join();
+        }
+        self.pipelines.clear();
+        self.engine.stop();
+        AtStop {
+            dropped,
+            width,
+            height,
+        }
+    }
+}
+
+fn report(
+    options: &BenchOptions,
+    source: &SourcePlan,
+    rig: Rig,
+    window: Window,
+    at_stop: AtStop,
+) -> BenchReport {
+    let Window {
+        first,
+        last,
+        perf: snap,
+    } = window;
+    let seconds = last.at.duration_since(first.at).as_secs_f64().max(1e-9);
     let frames = last.frames.saturating_sub(first.frames);
-    let cpu_by_thread: Vec<ThreadCpu> = last
-        .threads
-        .iter()
-        .map(|(name, secs)| {
-            let before = first
-                .threads
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0.0, |(_, s)| *s);
-            ThreadCpu {
-                threads: name.clone(),
-                cores: (secs - before).max(0.0) / window,
-            }
-        })
-        .filter(|t| t.cores > 0.0)
-        .collect();
+    let cpu_by_thread = cpu_by_thread(&first, &last, seconds);
     // Dropped frames were decoded (and copied) too.
     let decoded = frames + last.dropped.saturating_sub(first.dropped);
-    let process: String = std::fs::read_to_string("/proc/self/comm")
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .filter(|c| !c.is_ascii_digit())
-        .collect();
-    let decode = (!synthetic && decoded > 0).then(|| {
-        let gst_seconds: f64 = cpu_by_thread
-            .iter()
-            .filter(|t| !is_own_thread(&t.threads, &process))
-            .map(|t| t.cores * window)
-            .sum();
-        ((gst_seconds - snap.stage_seconds[Stage::Copy as usize]).max(0.0)) * 1e3 / decoded as f64
-    });
+    let decode = (!source.synthetic && decoded > 0)
+        .then(|| decode_ms_per_frame(&cpu_by_thread, seconds, &snap, decoded));
     let (rss, rss_peak) = perf::resident_bytes().unwrap_or((0, 0));
     let n = options.streams as u64;
-    let (width, height) = if synthetic {
+    let (width, height) = if source.synthetic {
         (options.width, options.height)
     } else {
-        (width, height)
+        (at_stop.width, at_stop.height)
     };
-    Ok(BenchReport {
+    BenchReport {
         source: options.source.clone(),
         streams: options.streams,
-        backend: backend_name,
+        backend: rig.backend_name,
         width,
         height,
-        pacing: match (synthetic, paced) {
-            (_, false) => "unpaced".into(),
-            (true, true) => format!("synthetic {} fps per stream", options.fps),
-            (false, true) => "realtime".into(),
-        },
-        duration: window,
+        pacing: source.describe_pacing(options.fps),
+        duration: seconds,
         frames,
-        frames_per_second: frames as f64 / window,
-        frames_per_second_per_stream: frames as f64 / window / n as f64,
+        frames_per_second: frames as f64 / seconds,
+        frames_per_second_per_stream: frames as f64 / seconds / n as f64,
         stage_ms_per_frame: StageTimes {
             decode,
             copy: snap.ms_per_frame(Stage::Copy),
@@ -454,14 +544,14 @@ pub fn bench(
             readback: snap.ms_per_frame(Stage::Readback),
             decide: snap.ms_per_frame(Stage::Decide),
         },
-        cpu_cores: (last.cpu - first.cpu) / window,
+        cpu_cores: (last.cpu - first.cpu) / seconds,
         cpu_by_thread,
         load_average: perf::load_average(),
         machine_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rss_bytes: rss,
         rss_peak_bytes: rss_peak,
-        rss_baseline_bytes: rss_baseline,
-        rss_per_stream_bytes: rss.saturating_sub(rss_baseline) / n,
+        rss_baseline_bytes: rig.rss_baseline,
+        rss_per_stream_bytes: rss.saturating_sub(rig.rss_baseline) / n,
         gpu_memory_bytes: snap.gpu_bytes,
         gpu_memory_per_stream_bytes: snap.gpu_bytes / n,
         batches: snap.batches,
@@ -473,9 +563,50 @@ pub fn bench(
         batch_frames_max: snap.batch_max,
         latency_p50_ms: snap.latency_quantile_ms(0.5),
         latency_p99_ms: snap.latency_quantile_ms(0.99),
-        dropped_frames: dropped,
-        errors,
-    })
+        dropped_frames: at_stop.dropped,
+        errors: rig.errors,
+    }
+}
+
+/// Cores each thread group kept busy over the window (groups that kept none left out).
+fn cpu_by_thread(first: &Sample, last: &Sample, seconds: f64) -> Vec<ThreadCpu> {
+    last.threads
+        .iter()
+        .map(|(name, secs)| {
+            let before = first
+                .threads
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |(_, s)| *s);
+            ThreadCpu {
+                threads: name.clone(),
+                cores: (secs - before).max(0.0) / seconds,
+            }
+        })
+        .filter(|t| t.cores > 0.0)
+        .collect()
+}
+
+/// GStreamer's CPU time per decoded frame, less the copy out of the decoder's buffers (which
+/// has a stage of its own).
+fn decode_ms_per_frame(
+    cpu_by_thread: &[ThreadCpu],
+    seconds: f64,
+    snap: &PerfSnapshot,
+    decoded: u64,
+) -> f64 {
+    let process: String = std::fs::read_to_string("/proc/self/comm")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect();
+    let gst_seconds: f64 = cpu_by_thread
+        .iter()
+        .filter(|t| !is_own_thread(&t.threads, &process))
+        .map(|t| t.cores * seconds)
+        .sum();
+    ((gst_seconds - snap.stage_seconds[Stage::Copy as usize]).max(0.0)) * 1e3 / decoded as f64
 }
 
 /// Waits `span`, watching the pipelines' buses: an error or the end of a stream stops that
@@ -534,18 +665,27 @@ fn ms(v: Option<f64>) -> String {
 impl BenchReport {
     /// The human-readable table.
     pub fn to_text(&self) -> String {
-        let s = &self.stage_ms_per_frame;
-        let threads: Vec<String> = self
-            .cpu_by_thread
-            .iter()
-            .take(6)
-            .map(|t| format!("{} {:.2}", t.threads, t.cores))
-            .collect();
         let mut out = format!(
             "streamwatch bench: {} streams, {} {}x{}, {}, on {}\n",
             self.streams, self.source, self.width, self.height, self.pacing, self.backend
         );
-        let rows = [
+        for (k, v) in self
+            .throughput_rows()
+            .into_iter()
+            .chain(self.resource_rows())
+        {
+            out.push_str(&format!("  {k:<16} {v}\n"));
+        }
+        for e in &self.errors {
+            out.push_str(&format!("  error            {e}\n"));
+        }
+        out
+    }
+
+    /// The table's rows on frames: rate, stage times, batching, latency, drops.
+    fn throughput_rows(&self) -> [(&'static str, String); 5] {
+        let s = &self.stage_ms_per_frame;
+        [
             (
                 "frames analysed",
                 format!(
@@ -584,6 +724,18 @@ impl BenchReport {
                 ),
             ),
             ("dropped frames", self.dropped_frames.to_string()),
+        ]
+    }
+
+    /// The table's rows on the machine: CPU and memory.
+    fn resource_rows(&self) -> [(&'static str, String); 3] {
+        let threads: Vec<String> = self
+            .cpu_by_thread
+            .iter()
+            .take(6)
+            .map(|t| format!("{} {:.2}", t.threads, t.cores))
+            .collect();
+        [
             (
                 "CPU",
                 format!(
@@ -613,14 +765,7 @@ impl BenchReport {
                     mib(self.gpu_memory_per_stream_bytes)
                 ),
             ),
-        ];
-        for (k, v) in rows {
-            out.push_str(&format!("  {k:<16} {v}\n"));
-        }
-        for e in &self.errors {
-            out.push_str(&format!("  error            {e}\n"));
-        }
-        out
+        ]
     }
 
     pub fn write_json(&self, path: &std::path::Path) -> Result<(), BenchError> {

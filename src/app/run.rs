@@ -1,10 +1,12 @@
 //! `streamwatch run`: supervise every configured stream until SIGINT/SIGTERM, serving metrics
 //! and the API.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::app::reload::{self, ReloadSource, Reloader};
 use crate::app::services::Services;
@@ -24,7 +26,7 @@ pub enum RunError {
     NoStreams,
     #[error("cannot listen on {addr}: {source} (choose another with --listen)")]
     Listen {
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         source: std::io::Error,
     },
     #[error(transparent)]
@@ -75,34 +77,15 @@ pub async fn run_with_reload(
         .map_err(RunError::Engine)?;
     let engine = Arc::new(std::sync::Mutex::new(engine));
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /api/streams");
-
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let app = server::router(AppState {
+    let state = AppState {
         metrics: metrics.clone(),
         streams: services.streams.clone(),
         engine: engine.clone(),
         evidence,
         reloader: Some(Arc::new(reloader.clone())),
-    });
-    let mut server_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.changed().await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    };
+    let server = serve_http(config.listen, state, shutdown_rx).await?;
 
     reloader.start().await;
 
@@ -120,6 +103,30 @@ pub async fn run_with_reload(
     let _ = server.await;
     crate::sync::lock(&engine).stop();
     Ok(())
+}
+
+/// Serves the metrics and the API on `addr` until `shutdown` changes.
+async fn serve_http(
+    addr: SocketAddr,
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, RunError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { addr, source })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /api/streams");
+    let app = server::router(state);
+    Ok(tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }))
 }
 
 /// Metrics, webhooks and evidence as the config asks.

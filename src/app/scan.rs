@@ -1,6 +1,7 @@
 //! `streamwatch scan`: analyse one file to its end (or a live source for a while) and report
 //! its defects. Every frame is analysed: the decoder waits for the engine instead of dropping.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,13 +11,15 @@ use serde::Serialize;
 
 use crate::app::services::Services;
 use crate::config::{Config, StreamConfig, id_from_url};
+use crate::detect::audio::AudioSummary;
+use crate::engine::EngineHandle;
 use crate::events::{DefectEvent, InfoEvent, StreamState};
-use crate::ingest::{self, Pacing, pipeline};
+use crate::ingest::{self, Pacing, RunningPipeline, pipeline};
 use crate::sinks::Outputs;
 use crate::sinks::frame_stats::StatsCsv;
 use crate::sinks::metrics::Metrics;
 use crate::stats::StatsBackend;
-use crate::stream::StreamOptions;
+use crate::stream::{Stream, StreamOptions};
 
 /// Frames the decoder may run ahead of the engine in `scan`.
 const SCAN_QUEUE_FRAMES: usize = 32;
@@ -53,7 +56,7 @@ pub struct ScanReport {
     pub decode_errors: u64,
     /// Loudness and A/V sync figures of the audio track, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub audio: Option<crate::detect::audio::AudioSummary>,
+    pub audio: Option<AudioSummary>,
     /// Set when the source failed after some frames were analysed (partial report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -64,28 +67,64 @@ pub fn scan(
     duration: Option<f64>,
     config: &Config,
     backend: Box<dyn StatsBackend>,
-    frame_stats: Option<&std::path::Path>,
+    frame_stats: Option<&Path>,
 ) -> Result<ScanReport, ScanError> {
     ingest::init()?;
     let began = Instant::now();
-    let stream_config = StreamConfig {
-        id: id_from_url(url, 0),
+    let csv = create_frame_stats(frame_stats)?;
+    let description = backend.describe();
+    let (stream, engine) = spawn_stream(url, config, backend, csv.clone())?;
+
+    stream.begin_session();
+    let running = pipeline::start(&stream, Pacing::Unpaced)?;
+    let bus = running.bus().ok_or_else(|| ScanError::Failed {
         url: url.to_owned(),
-        detectors: config.detectors.clone(),
-        decoder: config.ingest.decoder,
-    };
-    let csv = frame_stats
+        reason: "pipeline has no bus".into(),
+    })?;
+    let stall = Duration::from_secs_f64(config.ingest.stall_timeout);
+    let limit = duration.map(Duration::from_secs_f64);
+    let failure = watch_until_done(&stream, &bus, began, stall, limit);
+    let analysed = drain_and_stop(&stream, running, engine);
+    if let Some(csv) = &csv
+        && let Err(source) = csv.flush()
+    {
+        return Err(ScanError::FrameStats {
+            path: frame_stats.unwrap_or(Path::new("")).to_owned(),
+            source,
+        });
+    }
+    report(url, &stream, description, began, analysed, failure)
+}
+
+fn create_frame_stats(path: Option<&Path>) -> Result<Option<Arc<StatsCsv>>, ScanError> {
+    let csv = path
         .map(|path| {
             StatsCsv::create(path).map_err(|source| ScanError::FrameStats {
                 path: path.to_owned(),
                 source,
             })
         })
-        .transpose()?
-        .map(Arc::new);
+        .transpose()?;
+    Ok(csv.map(Arc::new))
+}
+
+/// The scanned stream, collecting its events, with the engine over it: the decoder blocks on
+/// the stream's queue rather than dropping, so every frame is analysed.
+fn spawn_stream(
+    url: &str,
+    config: &Config,
+    backend: Box<dyn StatsBackend>,
+    csv: Option<Arc<StatsCsv>>,
+) -> Result<(Arc<Stream>, EngineHandle), ScanError> {
+    let stream_config = StreamConfig {
+        id: id_from_url(url, 0),
+        url: url.to_owned(),
+        detectors: config.detectors.clone(),
+        decoder: config.ingest.decoder,
+    };
     let outputs = Outputs {
         collect: true,
-        frame_stats: csv.clone(),
+        frame_stats: csv,
         ..Outputs::metrics_only(Arc::new(Metrics::new()))
     };
     let services = Services::new(
@@ -97,20 +136,22 @@ pub fn scan(
         },
     );
     let stream = services.add_stream(stream_config);
-    let description = backend.describe();
-    let mut engine = services
+    let engine = services
         .spawn_engine(backend, config.engine.clone())
         .map_err(ScanError::Engine)?;
+    Ok((stream, engine))
+}
 
-    stream.begin_session();
-    let running = pipeline::start(&stream, Pacing::Unpaced)?;
-    let bus = running.bus().ok_or_else(|| ScanError::Failed {
-        url: url.to_owned(),
-        reason: "pipeline has no bus".into(),
-    })?;
-    let stall = Duration::from_secs_f64(config.ingest.stall_timeout);
-    let limit = duration.map(Duration::from_secs_f64);
-    let mut failure = None;
+/// Follows the pipeline's bus until the end of the source, an error, the `limit` of media
+/// seconds (or of wall time, plus `stall`, for a source that delivers too slowly) or a stall.
+/// Returns why the source failed, if it did.
+fn watch_until_done(
+    stream: &Stream,
+    bus: &gst::Bus,
+    began: Instant,
+    stall: Duration,
+    limit: Option<Duration>,
+) -> Option<String> {
     loop {
         if let Some(msg) = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(100),
@@ -122,49 +163,62 @@ pub fn scan(
         ) {
             match msg.view() {
                 gst::MessageView::Warning(_) => {
-                    pipeline::note_warning(&stream, &msg);
+                    pipeline::note_warning(stream, &msg);
                     continue;
                 }
-                gst::MessageView::Error(_) => failure = Some(pipeline::describe_message(&msg)),
-                _ => {}
+                gst::MessageView::Error(_) => return Some(pipeline::describe_message(&msg)),
+                _ => return None,
             }
-            break;
         }
         if limit.is_some_and(|l| stream.last_video_media_time().unwrap_or(0.0) >= l.as_secs_f64())
             || limit.is_some_and(|l| began.elapsed() >= l + stall)
         {
-            break;
+            return None;
         }
         if stream.frame_silence() >= stall {
-            failure = Some(format!(
+            return Some(format!(
                 "no video frame for {:.1} s (stall timeout)",
                 stall.as_secs_f64()
             ));
-            break;
         }
     }
-    // Let the engine finish what the decoder already queued, then stop the decoder.
+}
+
+/// What the stream analysed, read before its session ends and resets the detectors.
+struct Analysed {
+    media_seconds: f64,
+    audio: Option<AudioSummary>,
+}
+
+/// Lets the engine finish what the decoder already queued, then stops the decoder, the stream
+/// and the engine.
+fn drain_and_stop(stream: &Stream, running: RunningPipeline, mut engine: EngineHandle) -> Analysed {
     let drain_deadline = Instant::now() + Duration::from_secs(120);
     while !stream.drained() && Instant::now() < drain_deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = running.pipeline.set_state(gst::State::Null);
-    let media = stream.last_video_media_time().unwrap_or(0.0);
-    // Read before end_session, which starts the detectors afresh.
-    let audio = stream.audio_summary();
+    let analysed = Analysed {
+        media_seconds: stream.last_video_media_time().unwrap_or(0.0),
+        audio: stream.audio_summary(),
+    };
     stream.close();
     stream.end_session(StreamState::Stopped, None);
     drop(running);
     engine.stop();
-    if let Some(csv) = &csv
-        && let Err(source) = csv.flush()
-    {
-        return Err(ScanError::FrameStats {
-            path: frame_stats.unwrap_or(std::path::Path::new("")).to_owned(),
-            source,
-        });
-    }
+    analysed
+}
 
+/// The report, partial when the source failed after some frames; an error when it failed
+/// before any.
+fn report(
+    url: &str,
+    stream: &Stream,
+    backend: String,
+    began: Instant,
+    analysed: Analysed,
+    failure: Option<String>,
+) -> Result<ScanReport, ScanError> {
     let frames = stream.frames_analysed();
     let collected = stream.sinks().collector.clone().unwrap_or_default();
     if let Some(reason) = &failure
@@ -179,13 +233,13 @@ pub fn scan(
         stream: stream.id.clone(),
         url: url.to_owned(),
         frames,
-        duration: (media * 1000.0).round() / 1000.0,
-        backend: description,
+        duration: (analysed.media_seconds * 1000.0).round() / 1000.0,
+        backend,
         elapsed: began.elapsed().as_secs_f64(),
         events: collected.defects(),
         info: collected.info(),
         decode_errors: stream.decode_errors(),
-        audio,
+        audio: analysed.audio,
         error: failure,
     })
 }

@@ -178,6 +178,19 @@ impl Variant {
             segment_failed: false,
         }
     }
+
+    /// Copies what the API shows from the playlist just observed.
+    fn update_status(&mut self, age: f64) {
+        if let Some(p) = self.check.last() {
+            let s = &mut self.status;
+            s.target_duration = p.target_duration as f64;
+            s.media_sequence = p.media_sequence;
+            s.discontinuity_sequence = p.discontinuity_sequence;
+            s.segments = p.segments.len();
+            s.ended = p.end_list;
+            s.age_seconds = age;
+        }
+    }
 }
 
 /// Polls one variant: its playlist, then its new segments (HEAD).
@@ -191,15 +204,7 @@ async fn poll(
     let now = started.elapsed().as_secs_f64();
     let playlist = match preloaded {
         Some(p) => Ok(p),
-        None => match load(stream, client, &variant.url, "playlist").await {
-            Loaded::Media(p) => Ok(p),
-            Loaded::Master(_) => Err(format!(
-                "{}: a master playlist where a media playlist was expected",
-                variant.url
-            )),
-            Loaded::Failed(reason) => Err(reason),
-            Loaded::NotHls => Err(format!("{}: not a playlist", variant.url)),
-        },
+        None => load_media(stream, client, &variant.url).await,
     };
     let mut verdict = PlaylistVerdict::default();
     match playlist {
@@ -222,40 +227,55 @@ async fn poll(
             verdict.sequence_error = findings.sequence_error;
             verdict.duration_error = findings.duration_error;
             if stream.config.detectors.http_errors.check_segments && !verdict.ended {
-                let skip = findings
-                    .new_segments
-                    .len()
-                    .saturating_sub(SEGMENT_CHECKS_PER_POLL);
-                for uri in &findings.new_segments[skip..] {
-                    let Ok(url) = variant.url.join(uri) else {
-                        continue;
-                    };
-                    match get(client, &url, true).await {
-                        Fetched::Ok(_) => {
-                            stream.count_http_request("segment", "200");
-                            variant.segment_failed = false;
-                        }
-                        Fetched::Failed { code, reason } => {
-                            stream.count_http_request("segment", &code);
-                            variant.segment_failed = true;
-                            note_error(stream, variant, reason);
-                        }
-                    }
-                }
+                check_segments(stream, client, variant, &findings.new_segments).await;
                 verdict.http_failed |= variant.segment_failed;
             }
-            if let Some(p) = variant.check.last() {
-                let s = &mut variant.status;
-                s.target_duration = p.target_duration as f64;
-                s.media_sequence = p.media_sequence;
-                s.discontinuity_sequence = p.discontinuity_sequence;
-                s.segments = p.segments.len();
-                s.ended = p.end_list;
-                s.age_seconds = findings.age;
-            }
+            variant.update_status(findings.age);
         }
     }
     stream.observe_playlist(&variant.status.variant, &verdict);
+}
+
+/// A variant's media playlist, or why it could not be had.
+async fn load_media(
+    stream: &Stream,
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+) -> Result<MediaPlaylist, String> {
+    match load(stream, client, url, "playlist").await {
+        Loaded::Media(p) => Ok(p),
+        Loaded::Master(_) => Err(format!(
+            "{url}: a master playlist where a media playlist was expected"
+        )),
+        Loaded::Failed(reason) => Err(reason),
+        Loaded::NotHls => Err(format!("{url}: not a playlist")),
+    }
+}
+
+/// HEADs the newest of `new_segments` (at most [`SEGMENT_CHECKS_PER_POLL`]).
+async fn check_segments(
+    stream: &Stream,
+    client: &reqwest::Client,
+    variant: &mut Variant,
+    new_segments: &[String],
+) {
+    let skip = new_segments.len().saturating_sub(SEGMENT_CHECKS_PER_POLL);
+    for uri in &new_segments[skip..] {
+        let Ok(url) = variant.url.join(uri) else {
+            continue;
+        };
+        match get(client, &url, true).await {
+            Fetched::Ok(_) => {
+                stream.count_http_request("segment", "200");
+                variant.segment_failed = false;
+            }
+            Fetched::Failed { code, reason } => {
+                stream.count_http_request("segment", &code);
+                variant.segment_failed = true;
+                note_error(stream, variant, reason);
+            }
+        }
+    }
 }
 
 fn note_error(stream: &Stream, variant: &mut Variant, reason: String) {
@@ -282,121 +302,219 @@ pub async fn monitor(
     let Ok(url) = reqwest::Url::parse(&stream.url) else {
         return;
     };
-    let client = match reqwest::Client::builder()
+    let Some(client) = http_client(&stream, &ingest) else {
+        return;
+    };
+    let started = Instant::now();
+    let detectors = stream.config.detectors.clone();
+    let mut playlists = Playlists::new(url, ingest.hls_max_variants, detectors);
+    loop {
+        let mut preloaded = None;
+        if playlists.refresh_due() {
+            match playlists.refresh(&stream, &client).await {
+                Refreshed::NotHls => {
+                    tracing::info!(stream = %stream.id, "not an HLS playlist: manifest checks off");
+                    return;
+                }
+                Refreshed::Retry => {
+                    if wait(&mut shutdown, Duration::from_secs(1)).await {
+                        break;
+                    }
+                    continue;
+                }
+                Refreshed::Poll(media) => preloaded = media,
+            }
+        }
+        poll_round(
+            &stream,
+            &client,
+            &mut playlists.variants,
+            started,
+            preloaded,
+        )
+        .await;
+        if wait(&mut shutdown, poll_period(&playlists.variants)).await {
+            break;
+        }
+    }
+}
+
+/// `None`, logged, when reqwest cannot build it (no TLS backend, no resolver configuration).
+fn http_client(stream: &Stream, ingest: &IngestConfig) -> Option<reqwest::Client> {
+    match reqwest::Client::builder()
         .timeout(Duration::from_secs_f64(ingest.http_timeout))
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .user_agent(concat!("streamwatch/", env!("CARGO_PKG_VERSION")))
         .build()
     {
-        Ok(c) => c,
+        Ok(c) => Some(c),
         Err(e) => {
             tracing::error!(stream = %stream.id, error = %e, "cannot create the HTTP client; HLS checks are off");
-            return;
+            None
         }
-    };
-    let config = stream.config.detectors.clone();
-    let started = Instant::now();
-    let mut variants: Vec<Variant> = Vec::new();
-    let mut is_master = false;
-    let mut master_loaded: Option<Instant> = None;
-    let mut last_failure: Option<String> = None;
-    loop {
-        let mut preloaded = None;
-        if variants.is_empty()
-            || (is_master && master_loaded.is_none_or(|t| t.elapsed() >= MASTER_REFRESH))
-        {
-            let kind = if is_master { "master" } else { "playlist" };
-            match load(&stream, &client, &url, kind).await {
-                Loaded::NotHls => {
-                    tracing::info!(stream = %stream.id, "not an HLS playlist: manifest checks off");
-                    return;
-                }
-                Loaded::Failed(reason) => {
-                    // Not yet known to be a master: the failure belongs to the one playlist.
-                    let name = if is_master { "master" } else { "main" };
-                    if last_failure.as_ref() != Some(&reason) {
-                        tracing::warn!(stream = %stream.id, problem = %reason, "HLS check");
-                    }
-                    stream.note_transport_problem(&reason);
-                    last_failure = Some(reason.clone());
-                    stream.observe_playlist(
-                        name,
-                        &PlaylistVerdict {
-                            http_failed: true,
-                            ..Default::default()
-                        },
-                    );
-                    stream.set_hls_error(name, reason);
-                    if variants.is_empty() {
-                        if wait(&mut shutdown, Duration::from_secs(1)).await {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-                Loaded::Master(master) => {
-                    last_failure = None;
-                    if !is_master {
-                        stream.forget_variant("main");
-                    }
-                    is_master = true;
-                    master_loaded = Some(Instant::now());
-                    stream.observe_playlist("master", &PlaylistVerdict::default());
-                    let wanted: Vec<(String, reqwest::Url, &m3u8_rs::VariantStream)> = master
-                        .variants
-                        .iter()
-                        .filter(|v| !v.is_i_frame)
-                        .take(ingest.hls_max_variants)
-                        .enumerate()
-                        .filter_map(|(i, v)| Some((format!("v{i}"), url.join(&v.uri).ok()?, v)))
-                        .collect();
-                    variants.retain(|v| {
-                        let keep = wanted
-                            .iter()
-                            .any(|(n, u, _)| *n == v.status.variant && *u == v.url);
-                        if !keep {
-                            stream.forget_variant(&v.status.variant);
-                        }
-                        keep
-                    });
-                    for (name, u, v) in wanted {
-                        if !variants.iter().any(|x| x.status.variant == name) {
-                            let mut variant = Variant::new(name, u, &config);
-                            variant.status.bandwidth = Some(v.bandwidth);
-                            variant.status.resolution = v.resolution.map(|r| r.to_string());
-                            variants.push(variant);
-                        }
-                    }
-                    variants.sort_by(|a, b| a.status.variant.cmp(&b.status.variant));
-                }
-                Loaded::Media(media) => {
-                    last_failure = None;
-                    if variants.is_empty() {
-                        variants.push(Variant::new("main".into(), url.clone(), &config));
-                    }
-                    preloaded = Some(media);
+    }
+}
+
+/// The stream's own playlist and the variants checked, kept across rounds.
+struct Playlists {
+    url: reqwest::Url,
+    variants: Vec<Variant>,
+    /// The URL gave a master playlist: its variants are checked, and it is fetched again every
+    /// [`MASTER_REFRESH`].
+    is_master: bool,
+    master_loaded: Option<Instant>,
+    /// The last failure to load the URL, so an outage is warned about once.
+    last_failure: Option<String>,
+    max_variants: usize,
+    detectors: DetectorsConfig,
+}
+
+/// What loading the stream's own URL leaves to do.
+enum Refreshed {
+    /// Not HLS: the manifest checks end.
+    NotHls,
+    /// It failed and there is nothing to poll yet: try again shortly.
+    Retry,
+    /// Poll the variants; a media playlist just loaded is used, not fetched again.
+    Poll(Option<MediaPlaylist>),
+}
+
+impl Playlists {
+    fn new(url: reqwest::Url, max_variants: usize, detectors: DetectorsConfig) -> Self {
+        Self {
+            url,
+            variants: Vec::new(),
+            is_master: false,
+            master_loaded: None,
+            last_failure: None,
+            max_variants,
+            detectors,
+        }
+    }
+
+    /// Until it has loaded, and then when the master playlist is due again.
+    fn refresh_due(&self) -> bool {
+        self.variants.is_empty()
+            || (self.is_master
+                && self
+                    .master_loaded
+                    .is_none_or(|t| t.elapsed() >= MASTER_REFRESH))
+    }
+
+    /// Loads the stream's own URL: a master playlist sets the variants, a media playlist is
+    /// the one variant.
+    async fn refresh(&mut self, stream: &Stream, client: &reqwest::Client) -> Refreshed {
+        let kind = if self.is_master { "master" } else { "playlist" };
+        match load(stream, client, &self.url, kind).await {
+            Loaded::NotHls => Refreshed::NotHls,
+            Loaded::Failed(reason) => {
+                self.note_failure(stream, reason);
+                if self.variants.is_empty() {
+                    Refreshed::Retry
+                } else {
+                    Refreshed::Poll(None)
                 }
             }
+            Loaded::Master(master) => {
+                self.last_failure = None;
+                self.follow_master(stream, &master);
+                Refreshed::Poll(None)
+            }
+            Loaded::Media(media) => {
+                self.last_failure = None;
+                if self.variants.is_empty() {
+                    let main = Variant::new("main".into(), self.url.clone(), &self.detectors);
+                    self.variants.push(main);
+                }
+                Refreshed::Poll(Some(media))
+            }
         }
-        futures_util::future::join_all(variants.iter_mut().map(|v| {
-            let p = preloaded.take();
-            poll(&stream, &client, v, started, p)
-        }))
-        .await;
-        stream.set_hls_status(variants.iter().map(|v| v.status.clone()).collect());
-        let target = variants
+    }
+
+    fn note_failure(&mut self, stream: &Stream, reason: String) {
+        // Not yet known to be a master: the failure belongs to the one playlist.
+        let name = if self.is_master { "master" } else { "main" };
+        if self.last_failure.as_ref() != Some(&reason) {
+            tracing::warn!(stream = %stream.id, problem = %reason, "HLS check");
+        }
+        stream.note_transport_problem(&reason);
+        self.last_failure = Some(reason.clone());
+        stream.observe_playlist(
+            name,
+            &PlaylistVerdict {
+                http_failed: true,
+                ..Default::default()
+            },
+        );
+        stream.set_hls_error(name, reason);
+    }
+
+    /// Checks the variants `master` lists now (renditions come and go): new ones are added,
+    /// the ones it dropped forgotten, and the others keep their history.
+    fn follow_master(&mut self, stream: &Stream, master: &m3u8_rs::MasterPlaylist) {
+        if !self.is_master {
+            stream.forget_variant("main");
+        }
+        self.is_master = true;
+        self.master_loaded = Some(Instant::now());
+        stream.observe_playlist("master", &PlaylistVerdict::default());
+        let wanted: Vec<(String, reqwest::Url, &m3u8_rs::VariantStream)> = master
+            .variants
             .iter()
-            .map(|v| v.status.target_duration)
-            .filter(|t| *t > 0.0)
-            .fold(f64::INFINITY, f64::min);
-        let period = if target.is_finite() {
-            Duration::from_secs_f64(target / 2.0).clamp(MIN_POLL, MAX_POLL)
-        } else {
-            Duration::from_secs(1)
-        };
-        if wait(&mut shutdown, period).await {
-            break;
+            .filter(|v| !v.is_i_frame)
+            .take(self.max_variants)
+            .enumerate()
+            .filter_map(|(i, v)| Some((format!("v{i}"), self.url.join(&v.uri).ok()?, v)))
+            .collect();
+        self.variants.retain(|v| {
+            let keep = wanted
+                .iter()
+                .any(|(n, u, _)| *n == v.status.variant && *u == v.url);
+            if !keep {
+                stream.forget_variant(&v.status.variant);
+            }
+            keep
+        });
+        for (name, u, v) in wanted {
+            if !self.variants.iter().any(|x| x.status.variant == name) {
+                let mut variant = Variant::new(name, u, &self.detectors);
+                variant.status.bandwidth = Some(v.bandwidth);
+                variant.status.resolution = v.resolution.map(|r| r.to_string());
+                self.variants.push(variant);
+            }
         }
+        self.variants
+            .sort_by(|a, b| a.status.variant.cmp(&b.status.variant));
+    }
+}
+
+/// Polls every variant at once, then publishes their status.
+async fn poll_round(
+    stream: &Stream,
+    client: &reqwest::Client,
+    variants: &mut [Variant],
+    started: Instant,
+    mut preloaded: Option<MediaPlaylist>,
+) {
+    futures_util::future::join_all(variants.iter_mut().map(|v| {
+        let p = preloaded.take();
+        poll(stream, client, v, started, p)
+    }))
+    .await;
+    stream.set_hls_status(variants.iter().map(|v| v.status.clone()).collect());
+}
+
+/// Half the shortest target duration, as players poll (1 s before any is known).
+fn poll_period(variants: &[Variant]) -> Duration {
+    let target = variants
+        .iter()
+        .map(|v| v.status.target_duration)
+        .filter(|t| *t > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if target.is_finite() {
+        Duration::from_secs_f64(target / 2.0).clamp(MIN_POLL, MAX_POLL)
+    } else {
+        Duration::from_secs(1)
     }
 }
 

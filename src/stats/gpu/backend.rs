@@ -388,6 +388,58 @@ impl ChunkPlan {
         self.max_height = self.max_height.max(frame.height);
         true
     }
+
+    /// Fills `descs` with a descriptor per planned frame, padded to `n_padded`, and `frames`
+    /// with what turning each frame's totals into statistics needs.
+    fn describe_frames(
+        &self,
+        batch: &[BatchItem<'_>],
+        n_padded: u64,
+        descs: &mut Vec<FrameDesc>,
+        frames: &mut Vec<ReadMeta>,
+    ) {
+        descs.clear();
+        frames.clear();
+        let mut row_base = 0u64;
+        for p in &self.items {
+            let item = &batch[p.batch_index];
+            let f = item.frame;
+            let (has_ref, ref_byte, ref_stride) = match p.reference {
+                Reference::None => (0, 0, f.stride),
+                Reference::Item(j) => (
+                    1,
+                    self.items[j].cur_byte,
+                    batch[self.items[j].batch_index].frame.stride,
+                ),
+                Reference::History(k) => {
+                    let ci = &self.copy_ins[k];
+                    (1, self.frame_bytes + ci.ref_byte, ci.stride)
+                }
+            };
+            descs.push(FrameDesc {
+                cur_word: (p.cur_byte / 4) as u32,
+                ref_word: (ref_byte / 4) as u32,
+                has_ref,
+                words_per_row: (f.stride / 4) as u32,
+                ref_words_per_row: (ref_stride / 4) as u32,
+                width: f.width,
+                height: f.height,
+                row_base: row_base as u32,
+                dark_threshold: u32::from(item.params.dark_threshold),
+                noise_threshold: u32::from(item.params.noise_threshold),
+                _pad0: 0,
+                _pad1: 0,
+            });
+            frames.push(ReadMeta {
+                width: f.width,
+                height: f.height,
+                has_prev: has_ref == 1,
+            });
+            row_base += u64::from(f.height);
+        }
+        // The padding descriptors have height 0, so pass 2's extra invocations sum nothing.
+        descs.resize(n_padded as usize, FrameDesc::zeroed());
+    }
 }
 
 /// The buffers one submission binds. A submission in flight owns its set until its results are
@@ -544,6 +596,60 @@ fn compile(
     }
 }
 
+/// The bindings both passes have: two storage buffers read, the third written.
+fn pass_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayout {
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &[
+            storage_entry(0, true),
+            storage_entry(1, true),
+            storage_entry(2, false),
+        ],
+    })
+}
+
+/// Pass 1: the subgroup one where the device has subgroups and the driver takes the shader,
+/// else the per-row one.
+fn compile_stats_pass(
+    ctx: &GpuContext,
+    shaders: &ShaderSources,
+    layout: &wgpu::BindGroupLayout,
+) -> Result<(wgpu::ComputePipeline, StatsVariant), EngineError> {
+    // The per-row pass is compiled everywhere, so it is checked everywhere and is there to
+    // fall back on if a driver rejects the subgroup one.
+    let per_row = compile(ctx, &shaders.frame_stats, layout)?;
+    if !ctx.subgroups {
+        return Ok((per_row, StatsVariant::PerRow));
+    }
+    match compile(ctx, &shaders.frame_stats_subgroup, layout) {
+        Ok(pipeline) => Ok((pipeline, StatsVariant::Subgroup)),
+        Err(e) => {
+            tracing::warn!(error = %e, "subgroup statistics pass unavailable; using the per-row one");
+            Ok((per_row, StatsVariant::PerRow))
+        }
+    }
+}
+
+/// The size every bound buffer stays within, and what one submission may hold under it.
+fn submission_limits(l: &wgpu::Limits, max_submission_bytes: Option<u64>) -> (u64, ChunkLimits) {
+    // Every bound buffer stays within one storage binding; u32 word offsets reach 16 GiB.
+    let binding_cap = l
+        .max_storage_buffer_binding_size
+        .min(l.max_buffer_size)
+        .min(u64::from(u32::MAX))
+        & !3;
+    let luma_bytes = max_submission_bytes.map_or(binding_cap, |m| m.min(binding_cap)) & !3;
+    let max_dim = u64::from(l.max_compute_workgroups_per_dimension);
+    let limits = ChunkLimits {
+        luma_bytes,
+        // Pass 1 dispatches one workgroup row per frame; padded descriptors must fit too.
+        frames: max_dim.min((binding_cap / DESC_BYTES).saturating_sub(u64::from(WORKGROUP)))
+            as usize,
+        rows: binding_cap / PARTIAL_BYTES,
+    };
+    (binding_cap, limits)
+}
+
 impl GpuBackend {
     /// Picks the adapter, creates the device, compiles the shaders and creates the pipelines.
     pub fn new() -> Result<Self, EngineError> {
@@ -561,58 +667,11 @@ impl GpuBackend {
     pub fn with_options(options: GpuOptions) -> Result<Self, EngineError> {
         let ctx = GpuContext::new(|info| options.subgroups.wanted(info))?;
         let device = &ctx.device;
-        let stats_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("frame_stats bindings"),
-            entries: &[
-                storage_entry(0, true),
-                storage_entry(1, true),
-                storage_entry(2, false),
-            ],
-        });
-        let reduce_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("frame_reduce bindings"),
-            entries: &[
-                storage_entry(0, true),
-                storage_entry(1, true),
-                storage_entry(2, false),
-            ],
-        });
-        // The per-row pass is compiled everywhere, so it is checked everywhere and is there to
-        // fall back on if a driver rejects the subgroup one.
-        let mut stats_pipeline = compile(&ctx, &options.shaders.frame_stats, &stats_layout)?;
-        let mut variant = StatsVariant::PerRow;
-        if ctx.subgroups {
-            match compile(&ctx, &options.shaders.frame_stats_subgroup, &stats_layout) {
-                Ok(pipeline) => {
-                    stats_pipeline = pipeline;
-                    variant = StatsVariant::Subgroup;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "subgroup statistics pass unavailable; using the per-row one");
-                }
-            }
-        }
+        let stats_layout = pass_layout(device, "frame_stats bindings");
+        let reduce_layout = pass_layout(device, "frame_reduce bindings");
+        let (stats_pipeline, variant) = compile_stats_pass(&ctx, &options.shaders, &stats_layout)?;
         let reduce_pipeline = compile(&ctx, &options.shaders.frame_reduce, &reduce_layout)?;
-
-        let l = &ctx.limits;
-        // Every bound buffer stays within one storage binding; u32 word offsets reach 16 GiB.
-        let binding_cap = l
-            .max_storage_buffer_binding_size
-            .min(l.max_buffer_size)
-            .min(u64::from(u32::MAX))
-            & !3;
-        let luma_bytes = options
-            .max_submission_bytes
-            .map_or(binding_cap, |m| m.min(binding_cap))
-            & !3;
-        let max_dim = u64::from(l.max_compute_workgroups_per_dimension);
-        let limits = ChunkLimits {
-            luma_bytes,
-            // Pass 1 dispatches one workgroup row per frame; padded descriptors must fit too.
-            frames: max_dim.min((binding_cap / DESC_BYTES).saturating_sub(u64::from(WORKGROUP)))
-                as usize,
-            rows: binding_cap / PARTIAL_BYTES,
-        };
+        let (binding_cap, limits) = submission_limits(&ctx.limits, options.max_submission_bytes);
         let (map_tx, map_rx) = mpsc::channel();
         Ok(Self {
             stats_pipeline,
@@ -626,7 +685,7 @@ impl GpuBackend {
             chunks: VecDeque::new(),
             batches: VecDeque::new(),
             spare_batches: Vec::new(),
-            history: History::new(l.max_buffer_size & !3),
+            history: History::new(ctx.limits.max_buffer_size & !3),
             belt: StagingBelt::new(device.clone(), STAGING_CHUNK),
             limits,
             binding_cap,
@@ -805,63 +864,35 @@ impl GpuBackend {
         self.largest_upload = self
             .largest_upload
             .max(self.chunk.frame_bytes + n_padded * DESC_BYTES);
-        let device = self.ctx.device.clone();
+        self.chunk.describe_frames(
+            batch,
+            n_padded,
+            &mut self.desc_scratch,
+            &mut self.sets[s].frames,
+        );
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("frame statistics"),
+            });
+        self.record_uploads(&mut encoder, s, batch, n_padded)?;
+        self.record_dispatch(&mut encoder, s, n, n_padded)?;
+        self.record_reference_copies(&mut encoder, s, batch)?;
+        self.submit_and_map(encoder, s, n, started)
+    }
+
+    /// Records the copies that fill set `s`'s luma and descriptor buffers.
+    fn record_uploads(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        s: usize,
+        batch: &[BatchItem<'_>],
+        n_padded: u64,
+    ) -> Result<(), EngineError> {
         let c = &self.chunk;
-        let set = &mut self.sets[s];
-
-        // Descriptors; the padding ones have height 0, so pass 2's extra invocations sum nothing.
-        self.desc_scratch.clear();
-        set.frames.clear();
-        let mut row_base = 0u64;
-        for p in &c.items {
-            let item = &batch[p.batch_index];
-            let f = item.frame;
-            let (has_ref, ref_byte, ref_stride) = match p.reference {
-                Reference::None => (0, 0, f.stride),
-                Reference::Item(j) => (
-                    1,
-                    c.items[j].cur_byte,
-                    batch[c.items[j].batch_index].frame.stride,
-                ),
-                Reference::History(k) => {
-                    let ci = &c.copy_ins[k];
-                    (1, c.frame_bytes + ci.ref_byte, ci.stride)
-                }
-            };
-            self.desc_scratch.push(FrameDesc {
-                cur_word: (p.cur_byte / 4) as u32,
-                ref_word: (ref_byte / 4) as u32,
-                has_ref,
-                words_per_row: (f.stride / 4) as u32,
-                ref_words_per_row: (ref_stride / 4) as u32,
-                width: f.width,
-                height: f.height,
-                row_base: row_base as u32,
-                dark_threshold: u32::from(item.params.dark_threshold),
-                noise_threshold: u32::from(item.params.noise_threshold),
-                _pad0: 0,
-                _pad1: 0,
-            });
-            set.frames.push(ReadMeta {
-                width: f.width,
-                height: f.height,
-                has_prev: has_ref == 1,
-            });
-            row_base += u64::from(f.height);
-        }
-        self.desc_scratch
-            .resize(n_padded as usize, FrameDesc::zeroed());
-
-        let luma = set.luma.get()?;
-        let (descs, totals, readback) = (set.descs.get()?, set.totals.get()?, set.readback.get()?);
-        let (stats_bg, reduce_bg) = set
-            .bind_groups
-            .as_ref()
-            .ok_or_else(|| EngineError::Batch("internal: bind groups missing".into()))?;
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("frame statistics"),
-        });
-
+        let set = &self.sets[s];
+        let (luma, descs) = (set.luma.get()?, set.descs.get()?);
         // References kept on the GPU since an earlier submission. Queue order makes this right
         // with submissions in flight: the copy-out of a slot's last frame by the submission
         // before executes before this copy-in.
@@ -882,7 +913,7 @@ impl GpuBackend {
         }
         // One staging copy for all frames: the belt's chunks are reused, so no per-batch buffer.
         if let Some(size) = NonZeroU64::new(c.frame_bytes) {
-            let mut view = self.belt.write_buffer(&mut encoder, luma, 0, size);
+            let mut view = self.belt.write_buffer(encoder, luma, 0, size);
             for p in &c.items {
                 let f = batch[p.batch_index].frame;
                 let start = p.cur_byte as usize;
@@ -891,46 +922,83 @@ impl GpuBackend {
             }
         }
         if let Some(size) = NonZeroU64::new(n_padded * DESC_BYTES) {
-            let mut view = self.belt.write_buffer(&mut encoder, descs, 0, size);
+            let mut view = self.belt.write_buffer(encoder, descs, 0, size);
             view.copy_from_slice(bytemuck::cast_slice(&self.desc_scratch));
         }
+        Ok(())
+    }
 
-        {
-            // Each dispatch is its own usage scope, so pass 2 sees pass 1's writes.
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("frame statistics"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&self.stats_pipeline);
-            pass.set_bind_group(0, stats_bg, &[]);
-            let row_groups = match self.variant {
-                StatsVariant::PerRow => c.max_height.div_ceil(WORKGROUP),
-                StatsVariant::Subgroup => c.max_height,
-            };
-            pass.dispatch_workgroups(row_groups.max(1), n as u32, 1);
-            pass.set_pipeline(&self.reduce_pipeline);
-            pass.set_bind_group(0, reduce_bg, &[]);
-            pass.dispatch_workgroups((n_padded / u64::from(WORKGROUP)) as u32, 1, 1);
-        }
+    /// Records both passes over set `s`: pass 1 over the rows of `n` frames, pass 2 over the
+    /// `n_padded` descriptors.
+    fn record_dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        s: usize,
+        n: u64,
+        n_padded: u64,
+    ) -> Result<(), EngineError> {
+        let (stats_bg, reduce_bg) = self.sets[s]
+            .bind_groups
+            .as_ref()
+            .ok_or_else(|| EngineError::Batch("internal: bind groups missing".into()))?;
+        // Each dispatch is its own usage scope, so pass 2 sees pass 1's writes.
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("frame statistics"),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.stats_pipeline);
+        pass.set_bind_group(0, stats_bg, &[]);
+        let row_groups = match self.variant {
+            StatsVariant::PerRow => self.chunk.max_height.div_ceil(WORKGROUP),
+            StatsVariant::Subgroup => self.chunk.max_height,
+        };
+        pass.dispatch_workgroups(row_groups.max(1), n as u32, 1);
+        pass.set_pipeline(&self.reduce_pipeline);
+        pass.set_bind_group(0, reduce_bg, &[]);
+        pass.dispatch_workgroups((n_padded / u64::from(WORKGROUP)) as u32, 1, 1);
+        Ok(())
+    }
 
-        // The last frame of each slot becomes its reference. Copied after the dispatch rather
-        // than written by the shader: frames of one slot in this submission would race.
-        for (i, p) in c.items.iter().enumerate() {
+    /// Records the copy of each slot's last frame in set `s` to the history, where it becomes
+    /// the slot's reference. Copied after the dispatch rather than written by the shader:
+    /// frames of one slot in this submission would race.
+    fn record_reference_copies(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        s: usize,
+        batch: &[BatchItem<'_>],
+    ) -> Result<(), EngineError> {
+        let luma = self.sets[s].luma.get()?;
+        for (i, p) in self.chunk.items.iter().enumerate() {
             let item = &batch[p.batch_index];
-            if c.last_of_slot.get(&item.slot) != Some(&i) {
+            if self.chunk.last_of_slot.get(&item.slot) != Some(&i) {
                 continue;
             }
             let offset = self
                 .history
-                .reserve(&device, &mut encoder, item.slot, item.frame)?;
+                .reserve(&self.ctx.device, encoder, item.slot, item.frame)?;
             if let Some(history) = &self.history.buffer
                 && p.bytes > 0
             {
                 encoder.copy_buffer_to_buffer(luma, p.cur_byte, history, offset, p.bytes);
             }
         }
+        Ok(())
+    }
+
+    /// Copies the `n` frames' totals to set `s`'s readback buffer, submits, and asks for the
+    /// readback buffer to be mapped: from here the set is in flight.
+    fn submit_and_map(
+        &mut self,
+        mut encoder: wgpu::CommandEncoder,
+        s: usize,
+        n: u64,
+        started: Instant,
+    ) -> Result<(), EngineError> {
+        let set = &mut self.sets[s];
+        let readback = set.readback.get()?;
         let totals_bytes = n * TOTALS_BYTES;
-        encoder.copy_buffer_to_buffer(totals, 0, readback, 0, totals_bytes);
+        encoder.copy_buffer_to_buffer(set.totals.get()?, 0, readback, 0, totals_bytes);
 
         self.belt.finish();
         let submitted = Instant::now();
