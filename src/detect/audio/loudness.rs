@@ -117,28 +117,8 @@ impl LoudnessDetector {
             return;
         }
         let format = (buffer.channels.max(1), buffer.rate);
-        if self.meter.is_none() || self.format != format {
-            let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::HISTOGRAM;
-            match EbuR128::new(format.0, format.1, mode) {
-                Ok(m) => self.meter = Some(m),
-                Err(e) => {
-                    tracing::warn!(error = %e, channels = format.0, rate = format.1, "loudness meter unavailable");
-                    self.config.enabled = false;
-                    return;
-                }
-            }
-            self.format = format;
-            self.peaks = (0..format.0)
-                .map(|_| {
-                    DefectTracker::new(
-                        DetectorKind::Loudness,
-                        crate::config::Timing {
-                            min_duration: 0.0,
-                            clear_duration: self.config.clear_duration,
-                        },
-                    )
-                })
-                .collect();
+        if !self.meter_for(format) {
+            return;
         }
         let Some(meter) = self.meter.as_mut() else {
             return;
@@ -154,6 +134,49 @@ impl LoudnessDetector {
             self.integrated_at = end;
             self.reading.integrated = finite(meter.loudness_global());
         }
+        let buffer_peak = self.true_peaks(at, out);
+        let max = |m: Option<f64>, v: Option<f64>| match (m, v) {
+            (Some(m), Some(v)) => Some(m.max(v)),
+            (m, v) => m.or(v),
+        };
+        self.max_true_peak = max(self.max_true_peak, buffer_peak);
+        self.max_momentary = max(self.max_momentary, momentary);
+        self.max_short_term = max(self.max_short_term, short_term);
+        self.reading.momentary = momentary;
+        self.reading.short_term = short_term;
+        self.reading.true_peak = buffer_peak;
+        self.judge_window(at, end, momentary, short_term, out);
+    }
+
+    /// A meter for this channel count and rate (a new one when the format changed); false
+    /// when none can be made, which switches the detector off.
+    fn meter_for(&mut self, format: (u32, u32)) -> bool {
+        if self.meter.is_some() && self.format == format {
+            return true;
+        }
+        let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::HISTOGRAM;
+        match EbuR128::new(format.0, format.1, mode) {
+            Ok(m) => self.meter = Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, channels = format.0, rate = format.1, "loudness meter unavailable");
+                self.config.enabled = false;
+                return false;
+            }
+        }
+        self.format = format;
+        let timing = crate::config::Timing {
+            min_duration: 0.0,
+            clear_duration: self.config.clear_duration,
+        };
+        self.peaks = (0..format.0)
+            .map(|_| DefectTracker::new(DetectorKind::Loudness, timing))
+            .collect();
+        true
+    }
+
+    /// Each channel's true peak of the latest buffer against the limit; returns the highest.
+    fn true_peaks(&mut self, at: Sample, out: &mut Vec<Scoped>) -> Option<f64> {
+        let meter = self.meter.as_ref()?;
         let mut buffer_peak: Option<f64> = None;
         for (ch, tracker) in self.peaks.iter_mut().enumerate() {
             let Some(peak) = meter.prev_true_peak(ch as u32).ok().and_then(db) else {
@@ -163,19 +186,19 @@ impl LoudnessDetector {
             let t = tracker.update(at, peak > self.config.max_true_peak_dbtp, peak);
             out.extend(t.map(|t| (t, Scope::channel(ch as u32))));
         }
-        if let Some(p) = buffer_peak {
-            self.max_true_peak = Some(self.max_true_peak.map_or(p, |m| m.max(p)));
-        }
-        let max = |m: Option<f64>, v: Option<f64>| match (m, v) {
-            (Some(m), Some(v)) => Some(m.max(v)),
-            (m, v) => m.or(v),
-        };
-        self.max_momentary = max(self.max_momentary, momentary);
-        self.max_short_term = max(self.max_short_term, short_term);
-        self.reading.momentary = momentary;
-        self.reading.short_term = short_term;
-        self.reading.true_peak = buffer_peak;
+        buffer_peak
+    }
 
+    /// Short-term loudness outside the target window is the programme's loudness defect; the
+    /// momentary crossings are kept to date its edges.
+    fn judge_window(
+        &mut self,
+        at: Sample,
+        end: f64,
+        momentary: Option<f64>,
+        short_term: Option<f64>,
+        out: &mut Vec<Scoped>,
+    ) {
         let lo = self.config.target_lufs - self.config.tolerance_lu;
         let hi = self.config.target_lufs + self.config.tolerance_lu;
         let m_time = (end - MOMENTARY_CENTRE).max(0.0);
