@@ -46,6 +46,13 @@ pub(super) fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), Config
     }
 }
 
+/// The learning window of a detector's baseline (`<key>.baseline_window`) and its warm-up
+/// (`<key>.baseline_warmup`), which cannot be longer than the window.
+pub(super) fn baseline(key: &str, window: f64, warmup: f64) -> Result<(), ConfigError> {
+    positive(&format!("{key}.baseline_window"), window)?;
+    in_range(&format!("{key}.baseline_warmup"), warmup, 0.0, window)
+}
+
 pub(super) fn invalid(key: &str, message: &str) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),

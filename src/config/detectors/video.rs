@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::{DEFAULT_CLEAR_DURATION_SECS, DEFAULT_MIN_DURATION_SECS};
-use crate::config::check::{in_range, invalid, positive, timing, unit_ratio};
+use crate::config::check::{baseline, in_range, invalid, positive, timing, unit_ratio};
 use crate::error::ConfigError;
 
 /// 8-bit luma at or below which a pixel counts as dark: video-range black is 16, and encoders
@@ -271,13 +271,7 @@ impl BlurConfig {
             self.max_detail_ratio,
             1.0,
         )?;
-        positive(&k("baseline_window"), self.baseline_window)?;
-        in_range(
-            &k("baseline_warmup"),
-            self.baseline_warmup,
-            0.0,
-            self.baseline_window,
-        )?;
+        baseline(key, self.baseline_window, self.baseline_warmup)?;
         timing(key, self.timing())
     }
 }
@@ -356,13 +350,7 @@ impl BlockinessConfig {
         in_range(&k("min_rate_ratio"), self.min_rate_ratio, 0.0, 100.0)?;
         in_range(&k("smoothing"), self.smoothing, 0.0, 60.0)?;
         in_range(&k("damage_hold"), self.damage_hold, 0.0, 60.0)?;
-        positive(&k("baseline_window"), self.baseline_window)?;
-        in_range(
-            &k("baseline_warmup"),
-            self.baseline_warmup,
-            0.0,
-            self.baseline_window,
-        )?;
+        baseline(key, self.baseline_window, self.baseline_warmup)?;
         timing(key, self.timing())
     }
 }
@@ -417,13 +405,7 @@ impl LetterboxConfig {
         in_range(&k("min_bar_ratio"), self.min_bar_ratio, 0.0, 0.5)?;
         unit_ratio(&k("max_bar_difference"), self.max_bar_difference)?;
         unit_ratio(&k("min_area_drop"), self.min_area_drop)?;
-        positive(&k("baseline_window"), self.baseline_window)?;
-        in_range(
-            &k("baseline_warmup"),
-            self.baseline_warmup,
-            0.0,
-            self.baseline_window,
-        )?;
+        baseline(key, self.baseline_window, self.baseline_warmup)?;
         timing(key, self.timing())
     }
 }
