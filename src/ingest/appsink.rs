@@ -13,11 +13,11 @@ use gstreamer_video::prelude::*;
 
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::ingest::decode_errors::DecodeMarks;
-use crate::stream::Stream;
+use crate::ingest::media_sink::MediaSink;
 
 /// What a pipeline run's appsinks feed: the stream, and the decoder's error marks of the run.
 pub struct Feed {
-    pub stream: Arc<Stream>,
+    pub stream: Arc<dyn MediaSink>,
     pub marks: Arc<DecodeMarks>,
 }
 
@@ -76,7 +76,7 @@ fn on_video_sample(
     let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
     let Some(pts) = buffer.pts() else {
         // Without a timestamp a frame cannot be placed in media time; skip it.
-        tracing::debug!(stream = %stream.id, "video buffer without PTS skipped");
+        tracing::debug!(stream = stream.id(), "video buffer without PTS skipped");
         return Ok(gst::FlowSuccess::Ok);
     };
     // Decoders that know a frame was concealed say so on the buffer (and some only there).

@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex, Once};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::stream::Stream;
+use crate::ingest::media_sink::MediaSink;
 
 /// The sole stream of the process, credited with errors logged on libav's own threads.
-static SOLE: std::sync::Mutex<Option<Arc<Stream>>> = std::sync::Mutex::new(None);
+static SOLE: std::sync::Mutex<Option<Arc<dyn MediaSink>>> = std::sync::Mutex::new(None);
 
 thread_local! {
     /// The stream whose decoder last ran on this thread.
-    static DECODING: RefCell<Option<Arc<Stream>>> = const { RefCell::new(None) };
+    static DECODING: RefCell<Option<Arc<dyn MediaSink>>> = const { RefCell::new(None) };
 }
 
 /// Frames between the decoder and the appsink whose decode-time error count is kept.
@@ -93,7 +93,12 @@ pub fn install() {
 }
 
 /// Hooks a video decoder that the URI decoder created for `stream`.
-pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>, marks: &Arc<DecodeMarks>) {
+pub fn watch_decoder(
+    element: &gst::Element,
+    stream: &Arc<dyn MediaSink>,
+    sole: bool,
+    marks: &Arc<DecodeMarks>,
+) {
     let is_video_decoder = element.factory().is_some_and(|f| {
         let klass = f.klass();
         klass.contains("Decoder") && klass.contains("Video")
@@ -104,7 +109,7 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>, marks: &Arc<D
     if let Some(factory) = element.factory() {
         stream.set_decoder(&factory.name());
     }
-    if stream.sole {
+    if sole {
         *crate::sync::lock(&SOLE) = Some(stream.clone());
     } else if element.find_property("thread-type").is_some()
         && let Some(name) = element.factory().map(|f| f.name())
@@ -130,11 +135,16 @@ pub fn watch_decoder(element: &gst::Element, stream: &Arc<Stream>, marks: &Arc<D
         move |_, _| {
             DECODING.with(|current| {
                 let mut current = current.borrow_mut();
-                if !current.as_ref().is_some_and(|s| Arc::ptr_eq(s, &stream)) {
+                if !current.as_ref().is_some_and(|s| same_stream(s, &stream)) {
                     *current = Some(stream.clone());
                 }
             });
             gst::PadProbeReturn::Ok
         },
     );
+}
+
+/// Whether two handles are the same stream (their data, whatever the vtable).
+fn same_stream(a: &Arc<dyn MediaSink>, b: &Arc<dyn MediaSink>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }

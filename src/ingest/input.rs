@@ -9,11 +9,11 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use crate::detect::transport::ts::ContinuityCheck;
-use crate::stream::Stream;
+use crate::ingest::media_sink::MediaSink;
 use crate::sync::lock;
 
 /// Hooks an element the URI decoder created for `stream`, if it is where input is measured.
-pub fn watch_input(element: &gst::Element, stream: &Arc<Stream>) {
+pub fn watch_input(element: &gst::Element, stream: &Arc<dyn MediaSink>) {
     let Some(factory) = element.factory() else {
         return;
     };

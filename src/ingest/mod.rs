@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod demo;
 pub mod input;
 pub mod manifest;
+pub mod media_sink;
 pub mod pipeline;
 pub mod supervisor;
 

@@ -10,6 +10,7 @@ use gstreamer_app as gst_app;
 use crate::error::IngestError;
 use crate::ingest::decode_errors::DecodeMarks;
 use crate::ingest::decoder::{self, DecoderChoice};
+use crate::ingest::media_sink::MediaSink;
 use crate::ingest::{appsink, decode_errors, demo};
 use crate::stream::Stream;
 
@@ -130,9 +131,10 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;
-        let (for_decoders, marks_for_decoders) = (stream.clone(), marks.clone());
+        let for_decoders: Arc<dyn MediaSink> = stream.clone();
+        let (sole, marks_for_decoders) = (stream.sole, marks.clone());
         pipeline.connect_deep_element_added(move |_, _, element| {
-            decode_errors::watch_decoder(element, &for_decoders, &marks_for_decoders);
+            decode_errors::watch_decoder(element, &for_decoders, sole, &marks_for_decoders);
             crate::ingest::input::watch_input(element, &for_decoders);
         });
         link_pads_on_demand(&decode, &pipeline, stream, &marks, sync);

@@ -1,0 +1,69 @@
+//! What GStreamer's callbacks (appsinks, pad probes, the libav log hook) may do to a stream.
+//! They run on streaming threads; through this trait they can place buffers in media time,
+//! hand decoded media over and count what they see, and reach nothing else of the stream.
+
+use std::time::Duration;
+
+use crate::frame::{AudioBuffer, VideoFrame};
+use crate::stream::Stream;
+
+pub trait MediaSink: Send + Sync {
+    /// The stream's id, for log lines.
+    fn id(&self) -> &str;
+    /// Media time of a buffer PTS in the current run, and the run's session; None for audio
+    /// that waits for the first video frame.
+    fn media_time(&self, pts: Duration, video: bool) -> Option<(u64, Duration)>;
+    fn push_video(&self, session: u64, frame: VideoFrame);
+    /// Keeps audio that came before media time zero.
+    fn hold_audio(&self, buffer: AudioBuffer);
+    fn push_audio(&self, session: u64, buffer: &AudioBuffer);
+    fn count_decode_error(&self);
+    fn decode_errors(&self) -> u64;
+    /// The video decoder element the pipeline created.
+    fn set_decoder(&self, factory: &str);
+    /// Bytes that entered the demuxer.
+    fn count_input_bytes(&self, n: u64);
+    fn count_ts_cc_errors(&self, n: u64);
+}
+
+impl MediaSink for Stream {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn media_time(&self, pts: Duration, video: bool) -> Option<(u64, Duration)> {
+        Stream::media_time(self, pts, video)
+    }
+
+    fn push_video(&self, session: u64, frame: VideoFrame) {
+        Stream::push_video(self, session, frame);
+    }
+
+    fn hold_audio(&self, buffer: AudioBuffer) {
+        Stream::hold_audio(self, buffer);
+    }
+
+    fn push_audio(&self, session: u64, buffer: &AudioBuffer) {
+        Stream::push_audio(self, session, buffer);
+    }
+
+    fn count_decode_error(&self) {
+        Stream::count_decode_error(self);
+    }
+
+    fn decode_errors(&self) -> u64 {
+        Stream::decode_errors(self)
+    }
+
+    fn set_decoder(&self, factory: &str) {
+        Stream::set_decoder(self, factory);
+    }
+
+    fn count_input_bytes(&self, n: u64) {
+        Stream::count_input_bytes(self, n);
+    }
+
+    fn count_ts_cc_errors(&self, n: u64) {
+        Stream::count_ts_cc_errors(self, n);
+    }
+}
