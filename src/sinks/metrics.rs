@@ -40,32 +40,31 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registr
     c
 }
 
+/// A labelled family of series, registered. `new` is the family type's constructor.
+fn family<V: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    new: fn(Opts, &[&str]) -> prometheus::Result<V>,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> V {
+    register(r, new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    register(
-        r,
-        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
+    family(r, IntGaugeVec::new, name, help, labels)
 }
 
 fn float_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
-    register(
-        r,
-        GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
+    family(r, GaugeVec::new, name, help, labels)
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(
-        r,
-        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
+    family(r, IntCounterVec::new, name, help, labels)
 }
 
 fn float_counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
-    register(
-        r,
-        CounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-    )
+    family(r, CounterVec::new, name, help, labels)
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
