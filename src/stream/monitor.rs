@@ -91,10 +91,6 @@ impl Monitor {
         self.state
     }
 
-    pub fn session(&self) -> u64 {
-        self.clock.session
-    }
-
     // ---- pipeline runs ----
 
     /// A pipeline run begins: media time restarts at zero.
