@@ -1,6 +1,8 @@
 //! What a stream's monitor tells the rest of the process: one [`Event`] type, consumed in order
 //! by every sink (metrics, log, API status, webhooks, evidence, `scan`'s collector, a test's
-//! recorder). Anything a user sees comes from an event, so nothing else writes outputs.
+//! recorder). Every defect, state change, per-stream metric and API field comes from an event;
+//! only operational log lines (a pipeline warning, a manifest fetch problem, a supervisor's
+//! retry) are written where they happen.
 
 use std::time::SystemTime;
 
