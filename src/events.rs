@@ -133,8 +133,11 @@ pub enum Event {
     InputBitrate(f64),
     /// MPEG-TS continuity errors on the demuxer's input.
     TsContinuityErrors(u64),
-    /// One HTTP request of the manifest checks: `kind` master, playlist or segment.
+    /// One HTTP request streamwatch made itself: `kind` master, playlist, segment, init or key.
     HttpRequest { kind: &'static str, code: String },
+    /// A segment of the analysed rendition was downloaded: its size, how long that took, and
+    /// how much media it holds.
+    SegmentDownloaded(SegmentDownload),
     /// One poll of one HLS variant; `age`: seconds since the playlist changed, when fetched.
     PlaylistPolled { variant: String, age: Option<f64> },
     /// An HLS variant is no longer checked.
@@ -147,6 +150,22 @@ pub enum Event {
     Restarted,
     /// A pipeline that did not stop was left behind.
     PipelineAbandoned,
+}
+
+/// One segment download of the analysed rendition (what OTT operators watch as QoS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SegmentDownload {
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Seconds of media the segment holds (its `EXTINF`).
+    pub media_seconds: f64,
+}
+
+impl SegmentDownload {
+    /// Download time over media time: above 1 the origin cannot deliver in real time.
+    pub fn ratio(&self) -> Option<f64> {
+        (self.media_seconds > 0.0).then(|| self.seconds / self.media_seconds)
+    }
 }
 
 /// Something that consumes a stream's events: built per stream (it knows which one), called in

@@ -301,6 +301,7 @@ fn add_cli_streams(config: &mut Config, urls: &[String]) -> anyhow::Result<Vec<S
             url,
             detectors: config.detectors.clone(),
             decoder: config.ingest.decoder,
+            ..Default::default()
         });
     }
     Ok(config.streams[base..].to_vec())
@@ -314,6 +315,7 @@ fn demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
         url: "demo://".into(),
         detectors: config.detectors.clone(),
         decoder: config.ingest.decoder,
+        ..Default::default()
     });
     let (b, f, s) = (
         ingest::demo::BLACK,

@@ -14,6 +14,7 @@ use crate::config::{Config, StreamConfig, id_from_url};
 use crate::detect::audio::AudioSummary;
 use crate::engine::EngineHandle;
 use crate::events::{DefectEvent, InfoEvent, StreamState};
+use crate::ingest::adaptive;
 use crate::ingest::{self, Pacing, RunningPipeline, pipeline};
 use crate::sinks::Outputs;
 use crate::sinks::frame_stats::StatsCsv;
@@ -30,6 +31,9 @@ pub enum ScanError {
     Ingest(#[from] crate::error::IngestError),
     #[error("{url}: {reason}")]
     Failed { url: String, reason: String },
+    /// The source failed with a reason that names the URL (or the variant's) itself.
+    #[error("{0}")]
+    Source(String),
     #[error("cannot start the analysis engine thread: {0}")]
     Engine(std::io::Error),
     #[error("cannot write frame statistics to {path}: {source}")]
@@ -76,7 +80,8 @@ pub fn scan(
     let (stream, engine) = spawn_stream(url, config, backend, csv.clone())?;
 
     stream.begin_session();
-    let running = pipeline::start(&stream, Pacing::Unpaced)?;
+    let fetching = HttpFetching::start(&stream, config)?;
+    let running = fetching.start_pipeline(&stream)?;
     let bus = running.bus().ok_or_else(|| ScanError::Failed {
         url: url.to_owned(),
         reason: "pipeline has no bus".into(),
@@ -121,6 +126,7 @@ fn spawn_stream(
         url: url.to_owned(),
         detectors: config.detectors.clone(),
         decoder: config.ingest.decoder,
+        ..Default::default()
     };
     let outputs = Outputs {
         collect: true,
@@ -140,6 +146,53 @@ fn spawn_stream(
         .spawn_engine(backend, config.engine.clone())
         .map_err(ScanError::Engine)?;
     Ok((stream, engine))
+}
+
+/// HLS segments are fetched on a small tokio runtime of the scan's own (the rest of `scan` is
+/// synchronous); other sources need none.
+struct HttpFetching {
+    runtime: Option<tokio::runtime::Runtime>,
+    playlists: Option<adaptive::Client>,
+    discovery_wait: Duration,
+    _never_shut_down: tokio::sync::watch::Sender<bool>,
+}
+
+impl HttpFetching {
+    fn start(stream: &Arc<Stream>, config: &Config) -> Result<Self, ScanError> {
+        let (never_shut_down, shutdown) = tokio::sync::watch::channel(false);
+        let mut fetching = Self {
+            runtime: None,
+            playlists: None,
+            discovery_wait: Duration::from_secs_f64(config.ingest.http_timeout + 1.0),
+            _never_shut_down: never_shut_down,
+        };
+        if !adaptive::applies_to(&stream.url) {
+            return Ok(fetching);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| ScanError::Failed {
+                url: stream.url.clone(),
+                reason: format!("cannot start the HTTP runtime: {e}"),
+            })?;
+        let _entered = runtime.enter();
+        fetching.playlists = adaptive::Client::spawn(stream.clone(), &config.ingest, shutdown);
+        fetching.runtime = Some(runtime);
+        Ok(fetching)
+    }
+
+    fn start_pipeline(&self, stream: &Arc<Stream>) -> Result<RunningPipeline, ScanError> {
+        let (Some(runtime), Some(client)) = (&self.runtime, &self.playlists) else {
+            return Ok(pipeline::start(stream, Pacing::Unpaced)?);
+        };
+        let source = runtime
+            .block_on(client.discover(self.discovery_wait))
+            .map_err(ScanError::Source)?;
+        let _entered = runtime.enter();
+        Ok(pipeline::start_with(stream, Pacing::Unpaced, source)?)
+    }
 }
 
 /// Follows the pipeline's bus until the end of the source, an error, the `limit` of media

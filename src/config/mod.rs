@@ -83,7 +83,7 @@ pub struct Config {
 }
 
 /// One monitored stream.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StreamConfig {
     /// Short identifier used as the `stream` label: letters, digits, `-`, `_`, `.`.
     pub id: String,
@@ -93,6 +93,38 @@ pub struct StreamConfig {
     pub detectors: DetectorsConfig,
     /// Video decoder: the stream's own `decoder`, else `ingest.decoder`.
     pub decoder: DecoderChoice,
+    /// Which rendition of an HLS master playlist is analysed (the others are only checked).
+    pub rendition: Rendition,
+    /// With `rendition = "highest"`, the best rendition at most this tall.
+    pub max_height: Option<u32>,
+}
+
+/// The `rendition` setting: the analysed rendition of an adaptive stream stays pinned, so
+/// the picture analysed never changes resolution behind the operator's back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub enum Rendition {
+    /// The highest bandwidth (under `max_height` when set).
+    #[default]
+    Highest,
+    Lowest,
+    /// The N-th rendition in playlist order, from 0.
+    Index(usize),
+}
+
+impl TryFrom<toml::Value> for Rendition {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        match &value {
+            toml::Value::String(s) if s == "highest" => Ok(Self::Highest),
+            toml::Value::String(s) if s == "lowest" => Ok(Self::Lowest),
+            toml::Value::Integer(n) if *n >= 0 => Ok(Self::Index(*n as usize)),
+            _ => Err(format!(
+                "`{value}` is not a rendition: use \"highest\", \"lowest\" or a playlist index from 0"
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -123,6 +155,9 @@ struct RawStream {
     #[serde(default)]
     detectors: toml::Table,
     decoder: Option<DecoderChoice>,
+    #[serde(default)]
+    rendition: Rendition,
+    max_height: Option<u32>,
 }
 
 /// URL schemes a stream may use.
@@ -182,6 +217,8 @@ impl Config {
                 url: s.url,
                 detectors,
                 decoder: s.decoder.unwrap_or(raw.ingest.decoder),
+                rendition: s.rendition,
+                max_height: s.max_height,
             });
         }
         let mut webhooks = raw.webhooks;
@@ -225,6 +262,12 @@ impl Config {
             }
             validate_url(&s.url).map_err(|m| invalid(&key("url"), &m))?;
             s.detectors.validate(&key("detectors"))?;
+            if s.max_height == Some(0) {
+                return Err(invalid(
+                    &key("max_height"),
+                    "must be a height in pixels above 0",
+                ));
+            }
         }
         Ok(())
     }

@@ -1,12 +1,12 @@
 //! Media converter: one GStreamer pipeline per stream, decoding to raw frames and audio that
 //! are handed to the analysis engine in memory.
 
+pub mod adaptive;
 pub mod appsink;
 pub mod decode_errors;
 pub mod decoder;
 pub mod demo;
 pub mod input;
-pub mod manifest;
 pub mod media_sink;
 pub mod pipeline;
 pub mod supervisor;

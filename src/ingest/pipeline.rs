@@ -8,11 +8,13 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use crate::error::IngestError;
+use crate::ingest::adaptive::{self, segments::Fetcher};
 use crate::ingest::decode_errors::DecodeMarks;
 use crate::ingest::decoder::{self, DecoderChoice};
 use crate::ingest::media_sink::MediaSink;
 use crate::ingest::{appsink, decode_errors, demo};
 use crate::stream::Stream;
+use crate::sync::AbortOnDrop;
 
 const VIDEO_BRANCH: &str = include_str!("../../pipelines/video-branch.gst");
 const AUDIO_BRANCH: &str = include_str!("../../pipelines/audio-branch.gst");
@@ -31,6 +33,8 @@ pub enum Pacing {
 pub struct RunningPipeline {
     pub pipeline: gst::Pipeline,
     demo: Option<demo::DemoSource>,
+    /// The segment fetchers of an HLS stream, stopped before the pipeline.
+    fetchers: Vec<AbortOnDrop>,
 }
 
 impl Drop for RunningPipeline {
@@ -38,6 +42,7 @@ impl Drop for RunningPipeline {
         if let Some(d) = &self.demo {
             d.stop();
         }
+        self.fetchers.clear();
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
@@ -94,13 +99,24 @@ const DECODER: &str = "uridecodebin";
 /// Serialises pipeline construction and the change to PLAYING across streams.
 static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Builds the pipeline and sets it playing.
+/// Builds the pipeline of a stream GStreamer reads by itself and sets it playing.
 pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, IngestError> {
+    start_with(stream, pacing, None)
+}
+
+/// Builds the pipeline and sets it playing; an HLS stream's segments come from `adaptive`
+/// (which needs a tokio runtime: the fetchers run on the current one).
+pub fn start_with(
+    stream: &Arc<Stream>,
+    pacing: Pacing,
+    adaptive: Option<adaptive::Source>,
+) -> Result<RunningPipeline, IngestError> {
     preflight(stream)?;
     let marks = Arc::new(DecodeMarks::default());
     let _serialised = crate::sync::lock(&START_LOCK);
     let pipeline = gst::Pipeline::with_name(&format!("stream-{}", stream.id));
     let sync = pacing == Pacing::RealTime;
+    let mut sources = Vec::new();
     let demo = if stream.url.starts_with("demo://") {
         let (video_src, audio_src, source) =
             demo::build(stream).map_err(|e| pipeline_error(stream, e))?;
@@ -119,6 +135,10 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
             .link(&audio)
             .map_err(|e| pipeline_error(stream, e))?;
         Some(source)
+    } else if let Some(source) = &adaptive {
+        watch_elements(&pipeline, stream, &marks);
+        sources = add_adaptive_sources(&pipeline, stream, &marks, sync, source)?;
+        None
     } else {
         let decode = gst::ElementFactory::make(DECODER)
             .property("uri", &stream.url)
@@ -131,17 +151,25 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;
-        let for_decoders: Arc<dyn MediaSink> = stream.clone();
-        let (sole, marks_for_decoders) = (stream.sole, marks.clone());
-        pipeline.connect_deep_element_added(move |_, _, element| {
-            decode_errors::watch_decoder(element, &for_decoders, sole, &marks_for_decoders);
-            crate::ingest::input::watch_input(element, &for_decoders);
-        });
-        link_pads_on_demand(&decode, &pipeline, stream, &marks, sync);
+        watch_elements(&pipeline, stream, &marks);
+        let linked = Arc::new(Linked::default());
+        link_pads_on_demand(
+            &decode,
+            &pipeline,
+            stream,
+            &marks,
+            sync,
+            Accept::ALL,
+            &linked,
+        );
         None
     };
 
-    let running = RunningPipeline { pipeline, demo };
+    let mut running = RunningPipeline {
+        pipeline,
+        demo,
+        fetchers: Vec::new(),
+    };
     if running.pipeline.set_state(gst::State::Playing).is_err() {
         let reason = running
             .bus()
@@ -156,39 +184,175 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
     if let Some(d) = &running.demo {
         d.start();
     }
+    if let Some(source) = adaptive {
+        running.fetchers = spawn_fetchers(stream, &source, sources)?;
+    }
     Ok(running)
 }
 
-/// Links each decoded pad the URI decoder exposes: the first video and the first audio pad to
-/// their branches, any other pad to a fakesink.
+/// Hooks the decoders and demuxers the decoding bins create, wherever they are created.
+fn watch_elements(pipeline: &gst::Pipeline, stream: &Arc<Stream>, marks: &Arc<DecodeMarks>) {
+    let for_decoders: Arc<dyn MediaSink> = stream.clone();
+    let (sole, marks) = (stream.sole, marks.clone());
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        decode_errors::watch_decoder(element, &for_decoders, sole, &marks);
+        crate::ingest::input::watch_input(element, &for_decoders);
+    });
+}
+
+/// An `appsrc` per fetched rendition, each into a `decodebin`: the analysed variant (its
+/// audio too unless that is a rendition of its own) and the separate audio rendition.
+fn add_adaptive_sources(
+    pipeline: &gst::Pipeline,
+    stream: &Arc<Stream>,
+    marks: &Arc<DecodeMarks>,
+    sync: bool,
+    source: &adaptive::Source,
+) -> Result<Vec<gst_app::AppSrc>, IngestError> {
+    let linked = Arc::new(Linked::default());
+    let main_accepts = if source.audio.is_some() {
+        Accept::VIDEO
+    } else {
+        Accept::ALL
+    };
+    let mut sources = vec![add_fetched_rendition(
+        pipeline,
+        stream,
+        marks,
+        sync,
+        main_accepts,
+        &linked,
+    )?];
+    if source.audio.is_some() {
+        sources.push(add_fetched_rendition(
+            pipeline,
+            stream,
+            marks,
+            sync,
+            Accept::AUDIO,
+            &linked,
+        )?);
+    }
+    Ok(sources)
+}
+
+fn add_fetched_rendition(
+    pipeline: &gst::Pipeline,
+    stream: &Arc<Stream>,
+    marks: &Arc<DecodeMarks>,
+    sync: bool,
+    accept: Accept,
+    linked: &Arc<Linked>,
+) -> Result<gst_app::AppSrc, IngestError> {
+    // Not live: the pipeline prerolls on the first segment, and the real-time sinks then
+    // play from there at the pace of the timestamps, as a player does.
+    let appsrc = gst_app::AppSrc::builder()
+        .format(gst::Format::Bytes)
+        .is_live(false)
+        .stream_type(gst_app::AppStreamType::Stream)
+        .max_bytes(u64::MAX)
+        .build();
+    let decode = gst::ElementFactory::make("decodebin")
+        .build()
+        .map_err(|_| missing(stream, "decodebin"))?;
+    if !decoder::restrict(&decode, stream.config.decoder) {
+        tracing::warn!(stream = %stream.id, "cannot restrict the decoder choice (no autoplug-select); ranks decide");
+    }
+    pipeline
+        .add_many([appsrc.upcast_ref(), &decode])
+        .map_err(|e| pipeline_error(stream, e))?;
+    appsrc
+        .link(&decode)
+        .map_err(|e| pipeline_error(stream, e))?;
+    link_pads_on_demand(&decode, pipeline, stream, marks, sync, accept, linked);
+    Ok(appsrc)
+}
+
+/// Starts one fetcher per `appsrc` on the current tokio runtime.
+fn spawn_fetchers(
+    stream: &Arc<Stream>,
+    source: &adaptive::Source,
+    sources: Vec<gst_app::AppSrc>,
+) -> Result<Vec<AbortOnDrop>, IngestError> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| pipeline_error(stream, "HLS needs a tokio runtime to fetch segments"))?;
+    let feeds = std::iter::once(&source.video).chain(source.audio.as_ref());
+    Ok(feeds
+        .zip(sources)
+        .map(|(feed, appsrc)| {
+            let fetcher = Fetcher::new(
+                stream.clone(),
+                source.http.clone(),
+                appsrc,
+                source.http_timeout,
+                feed.segment_failed.clone(),
+            );
+            AbortOnDrop(runtime.spawn(fetcher.run(feed.snapshots.clone())))
+        })
+        .collect())
+}
+
+/// Which decoded media a decoding bin's pads may feed.
+#[derive(Clone, Copy)]
+struct Accept {
+    video: bool,
+    audio: bool,
+}
+
+impl Accept {
+    const ALL: Self = Self {
+        video: true,
+        audio: true,
+    };
+    const VIDEO: Self = Self {
+        video: true,
+        audio: false,
+    };
+    const AUDIO: Self = Self {
+        video: false,
+        audio: true,
+    };
+}
+
+/// Which branches already have their pad, across the decoding bins of a pipeline.
+#[derive(Default)]
+struct Linked {
+    video: AtomicBool,
+    audio: AtomicBool,
+}
+
+/// Links each decoded pad a decoding bin exposes: the first video and the first audio pad it
+/// may feed to their branches, any other pad to a fakesink.
 fn link_pads_on_demand(
     decode: &gst::Element,
     pipeline: &gst::Pipeline,
     stream: &Arc<Stream>,
     marks: &Arc<DecodeMarks>,
     sync: bool,
+    accept: Accept,
+    linked: &Arc<Linked>,
 ) {
     let pipeline = pipeline.downgrade();
-    let (stream, marks) = (stream.clone(), marks.clone());
-    let have_video = Arc::new(AtomicBool::new(false));
-    let have_audio = Arc::new(AtomicBool::new(false));
+    let (stream, marks, linked) = (stream.clone(), marks.clone(), linked.clone());
     decode.connect_pad_added(move |_, pad| {
         let Some(pipeline) = pipeline.upgrade() else {
             return;
         };
         let name = pad.name();
         let kind = pad_media_kind(pad);
-        let target = if kind == "video" && !have_video.swap(true, Ordering::SeqCst) {
-            branch(&stream, &marks, VIDEO_BRANCH, true, sync)
-        } else if kind == "audio" && !have_audio.swap(true, Ordering::SeqCst) {
-            branch(&stream, &marks, AUDIO_BRANCH, false, sync)
-        } else {
-            gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-                .map_err(|_| missing(&stream, "fakesink"))
-        };
+        let target =
+            if kind == "video" && accept.video && !linked.video.swap(true, Ordering::SeqCst) {
+                branch(&stream, &marks, VIDEO_BRANCH, true, sync)
+            } else if kind == "audio" && accept.audio && !linked.audio.swap(true, Ordering::SeqCst)
+            {
+                branch(&stream, &marks, AUDIO_BRANCH, false, sync)
+            } else {
+                gst::ElementFactory::make("fakesink")
+                    .property("sync", false)
+                    .property("async", false)
+                    .build()
+                    .map_err(|_| missing(&stream, "fakesink"))
+            };
         let result = target.and_then(|element| {
             pipeline
                 .add(&element)

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::IngestConfig;
 use crate::events::StreamState;
+use crate::ingest::adaptive;
 use crate::ingest::{Pacing, RunningPipeline, pipeline};
 use crate::stream::Stream;
 
@@ -38,15 +39,6 @@ async fn tear_down(running: RunningPipeline, stream: &Stream) {
     }
 }
 
-/// Stops a task when its owner is dropped (the supervisor returns, or its task is aborted).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// How a pipeline run ended.
 enum Outcome {
     Shutdown,
@@ -62,25 +54,22 @@ pub async fn supervise(
     let max = Duration::from_secs_f64(ingest.restart_backoff_max);
     let stall = Duration::from_secs_f64(ingest.stall_timeout);
     let mut backoff = initial;
-    // The manifest checks run beside the pipeline and through its restarts: a playlist that
+    // The playlists are polled beside the pipeline and through its restarts: a playlist that
     // stops updating is what often brings the pipeline down.
-    let _manifest_checks = crate::ingest::manifest::applies_to(&stream.url).then(|| {
-        AbortOnDrop(tokio::spawn(crate::ingest::manifest::monitor(
-            stream.clone(),
-            ingest.clone(),
-            shutdown.clone(),
-        )))
-    });
+    let playlists = adaptive::applies_to(&stream.url)
+        .then(|| adaptive::Client::spawn(stream.clone(), &ingest, shutdown.clone()))
+        .flatten();
+    let discovery_wait = Duration::from_secs_f64(ingest.http_timeout + 1.0);
     loop {
         stream.begin_session();
         let started = tokio::time::Instant::now();
-        let outcome = match pipeline::start(&stream, Pacing::RealTime) {
+        let outcome = match start(&stream, playlists.as_ref(), discovery_wait).await {
             Ok(running) => {
                 let outcome = watch_run(&running, &stream, stall, &mut shutdown).await;
                 tear_down(running, &stream).await;
                 outcome
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(reason) => Outcome::Failed(reason),
         };
         match outcome {
             Outcome::Shutdown => {
@@ -106,6 +95,19 @@ pub async fn supervise(
         backoff = (backoff * 2).min(max);
         stream.count_restart();
     }
+}
+
+/// Starts a pipeline run; an HTTP stream first waits for its URL to be known as HLS or not.
+async fn start(
+    stream: &Arc<Stream>,
+    playlists: Option<&adaptive::Client>,
+    discovery_wait: Duration,
+) -> Result<RunningPipeline, String> {
+    let source = match playlists {
+        None => None,
+        Some(client) => client.discover(discovery_wait).await?,
+    };
+    pipeline::start_with(stream, Pacing::RealTime, source).map_err(|e| e.to_string())
 }
 
 async fn watch_run(

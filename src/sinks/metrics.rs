@@ -16,12 +16,12 @@ use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use prometheus::{
-    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::detect::DetectorKind;
-use crate::events::{Event, Sink};
+use crate::events::{Event, SegmentDownload, Sink};
 use crate::frame::VideoFrame;
 use crate::sync::lock;
 
@@ -420,6 +420,7 @@ impl AudioFamilies {
 
 struct TransportFamilies {
     http_requests: IntCounterVec,
+    segments: SegmentFamilies,
     hls_playlist_age: GaugeVec,
     input_bitrate: GaugeVec,
     ts_cc_errors: IntCounterVec,
@@ -431,9 +432,10 @@ impl TransportFamilies {
             http_requests: counter_vec(
                 r,
                 "streamwatch_http_requests_total",
-                "Requests streamwatch made itself to check HLS playlists (kind master or playlist) and segments (kind segment, HEAD); code is the HTTP status, or connect, timeout, redirect, invalid (not a playlist) or error.",
+                "Requests streamwatch made itself for HLS streams: playlists (kind master or playlist), segments (kind segment: downloads of the analysed rendition, HEAD checks of the others), init segments (init) and keys (key); code is the HTTP status, or connect, timeout, redirect, invalid (too large, not a playlist, undecryptable) or error.",
                 &["stream", "kind", "code"],
             ),
+            segments: SegmentFamilies::new(r),
             hls_playlist_age: float_gauge_vec(
                 r,
                 "streamwatch_hls_playlist_age_seconds",
@@ -452,6 +454,79 @@ impl TransportFamilies {
                 "MPEG-TS continuity counter errors (packets lost or out of order) on any PID.",
                 &["stream"],
             ),
+        }
+    }
+}
+
+/// Segment downloads of the analysed HLS rendition: the QoS figures OTT operators watch.
+#[derive(Clone)]
+struct SegmentFamilies {
+    seconds: HistogramVec,
+    bytes: IntCounterVec,
+    ratio: GaugeVec,
+}
+
+impl SegmentFamilies {
+    fn new(r: &Registry) -> Self {
+        let opts = HistogramOpts::new(
+            "streamwatch_segment_download_seconds",
+            "Time to download each segment of the analysed HLS rendition.",
+        )
+        .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]);
+        Self {
+            seconds: register(
+                r,
+                HistogramVec::new(opts, &["stream"]).expect("valid metric"),
+            ),
+            bytes: counter_vec(
+                r,
+                "streamwatch_segment_download_bytes_total",
+                "Bytes of segments downloaded for the analysed HLS rendition.",
+                &["stream"],
+            ),
+            ratio: float_gauge_vec(
+                r,
+                "streamwatch_segment_download_ratio",
+                "Download time of the last segment over the media time it holds: above 1 the origin cannot deliver the analysed rendition in real time.",
+                &["stream"],
+            ),
+        }
+    }
+}
+
+/// One stream's segment series, created with its first download (only HLS streams have them).
+struct SegmentSeries {
+    family: SegmentFamilies,
+    stream: String,
+    series: OnceLock<(Histogram, IntCounter, Gauge)>,
+}
+
+impl SegmentSeries {
+    fn observe(&self, d: &SegmentDownload, removed: &AtomicBool) {
+        if removed.load(Ordering::Relaxed) && self.series.get().is_none() {
+            return;
+        }
+        let (seconds, bytes, ratio) = self.series.get_or_init(|| {
+            let labels = [self.stream.as_str()];
+            (
+                self.family.seconds.with_label_values(&labels),
+                self.family.bytes.with_label_values(&labels),
+                self.family.ratio.with_label_values(&labels),
+            )
+        });
+        seconds.observe(d.seconds);
+        bytes.inc_by(d.bytes);
+        if let Some(r) = d.ratio() {
+            ratio.set(r);
+        }
+    }
+
+    fn remove(&self) {
+        if self.series.get().is_some() {
+            let labels = [self.stream.as_str()];
+            let _ = self.family.seconds.remove_label_values(&labels);
+            let _ = self.family.bytes.remove_label_values(&labels);
+            let _ = self.family.ratio.remove_label_values(&labels);
         }
     }
 }
@@ -613,6 +688,7 @@ pub struct StreamMetrics {
     http_requests: Mutex<HashMap<(&'static str, String), IntCounter>>,
     playlist_age_family: GaugeVec,
     playlist_age: Mutex<BTreeMap<String, Gauge>>,
+    segments: SegmentSeries,
 }
 
 impl StreamMetrics {
@@ -688,6 +764,11 @@ impl StreamMetrics {
             http_requests: Mutex::default(),
             playlist_age_family: f.transport.hls_playlist_age.clone(),
             playlist_age: Mutex::default(),
+            segments: SegmentSeries {
+                family: f.transport.segments.clone(),
+                stream: stream.to_owned(),
+                series: OnceLock::new(),
+            },
         }
     }
 
@@ -728,6 +809,7 @@ impl StreamMetrics {
                 .playlist_age_family
                 .remove_label_values(&[stream, variant]);
         }
+        self.segments.remove();
     }
 
     fn set_decoder(&self, decoder: &str) {
@@ -889,6 +971,7 @@ impl Sink for StreamMetrics {
             Event::InputBitrate(bps) => self.input_bitrate.set(*bps, &self.removed),
             Event::TsContinuityErrors(n) => self.ts_cc_errors.inc_by(*n),
             Event::HttpRequest { kind, code } => self.count_http_request(kind, code),
+            Event::SegmentDownloaded(d) => self.segments.observe(d, &self.removed),
             Event::PlaylistPolled { variant, age } => {
                 if let Some(age) = age {
                     self.set_playlist_age(variant, *age);

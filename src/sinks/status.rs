@@ -45,6 +45,20 @@ pub struct StreamStatus {
     /// The HLS playlists checked, for HLS streams.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hls: Vec<VariantStatus>,
+    /// The last segment downloaded of the analysed rendition, for HLS streams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_segment: Option<SegmentStatus>,
+}
+
+/// What `/api/streams` shows of the last segment download.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SegmentStatus {
+    pub bytes: u64,
+    pub download_seconds: f64,
+    pub media_seconds: f64,
+    /// Download time over media time: above 1 the origin cannot deliver in real time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_ratio: Option<f64>,
 }
 
 struct State {
@@ -65,6 +79,7 @@ struct State {
     recent: VecDeque<DefectEvent>,
     info: VecDeque<InfoEvent>,
     hls: Vec<VariantStatus>,
+    last_segment: Option<SegmentStatus>,
 }
 
 /// The API's view of one stream.
@@ -96,6 +111,7 @@ impl StatusSink {
                 recent: VecDeque::new(),
                 info: VecDeque::new(),
                 hls: Vec::new(),
+                last_segment: None,
             }),
         }
     }
@@ -120,6 +136,7 @@ impl StatusSink {
             input_bitrate: st.input_bitrate.map(f64::round),
             ts_cc_errors: st.ts_cc_errors,
             hls: st.hls.clone(),
+            last_segment: st.last_segment.clone(),
         }
     }
 
@@ -213,6 +230,14 @@ impl Sink for StatusSink {
             Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
             Event::HlsVariants(variants) => st.hls.clone_from(variants),
+            Event::SegmentDownloaded(d) => {
+                st.last_segment = Some(SegmentStatus {
+                    bytes: d.bytes,
+                    download_seconds: d.seconds,
+                    media_seconds: d.media_seconds,
+                    download_ratio: d.ratio(),
+                });
+            }
             Event::HlsError { variant, reason } => st.set_hls_error(variant, &self.url, reason),
             Event::VariantForgotten(variant) => st.hls.retain(|v| v.variant != *variant),
             Event::DefectProgress { .. }

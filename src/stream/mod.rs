@@ -23,7 +23,7 @@ use crate::detect::Sample;
 use crate::detect::audio::AudioSummary;
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
-use crate::events::{DefectEvent, Event, StreamState};
+use crate::events::{DefectEvent, Event, SegmentDownload, StreamState};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::sinks::StreamSinks;
 use crate::sinks::status::StreamStatus;
@@ -287,6 +287,16 @@ impl Stream {
         self.with_monitor(|_, emit| emit(&event, None));
     }
 
+    /// A segment of the analysed rendition was downloaded.
+    pub fn note_segment_downloaded(&self, bytes: u64, took: Duration, media: Duration) {
+        let event = Event::SegmentDownloaded(SegmentDownload {
+            bytes,
+            seconds: took.as_secs_f64(),
+            media_seconds: media.as_secs_f64(),
+        });
+        self.with_monitor(|_, emit| emit(&event, None));
+    }
+
     /// One poll of one HLS variant's playlist.
     pub fn observe_playlist(&self, variant: &str, verdict: &PlaylistVerdict) {
         let at = self.transport_now();
@@ -440,6 +450,7 @@ mod tests {
             url: "rtmp://h/live/cam".into(),
             detectors: DetectorsConfig::default(),
             decoder: Default::default(),
+            ..Default::default()
         };
         let options = StreamOptions {
             queue_frames,

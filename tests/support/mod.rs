@@ -8,6 +8,7 @@
 //! stopped by PID when dropped (SIGTERM, up to 3 s grace, then SIGKILL). Each test binary uses
 //! a subset, hence `allow(dead_code)`.
 
+pub mod abr;
 pub mod alerting;
 pub mod audio_clips;
 pub mod clips;

@@ -1,5 +1,6 @@
 //! HLS manifest rules: what one poll of a media playlist says against the previous one (age,
-//! sequence, segment durations). The polling itself is [`crate::ingest::manifest`].
+//! sequence, segment durations). The polling itself is
+//! [`crate::ingest::adaptive::playlists`].
 
 use std::collections::VecDeque;
 
@@ -11,9 +12,12 @@ use crate::config::DetectorsConfig;
 /// What `/api/streams` shows of one checked playlist.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct VariantStatus {
-    /// `main`, or `v0`, `v1`... in master playlist order (the `variant` label).
+    /// `main`, or `v0`, `v1`... (variants) and `a0`, `a1`... (audio renditions) in master
+    /// playlist order (the `variant` label).
     pub variant: String,
     pub uri: String,
+    /// Whether this rendition's segments are fetched and analysed (the others are checked).
+    pub analysed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,334 @@
+//! MPEG-DASH polling: the MPD is fetched once per `minimumUpdatePeriod` (bounded), every
+//! representation is checked from it (its newest segment advancing, its segment addressing
+//! valid), and the analysed representations' segments go to the fetchers, as for HLS.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dash_mpd_core::MPD;
+use tokio::sync::watch;
+
+use super::dash::{self, Rep};
+use super::playlists::{MAX_POLL, MIN_POLL, wait};
+use super::rendition;
+use super::segments::{SegmentRef, Snapshot};
+use super::{Discovery, FeedSender, Publisher, http};
+use crate::config::{IngestConfig, Rendition, StreamConfig};
+use crate::detect::transport::PlaylistVerdict;
+use crate::detect::transport::hls::VariantStatus;
+use crate::stream::Stream;
+
+/// A static (on-demand) MPD is fetched again this rarely: it does not change.
+const STATIC_REFRESH: Duration = Duration::from_secs(60);
+/// The `variant` under which failures of the MPD itself are reported.
+const MPD: &str = "mpd";
+
+/// One checked representation, across polls.
+struct RepCheck {
+    status: VariantStatus,
+    /// The newest segment's number, and when it last changed.
+    newest: Option<u64>,
+    changed: Instant,
+}
+
+pub struct Poller {
+    url: reqwest::Url,
+    max_variants: usize,
+    rendition: Rendition,
+    max_height: Option<u32>,
+    publisher: Publisher,
+    reps: BTreeMap<String, RepCheck>,
+    last_failure: Option<String>,
+}
+
+/// The analysed representations of one poll: the main one (video, or audio for an
+/// audio-only MPD) and a separate audio one.
+struct Analysed {
+    main: String,
+    audio: Option<String>,
+}
+
+impl Poller {
+    pub fn new(
+        url: reqwest::Url,
+        ingest: &IngestConfig,
+        stream: &StreamConfig,
+        publisher: Publisher,
+    ) -> Self {
+        Self {
+            url,
+            max_variants: ingest.hls_max_variants,
+            rendition: stream.rendition,
+            max_height: stream.max_height,
+            publisher,
+            reps: BTreeMap::new(),
+            last_failure: None,
+        }
+    }
+
+    /// Polls until `shutdown`; `first` is the MPD body that revealed the stream as DASH.
+    pub async fn run(
+        mut self,
+        stream: &Stream,
+        client: &reqwest::Client,
+        first: Vec<u8>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut body = Some(first);
+        loop {
+            let fetched = match body.take() {
+                Some(b) => Ok(b),
+                None => self.fetch(stream, client).await,
+            };
+            let period = match fetched.and_then(|b| self.parse(&b)) {
+                Ok(mpd) => {
+                    self.observe(stream, &mpd);
+                    poll_period(&mpd)
+                }
+                Err(reason) => {
+                    self.failed(stream, reason);
+                    Duration::from_secs(1)
+                }
+            };
+            if wait(&mut shutdown, period).await {
+                return;
+            }
+        }
+    }
+
+    async fn fetch(&self, stream: &Stream, client: &reqwest::Client) -> Result<Vec<u8>, String> {
+        match http::get(
+            client,
+            &self.url,
+            false,
+            super::playlists::MAX_PLAYLIST_BYTES,
+        )
+        .await
+        {
+            http::Fetched::Ok(body) => {
+                stream.count_http_request("mpd", "200");
+                Ok(body)
+            }
+            http::Fetched::Failed(f) => {
+                stream.count_http_request("mpd", &f.code);
+                Err(f.reason)
+            }
+        }
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<MPD, String> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| format!("{}: the MPD is not UTF-8 text", self.url))?;
+        dash_mpd_core::parse(text).map_err(|e| format!("{}: not a valid MPD ({e})", self.url))
+    }
+
+    fn failed(&mut self, stream: &Stream, reason: String) {
+        if self.last_failure.as_ref() != Some(&reason) {
+            tracing::warn!(stream = %stream.id, problem = %reason, "DASH check");
+        }
+        stream.note_transport_problem(&reason);
+        self.last_failure = Some(reason.clone());
+        if self.reps.is_empty() {
+            self.discovered(Discovery::Failed(reason.clone()));
+        }
+        let verdict = PlaylistVerdict {
+            http_failed: true,
+            ..Default::default()
+        };
+        stream.observe_playlist(MPD, &verdict);
+        stream.set_hls_error(MPD, reason);
+    }
+
+    fn discovered(&self, discovery: Discovery) {
+        self.publisher.discovery.send_if_modified(|d| {
+            let changed = *d != discovery;
+            *d = discovery;
+            changed
+        });
+    }
+
+    /// Checks every representation of the period in play and feeds the analysed ones.
+    fn observe(&mut self, stream: &Stream, mpd: &MPD) {
+        self.last_failure = None;
+        stream.observe_playlist(MPD, &PlaylistVerdict::default());
+        let now = Utc::now();
+        let Some(period) = dash::current_period(mpd, now).map(|i| &mpd.periods[i]) else {
+            self.failed(stream, format!("{}: the MPD has no Period", self.url));
+            return;
+        };
+        let reps = dash::representations(period);
+        let analysed = match self.choose(&reps) {
+            Ok(a) => a,
+            Err(reason) => {
+                self.failed(stream, format!("{}: {reason}", self.url));
+                return;
+            }
+        };
+        let checked: Vec<&Rep> = reps
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                *i < self.max_variants
+                    || r.name == analysed.main
+                    || analysed.audio.as_deref() == Some(r.name.as_str())
+            })
+            .map(|(_, r)| r)
+            .collect();
+        self.forget_gone(stream, &checked);
+        for rep in checked {
+            let feed = if rep.name == analysed.main {
+                Some(&self.publisher.video)
+            } else if analysed.audio.as_deref() == Some(rep.name.as_str()) {
+                Some(&self.publisher.audio)
+            } else {
+                None
+            }
+            .cloned();
+            let segments = dash::segments(mpd, &self.url, period, rep, now);
+            self.check(stream, mpd, rep, segments, feed);
+        }
+        stream.set_hls_status(self.reps.values().map(|r| r.status.clone()).collect());
+        self.discovered(Discovery::Adaptive {
+            separate_audio: analysed.audio.is_some(),
+        });
+    }
+
+    /// The main representation by `rendition` among the video ones (among the audio ones
+    /// when there is no video), and the best audio one beside video.
+    fn choose(&self, reps: &[Rep]) -> Result<Analysed, String> {
+        let (video, audio): (Vec<&Rep>, Vec<&Rep>) = reps.iter().partition(|r| !r.audio);
+        let best_audio = |list: &[&Rep]| -> Result<String, String> {
+            let candidates: Vec<_> = list.iter().map(|r| r.candidate()).collect();
+            let i = rendition::choose_index(&candidates, Rendition::Highest, None)?;
+            Ok(list[i].name.clone())
+        };
+        if video.is_empty() {
+            return Ok(Analysed {
+                main: best_audio(&audio)?,
+                audio: None,
+            });
+        }
+        let candidates: Vec<_> = video.iter().map(|r| r.candidate()).collect();
+        let main = rendition::choose_index(&candidates, self.rendition, self.max_height)?;
+        Ok(Analysed {
+            main: video[main].name.clone(),
+            audio: if audio.is_empty() {
+                None
+            } else {
+                Some(best_audio(&audio)?)
+            },
+        })
+    }
+
+    fn forget_gone(&mut self, stream: &Stream, checked: &[&Rep]) {
+        self.reps.retain(|name, _| {
+            let keep = checked.iter().any(|r| r.name == *name);
+            if !keep {
+                stream.forget_variant(name);
+            }
+            keep
+        });
+    }
+
+    /// One representation's verdict from this MPD; its segments go to `feed` when analysed.
+    fn check(
+        &mut self,
+        stream: &Stream,
+        mpd: &MPD,
+        rep: &Rep,
+        segments: Result<Vec<SegmentRef>, String>,
+        feed: Option<FeedSender>,
+    ) {
+        let url = self.url.clone();
+        let check = self
+            .reps
+            .entry(rep.name.clone())
+            .or_insert_with(|| RepCheck {
+                status: VariantStatus {
+                    variant: rep.name.clone(),
+                    uri: url.to_string(),
+                    bandwidth: Some(rep.bandwidth),
+                    resolution: rep.resolution(),
+                    ..Default::default()
+                },
+                newest: None,
+                changed: Instant::now(),
+            });
+        check.status.analysed = feed.is_some();
+        let ended = !dash::is_dynamic(mpd);
+        let mut verdict = PlaylistVerdict {
+            ended,
+            ..Default::default()
+        };
+        match segments {
+            Err(reason) => {
+                verdict.sequence_error = Some(reason.clone());
+                note(stream, &mut check.status, reason);
+            }
+            Ok(segments) => {
+                observe_segments(check, &segments, &mut verdict);
+                if let Some(e) = &verdict.sequence_error {
+                    note(stream, &mut check.status, e.clone());
+                }
+                if let Some(feed) = &feed {
+                    verdict.http_failed = feed.segment_failed.load(Ordering::Relaxed);
+                    feed.snapshots.send_replace(Some(Arc::new(Snapshot {
+                        variant: rep.name.clone(),
+                        url,
+                        segments,
+                        unresolved: Vec::new(),
+                        ended,
+                    })));
+                }
+            }
+        }
+        stream.observe_playlist(&rep.name, &verdict);
+    }
+}
+
+/// The newest segment must advance on a live MPD and never go back.
+fn observe_segments(check: &mut RepCheck, segments: &[SegmentRef], verdict: &mut PlaylistVerdict) {
+    let newest = segments.last().map(|s| s.sequence);
+    let longest = segments.iter().map(|s| s.duration_ms).max().unwrap_or(0);
+    verdict.target_duration = longest as f64 / 1000.0;
+    match (check.newest, newest) {
+        (Some(before), Some(now)) if now < before => {
+            verdict.sequence_error = Some(format!(
+                "the newest segment went back from number {before} to {now}"
+            ));
+            check.changed = Instant::now();
+        }
+        (before, now) if before != now => check.changed = Instant::now(),
+        _ => {}
+    }
+    check.newest = newest;
+    let age = check.changed.elapsed().as_secs_f64();
+    verdict.age = Some(age);
+    let s = &mut check.status;
+    s.target_duration = verdict.target_duration;
+    s.media_sequence = segments.first().map_or(0, |s| s.sequence);
+    s.segments = segments.len();
+    s.ended = verdict.ended;
+    s.age_seconds = age;
+}
+
+fn note(stream: &Stream, status: &mut VariantStatus, reason: String) {
+    if status.last_error.as_ref() != Some(&reason) {
+        tracing::warn!(stream = %stream.id, variant = %status.variant, problem = %reason, "DASH check");
+    }
+    stream.note_transport_problem(&reason);
+    status.last_error = Some(reason);
+}
+
+/// `minimumUpdatePeriod` for live MPDs (within the HLS poll bounds), rarely for static ones.
+fn poll_period(mpd: &MPD) -> Duration {
+    if !dash::is_dynamic(mpd) {
+        return STATIC_REFRESH;
+    }
+    mpd.minimumUpdatePeriod
+        .unwrap_or(Duration::from_secs(2))
+        .clamp(MIN_POLL, MAX_POLL)
+}
