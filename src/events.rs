@@ -133,6 +133,8 @@ pub enum Event {
     InputBitrate(f64),
     /// MPEG-TS continuity errors on the demuxer's input.
     TsContinuityErrors(u64),
+    /// RTP packets lost, from gaps in the sequence numbers received.
+    RtpPacketsLost(u64),
     /// One HTTP request of the manifest checks: `kind` master, playlist or segment.
     HttpRequest { kind: &'static str, code: String },
     /// One poll of one HLS variant; `age`: seconds since the playlist changed, when fetched.

@@ -11,7 +11,7 @@ use crate::error::IngestError;
 use crate::ingest::decode_errors::DecodeMarks;
 use crate::ingest::decoder::{self, DecoderChoice};
 use crate::ingest::media_sink::MediaSink;
-use crate::ingest::{appsink, decode_errors, demo};
+use crate::ingest::{appsink, decode_errors, demo, source};
 use crate::stream::Stream;
 
 const VIDEO_BRANCH: &str = include_str!("../../pipelines/video-branch.gst");
@@ -48,14 +48,14 @@ impl RunningPipeline {
     }
 }
 
-fn missing(stream: &Stream, element: &str) -> IngestError {
+pub(super) fn missing(stream: &Stream, element: &str) -> IngestError {
     IngestError::MissingElement {
         stream: stream.id.clone(),
         element: element.to_owned(),
     }
 }
 
-fn pipeline_error(stream: &Stream, reason: impl std::fmt::Display) -> IngestError {
+pub(super) fn pipeline_error(stream: &Stream, reason: impl std::fmt::Display) -> IngestError {
     IngestError::Pipeline {
         stream: stream.id.clone(),
         reason: reason.to_string(),
@@ -86,11 +86,6 @@ pub fn preflight(stream: &Stream) -> Result<(), IngestError> {
     Ok(())
 }
 
-/// The URI decoder. GStreamer 1.22's `uridecodebin3` picks `hlsdemux2`, which aborted the
-/// whole process (g_mutex_clear on a locked mutex in adaptivedemux2) when a live HLS pipeline
-/// was set to NULL for a restart; `uridecodebin` with the classic demuxers has no such crash.
-const DECODER: &str = "uridecodebin";
-
 /// Serialises pipeline construction and the change to PLAYING across streams.
 static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -120,23 +115,17 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
             .map_err(|e| pipeline_error(stream, e))?;
         Some(source)
     } else {
-        let decode = gst::ElementFactory::make(DECODER)
-            .property("uri", &stream.url)
-            .build()
-            .map_err(|_| missing(stream, DECODER))?;
-        if !decoder::restrict(&decode, stream.config.decoder) {
-            tracing::warn!(stream = %stream.id, decoder = stream.config.decoder.as_str(),
-                "cannot restrict the decoder choice (no autoplug-select); ranks decide");
-        }
-        pipeline
-            .add(&decode)
-            .map_err(|e| pipeline_error(stream, e))?;
+        // Connected first: a source built in a bin brings its elements along when added.
         let for_decoders: Arc<dyn MediaSink> = stream.clone();
         let (sole, marks_for_decoders) = (stream.sole, marks.clone());
         pipeline.connect_deep_element_added(move |_, _, element| {
             decode_errors::watch_decoder(element, &for_decoders, sole, &marks_for_decoders);
             crate::ingest::input::watch_input(element, &for_decoders);
         });
+        let decode = source::build(stream)?;
+        pipeline
+            .add(&decode)
+            .map_err(|e| pipeline_error(stream, e))?;
         link_pads_on_demand(&decode, &pipeline, stream, &marks, sync);
         None
     };

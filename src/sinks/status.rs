@@ -42,6 +42,8 @@ pub struct StreamStatus {
     /// Input bits per second, averaged over `detectors.bitrate.window`.
     pub input_bitrate: Option<f64>,
     pub ts_cc_errors: u64,
+    /// RTP packets lost (sequence gaps), for RTP sources.
+    pub rtp_packets_lost: u64,
     /// The HLS playlists checked, for HLS streams.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hls: Vec<VariantStatus>,
@@ -58,6 +60,7 @@ struct State {
     frames_dropped: u64,
     restarts: u64,
     ts_cc_errors: u64,
+    rtp_packets_lost: u64,
     time_to_first_frame: Option<f64>,
     input_bitrate: Option<f64>,
     /// Keyed by detector and, for per-channel audio or per-variant HLS defects, the scope.
@@ -90,6 +93,7 @@ impl StatusSink {
                 frames_dropped: 0,
                 restarts: 0,
                 ts_cc_errors: 0,
+                rtp_packets_lost: 0,
                 time_to_first_frame: None,
                 input_bitrate: None,
                 active: BTreeMap::new(),
@@ -119,6 +123,7 @@ impl StatusSink {
             time_to_first_frame: st.time_to_first_frame,
             input_bitrate: st.input_bitrate.map(f64::round),
             ts_cc_errors: st.ts_cc_errors,
+            rtp_packets_lost: st.rtp_packets_lost,
             hls: st.hls.clone(),
         }
     }
@@ -211,6 +216,7 @@ impl Sink for StatusSink {
             Event::FramesDropped(n) => st.frames_dropped += n,
             Event::Restarted => st.restarts += 1,
             Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
+            Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
             Event::HlsVariants(variants) => st.hls.clone_from(variants),
             Event::HlsError { variant, reason } => st.set_hls_error(variant, &self.url, reason),

@@ -207,6 +207,13 @@ impl Stream {
         }
     }
 
+    /// RTP packets found missing from the sequence numbers received.
+    pub fn count_rtp_packets_lost(&self, n: u64) {
+        if n > 0 {
+            self.with_monitor(|_, emit| emit(&Event::RtpPacketsLost(n), None));
+        }
+    }
+
     // ---- engine side ----
 
     /// Accounts for a frame the engine could not analyse.
