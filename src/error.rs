@@ -24,7 +24,9 @@ pub enum ConfigError {
 /// A stream URL that cannot be used; the URL is shown redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceUrlError {
-    #[error("`{url}` is not a URL (expected scheme://..., e.g. rtmp://host/app/key or file:///path)")]
+    #[error(
+        "`{url}` is not a URL (expected scheme://..., e.g. rtmp://host/app/key or file:///path)"
+    )]
     NotAUrl { url: String },
     #[error("`{url}`: scheme `{scheme}` is not supported (one of {supported})")]
     Unsupported {

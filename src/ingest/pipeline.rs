@@ -249,7 +249,8 @@ pub fn note_warning(stream: &Stream, msg: &gst::Message) {
     if from_decoder {
         stream.count_decode_error();
     }
-    tracing::warn!(stream = %stream.id, decoder = from_decoder, warning = %describe_message(msg), "pipeline warning");
+    let warning = stream.redact(&describe_message(msg));
+    tracing::warn!(stream = %stream.id, decoder = from_decoder, warning = %warning, "pipeline warning");
 }
 
 /// One line describing an error or warning message: the element, the error and its details.

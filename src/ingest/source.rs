@@ -73,7 +73,8 @@ fn udp_receiver(stream: &Arc<Stream>, udp: &UdpUrl) -> Result<gst::Element, Inge
     let bin = gst::Bin::with_name("source");
     let decode = decodebin(stream)?;
     chain.push(decode.clone());
-    bin.add_many(&chain).map_err(|e| pipeline_error(stream, e))?;
+    bin.add_many(&chain)
+        .map_err(|e| pipeline_error(stream, e))?;
     gst::Element::link_many(&chain).map_err(|e| pipeline_error(stream, e))?;
     expose_decoded_pads(&bin, &decode);
     Ok(bin.upcast())

@@ -168,9 +168,7 @@ mod tests {
     fn a_restarted_sender_is_a_new_sequence_and_a_stray_packet_is_ignored() {
         let restart = run(1000, 500).chain(run(40000, 500));
         assert_eq!(lost(restart), 0);
-        let stray = run(1000, 300)
-            .chain([30000])
-            .chain(run(1300, 300));
+        let stray = run(1000, 300).chain([30000]).chain(run(1300, 300));
         assert_eq!(lost(stray), 0);
     }
 
