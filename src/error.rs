@@ -17,7 +17,8 @@ pub enum ConfigError {
     StreamUrl {
         key: String,
         stream: String,
-        source: SourceUrlError,
+        /// Boxed: every config check returns this error, and most never build this variant.
+        source: Box<SourceUrlError>,
     },
 }
 

@@ -229,7 +229,7 @@ impl Config {
             validate_url(&s.url).map_err(|source| ConfigError::StreamUrl {
                 key: key("url"),
                 stream: s.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
             s.detectors.validate(&key("detectors"))?;
         }

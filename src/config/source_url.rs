@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use crate::error::SourceUrlError;
 
 /// Query options a `udp://` or `rtp://` URL accepts.
-pub const UDP_OPTIONS: &[&str] = &["iface", "source", "buffer"];
+pub const UDP_OPTIONS: &[&str] = &["iface", "buffer"];
 
 /// The kernel takes a receive buffer size as a C int.
 pub const MAX_UDP_BUFFER: u32 = i32::MAX as u32;
@@ -21,8 +21,6 @@ pub struct UdpUrl {
     pub port: u16,
     /// `iface=`: the interface on which the group is joined.
     pub iface: Option<String>,
-    /// `source=`: the only sender accepted (source-specific multicast).
-    pub source: Option<IpAddr>,
     /// `buffer=`: the socket's receive buffer, bytes.
     pub buffer: Option<u32>,
 }
@@ -53,25 +51,17 @@ impl UdpUrl {
             host,
             port,
             iface: None,
-            source: None,
             buffer: None,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             parsed.set_option(key, value)?;
         }
-        if !parsed.multicast() {
-            for (option, set) in [
-                ("iface", parsed.iface.is_some()),
-                ("source", parsed.source.is_some()),
-            ] {
-                if set {
-                    return Err(Problem::option(
-                        option,
-                        "applies only to a multicast group (224.0.0.0/4, ff00::/8); this URL binds a local address",
-                    ));
-                }
-            }
+        if parsed.iface.is_some() && !parsed.multicast() {
+            return Err(Problem::option(
+                "iface",
+                "applies only to a multicast group (224.0.0.0/4, ff00::/8); this URL binds a local address",
+            ));
         }
         Ok(parsed)
     }
@@ -93,14 +83,15 @@ impl UdpUrl {
                 }
                 self.iface = Some(value.to_owned());
             }
+            // Refused rather than ignored: receiving every sender of the group when one was
+            // asked for would be silently wrong.
             "source" => {
-                let source = value.parse::<IpAddr>().map_err(|_| {
-                    Problem::option(
-                        key,
-                        &format!("`{value}` is not the IP address of the sender"),
-                    )
-                })?;
-                self.source = Some(source);
+                return Err(Problem::option(
+                    key,
+                    "(source-specific multicast) is not available: GStreamer 1.22's udpsrc cannot \
+                     join a group for one sender (that came with 1.24); remove it and filter the \
+                     sender upstream",
+                ));
             }
             "buffer" => {
                 let bytes = value
@@ -310,9 +301,8 @@ mod tests {
 
     #[test]
     fn options_are_checked_and_named() {
-        let u = udp("udp://239.255.1.1:5000?iface=eth0&source=10.0.0.7&buffer=4194304");
+        let u = udp("udp://239.255.1.1:5000?iface=eth0&buffer=4194304");
         assert_eq!(u.iface.as_deref(), Some("eth0"));
-        assert_eq!(u.source, Some("10.0.0.7".parse().unwrap()));
         assert_eq!(u.buffer, Some(4_194_304));
         assert_eq!(udp("udp://:5000?buffer=65536").buffer, Some(65536));
         for (url, option) in [
@@ -321,15 +311,15 @@ mod tests {
             ("udp://239.1.1.1:5000?buffer=4294967295", "buffer"),
             ("udp://239.1.1.1:5000?buffer=", "buffer"),
             ("udp://239.1.1.1:5000?ttl=1", "ttl"),
-            ("udp://239.1.1.1:5000?source=sender.example", "source"),
+            ("udp://239.1.1.1:5000?source=10.0.0.7", "source"),
             ("udp://239.1.1.1:5000?iface=eth0;rm", "iface"),
             ("rtp://127.0.0.1:5000?iface=lo", "iface"),
-            ("udp://:5000?source=10.0.0.1", "source"),
         ] {
             let e = problem(url);
             assert!(e.contains(&format!("option `{option}`")), "{url}: {e}");
         }
-        assert!(problem("udp://239.1.1.1:5000?ttl=1").contains("known: iface, source, buffer"));
+        assert!(problem("udp://239.1.1.1:5000?ttl=1").contains("known: iface, buffer"));
+        assert!(problem("udp://239.1.1.1:5000?source=10.0.0.7").contains("GStreamer 1.22"));
     }
 
     #[test]

@@ -81,13 +81,6 @@ fn udp_receiver(stream: &Arc<Stream>, udp: &UdpUrl) -> Result<gst::Element, Inge
 }
 
 fn udpsrc(stream: &Stream, udp: &UdpUrl) -> Result<gst::Element, IngestError> {
-    if udp.source.is_some() {
-        return Err(IngestError::BadUrl {
-            stream: stream.id.clone(),
-            url: redact_url(&stream.url),
-            reason: "source-specific multicast (`source=`) is not available: GStreamer 1.22's udpsrc cannot join a group for one sender".into(),
-        });
-    }
     let mut builder = gst::ElementFactory::make("udpsrc")
         .property("address", udp.address())
         .property("port", i32::from(udp.port))

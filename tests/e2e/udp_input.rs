@@ -273,7 +273,12 @@ fn bad_udp_options_are_config_errors_naming_the_stream_and_the_option() {
         (
             "udp://239.1.1.1:5000?bufer=65536",
             "bufer",
-            "known: iface, source, buffer",
+            "known: iface, buffer",
+        ),
+        (
+            "udp://239.1.1.1:5000?source=10.0.0.7",
+            "source",
+            "GStreamer 1.22",
         ),
         ("rtp://127.0.0.1:5000?iface=lo", "iface", "multicast"),
     ] {

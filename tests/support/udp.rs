@@ -201,7 +201,7 @@ impl LossyRelay {
                     continue;
                 };
                 n += 1;
-                if n % drop_every == 0 {
+                if n.is_multiple_of(drop_every) {
                     d.fetch_add(1, Ordering::Relaxed);
                 } else if tx.send_to(&buf[..len], to).is_ok() {
                     f.fetch_add(1, Ordering::Relaxed);
