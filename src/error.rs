@@ -13,6 +13,36 @@ pub enum ConfigError {
     Parse { origin: String, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    #[error("config key `{key}` (stream `{stream}`): {source}")]
+    StreamUrl {
+        key: String,
+        stream: String,
+        /// Boxed: every config check returns this error, and most never build this variant.
+        source: Box<SourceUrlError>,
+    },
+}
+
+/// A stream URL that cannot be used; the URL is shown redacted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceUrlError {
+    #[error(
+        "`{url}` is not a URL (expected scheme://..., e.g. rtmp://host/app/key or file:///path)"
+    )]
+    NotAUrl { url: String },
+    #[error("`{url}`: scheme `{scheme}` is not supported (one of {supported})")]
+    Unsupported {
+        url: String,
+        scheme: String,
+        supported: String,
+    },
+    #[error("`{url}`: {message}")]
+    Malformed { url: String, message: String },
+    #[error("`{url}`: option `{option}`: {message}")]
+    BadOption {
+        url: String,
+        option: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

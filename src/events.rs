@@ -133,6 +133,8 @@ pub enum Event {
     InputBitrate(f64),
     /// MPEG-TS continuity errors on the demuxer's input.
     TsContinuityErrors(u64),
+    /// RTP packets lost, from gaps in the sequence numbers received.
+    RtpPacketsLost(u64),
     /// One HTTP request streamwatch made itself: `kind` master, playlist, segment, init or key.
     HttpRequest { kind: &'static str, code: String },
     /// A segment of the analysed rendition was downloaded: its size, how long that took, and

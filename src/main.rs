@@ -211,7 +211,12 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
         config.backend
     );
     for s in &config.streams {
-        println!("  {} {} {:?}", s.id, s.url, s.detectors);
+        println!(
+            "  {} {} {:?}",
+            s.id,
+            config::redact_url(&s.url),
+            s.detectors
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::services::Services;
 use crate::app::shard::Shard;
-use crate::config::{Config, IngestConfig, StreamConfig};
+use crate::config::{Config, IngestConfig, StreamConfig, redact_url};
 use crate::error::ConfigError;
 use crate::ingest::supervisor;
 use crate::stats::BackendChoice;
@@ -205,7 +205,7 @@ impl Reloader {
         let ingest = registry.running.ingest.clone();
         for s in registry.supervised.values_mut() {
             if s.task.is_none() {
-                tracing::info!(stream = %s.stream.id, url = %s.stream.url, "monitoring");
+                tracing::info!(stream = %s.stream.id, url = %redact_url(&s.stream.url), "monitoring");
                 s.task = Some(spawn_supervisor(&s.stream, &ingest, &s.stop));
             }
         }
@@ -301,7 +301,7 @@ impl Reloader {
             }
             let stream = self.services.add_stream(sc.clone());
             let (stop, _) = watch::channel(false);
-            tracing::info!(stream = %stream.id, url = %stream.url, "monitoring");
+            tracing::info!(stream = %stream.id, url = %redact_url(&stream.url), "monitoring");
             let task = Some(spawn_supervisor(&stream, &ingest, &stop));
             registry
                 .supervised

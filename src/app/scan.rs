@@ -10,7 +10,7 @@ use gstreamer::prelude::*;
 use serde::Serialize;
 
 use crate::app::services::Services;
-use crate::config::{Config, StreamConfig, id_from_url};
+use crate::config::{Config, StreamConfig, id_from_url, redact_url};
 use crate::detect::audio::AudioSummary;
 use crate::engine::EngineHandle;
 use crate::events::{DefectEvent, InfoEvent, StreamState};
@@ -83,7 +83,7 @@ pub fn scan(
     let fetching = HttpFetching::start(&stream, config)?;
     let running = fetching.start_pipeline(&stream)?;
     let bus = running.bus().ok_or_else(|| ScanError::Failed {
-        url: url.to_owned(),
+        url: redact_url(url),
         reason: "pipeline has no bus".into(),
     })?;
     let stall = Duration::from_secs_f64(config.ingest.stall_timeout);
@@ -278,13 +278,13 @@ fn report(
         && frames == 0
     {
         return Err(ScanError::Failed {
-            url: url.to_owned(),
-            reason: reason.clone(),
+            url: redact_url(url),
+            reason: stream.redact(reason),
         });
     }
     Ok(ScanReport {
         stream: stream.id.clone(),
-        url: url.to_owned(),
+        url: redact_url(url),
         frames,
         duration: (analysed.media_seconds * 1000.0).round() / 1000.0,
         backend,

@@ -15,16 +15,18 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, SourceUrlError};
 
 mod check;
 mod detectors;
 mod pipeline;
 mod sinks;
+mod source_url;
 
 pub use detectors::*;
 pub use pipeline::*;
 pub use sinks::*;
+pub use source_url::*;
 
 use check::invalid;
 
@@ -87,7 +89,8 @@ pub struct Config {
 pub struct StreamConfig {
     /// Short identifier used as the `stream` label: letters, digits, `-`, `_`, `.`.
     pub id: String,
-    /// Source URL (file://, http(s):// HLS, rtmp://, srt://, rtsp://, demo://).
+    /// Source URL (file://, http(s):// HLS, rtmp://, srt://, rtsp://, udp://, rtp://, an
+    /// .sdp file, demo://). It may carry credentials: show it only through [`redact_url`].
     pub url: String,
     /// Effective detector settings: the global ones with this stream's overrides applied.
     pub detectors: DetectorsConfig,
@@ -162,7 +165,7 @@ struct RawStream {
 
 /// URL schemes a stream may use.
 pub const SUPPORTED_SCHEMES: &[&str] = &[
-    "file", "http", "https", "rtmp", "rtmps", "srt", "rtsp", "rtsps", "rtspt", "demo",
+    "file", "http", "https", "rtmp", "rtmps", "srt", "rtsp", "rtsps", "rtspt", "udp", "rtp", "demo",
 ];
 
 impl Default for Config {
@@ -260,7 +263,11 @@ impl Config {
                     &format!("duplicate stream id `{}`", s.id),
                 ));
             }
-            validate_url(&s.url).map_err(|m| invalid(&key("url"), &m))?;
+            validate_url(&s.url).map_err(|source| ConfigError::StreamUrl {
+                key: key("url"),
+                stream: s.id.clone(),
+                source: Box::new(source),
+            })?;
             s.detectors.validate(&key("detectors"))?;
             if s.max_height == Some(0) {
                 return Err(invalid(
@@ -322,30 +329,38 @@ pub fn validate_stream_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Accepts URLs with a supported scheme and a non-empty rest.
-pub fn validate_url(url: &str) -> Result<(), String> {
+/// Accepts URLs with a supported scheme and a non-empty rest; `udp://` and `rtp://` URLs must
+/// also have a valid address and options.
+pub fn validate_url(url: &str) -> Result<(), SourceUrlError> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(format!(
-            "`{url}` is not a URL (expected scheme://..., e.g. rtmp://host/app/key or file:///path)"
-        ));
+        return Err(SourceUrlError::NotAUrl {
+            url: redact_url(url),
+        });
     };
     let scheme = scheme.to_ascii_lowercase();
     if !SUPPORTED_SCHEMES.contains(&scheme.as_str()) {
-        return Err(format!(
-            "`{url}`: scheme `{scheme}` is not supported (one of {})",
-            SUPPORTED_SCHEMES.join(", ")
-        ));
+        return Err(SourceUrlError::Unsupported {
+            url: redact_url(url),
+            scheme,
+            supported: SUPPORTED_SCHEMES.join(", "),
+        });
     }
     if rest.is_empty() && scheme != "demo" {
-        return Err(format!("`{url}` has nothing after `{scheme}://`"));
+        return Err(SourceUrlError::Malformed {
+            url: redact_url(url),
+            message: format!("nothing after `{scheme}://`"),
+        });
     }
-    Ok(())
+    match UdpUrl::parse(url) {
+        Some(parsed) => parsed.map(drop),
+        None => Ok(()),
+    }
 }
 
 /// Turns a command-line source (a URL or a plain file path) into a URL.
 pub fn source_to_url(source: &str) -> Result<String, String> {
     if source.contains("://") {
-        validate_url(source)?;
+        validate_url(source).map_err(|e| e.to_string())?;
         return Ok(source.to_owned());
     }
     let path = Path::new(source);
@@ -357,9 +372,12 @@ pub fn source_to_url(source: &str) -> Result<String, String> {
     Ok(format!("file://{}", abs.display()))
 }
 
-/// Derives a stream id from a URL for streams given on the command line.
+/// Derives a stream id from a URL for streams given on the command line: the last word of
+/// its path (or its port), never a credential or an option.
 pub fn id_from_url(url: &str, index: usize) -> String {
-    let tail = url
+    let redacted = redact_url(url);
+    let without_query = redacted.split(['?', '#']).next().unwrap_or("");
+    let tail = without_query
         .trim_end_matches('/')
         .rsplit(['/', ':', '?', '='])
         .find(|s| !s.is_empty())
@@ -458,6 +476,13 @@ mod tests {
         assert!(err("[[streams]]\nid = \"a b\"\nurl = \"rtmp://h/a\"").contains("streams[0].id"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"gopher://h/a\"").contains("gopher"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"not a url\"").contains("streams[0].url"));
+        let bad_option = err("[[streams]]\nid = \"cam\"\nurl = \"udp://239.1.1.1:5000?bufer=1\"");
+        assert!(
+            bad_option.contains("streams[0].url")
+                && bad_option.contains("stream `cam`")
+                && bad_option.contains("option `bufer`"),
+            "{bad_option}"
+        );
         assert!(err("this is = not toml [").contains("config test"));
     }
 
@@ -506,5 +531,10 @@ mod tests {
             validate_stream_id(&id).unwrap();
         }
         assert_eq!(id_from_url("rtmp://h/live/news", 0), "news-0");
+        assert_eq!(id_from_url("udp://@239.1.1.1:5000?buffer=1", 1), "5000-1");
+        let secret = id_from_url("srt://:9000?mode=listener&passphrase=hunter2hunter2", 2);
+        assert_eq!(secret, "9000-2");
+        let userinfo = id_from_url("rtsp://admin:hunter2@cam", 3);
+        assert!(!userinfo.contains("hunter2"), "{userinfo}");
     }
 }

@@ -24,6 +24,7 @@ pub trait MediaSink: Send + Sync {
     /// Bytes that entered the demuxer.
     fn count_input_bytes(&self, n: u64);
     fn count_ts_cc_errors(&self, n: u64);
+    fn count_rtp_packets_lost(&self, n: u64);
 }
 
 impl MediaSink for Stream {
@@ -65,5 +66,9 @@ impl MediaSink for Stream {
 
     fn count_ts_cc_errors(&self, n: u64) {
         Stream::count_ts_cc_errors(self, n);
+    }
+
+    fn count_rtp_packets_lost(&self, n: u64) {
+        Stream::count_rtp_packets_lost(self, n);
     }
 }

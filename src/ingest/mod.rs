@@ -9,6 +9,7 @@ pub mod demo;
 pub mod input;
 pub mod media_sink;
 pub mod pipeline;
+pub mod source;
 pub mod supervisor;
 
 pub use pipeline::{Pacing, RunningPipeline};

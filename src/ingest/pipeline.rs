@@ -12,7 +12,7 @@ use crate::ingest::adaptive::{self, segments::Fetcher};
 use crate::ingest::decode_errors::DecodeMarks;
 use crate::ingest::decoder::{self, DecoderChoice};
 use crate::ingest::media_sink::MediaSink;
-use crate::ingest::{appsink, decode_errors, demo};
+use crate::ingest::{appsink, decode_errors, demo, source};
 use crate::stream::Stream;
 use crate::sync::AbortOnDrop;
 
@@ -53,14 +53,14 @@ impl RunningPipeline {
     }
 }
 
-fn missing(stream: &Stream, element: &str) -> IngestError {
+pub(super) fn missing(stream: &Stream, element: &str) -> IngestError {
     IngestError::MissingElement {
         stream: stream.id.clone(),
         element: element.to_owned(),
     }
 }
 
-fn pipeline_error(stream: &Stream, reason: impl std::fmt::Display) -> IngestError {
+pub(super) fn pipeline_error(stream: &Stream, reason: impl std::fmt::Display) -> IngestError {
     IngestError::Pipeline {
         stream: stream.id.clone(),
         reason: reason.to_string(),
@@ -90,11 +90,6 @@ pub fn preflight(stream: &Stream) -> Result<(), IngestError> {
     }
     Ok(())
 }
-
-/// The URI decoder. GStreamer 1.22's `uridecodebin3` picks `hlsdemux2`, which aborted the
-/// whole process (g_mutex_clear on a locked mutex in adaptivedemux2) when a live HLS pipeline
-/// was set to NULL for a restart; `uridecodebin` with the classic demuxers has no such crash.
-const DECODER: &str = "uridecodebin";
 
 /// Serialises pipeline construction and the change to PLAYING across streams.
 static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -140,18 +135,12 @@ pub fn start_with(
         sources = add_adaptive_sources(&pipeline, stream, &marks, sync, source)?;
         None
     } else {
-        let decode = gst::ElementFactory::make(DECODER)
-            .property("uri", &stream.url)
-            .build()
-            .map_err(|_| missing(stream, DECODER))?;
-        if !decoder::restrict(&decode, stream.config.decoder) {
-            tracing::warn!(stream = %stream.id, decoder = stream.config.decoder.as_str(),
-                "cannot restrict the decoder choice (no autoplug-select); ranks decide");
-        }
+        // Connected first: a source built in a bin brings its elements along when added.
+        watch_elements(&pipeline, stream, &marks);
+        let decode = source::build(stream)?;
         pipeline
             .add(&decode)
             .map_err(|e| pipeline_error(stream, e))?;
-        watch_elements(&pipeline, stream, &marks);
         let linked = Arc::new(Linked::default());
         link_pads_on_demand(
             &decode,
@@ -424,7 +413,8 @@ pub fn note_warning(stream: &Stream, msg: &gst::Message) {
     if from_decoder {
         stream.count_decode_error();
     }
-    tracing::warn!(stream = %stream.id, decoder = from_decoder, warning = %describe_message(msg), "pipeline warning");
+    let warning = stream.redact(&describe_message(msg));
+    tracing::warn!(stream = %stream.id, decoder = from_decoder, warning = %warning, "pipeline warning");
 }
 
 /// One line describing an error or warning message: the element, the error and its details.

@@ -424,6 +424,7 @@ struct TransportFamilies {
     hls_playlist_age: GaugeVec,
     input_bitrate: GaugeVec,
     ts_cc_errors: IntCounterVec,
+    rtp_packets_lost: IntCounterVec,
 }
 
 impl TransportFamilies {
@@ -452,6 +453,12 @@ impl TransportFamilies {
                 r,
                 "streamwatch_ts_cc_errors_total",
                 "MPEG-TS continuity counter errors (packets lost or out of order) on any PID.",
+                &["stream"],
+            ),
+            rtp_packets_lost: counter_vec(
+                r,
+                "streamwatch_rtp_packets_lost_total",
+                "RTP packets lost: gaps in the sequence numbers received (reordered packets are not counted), per RTP stream of an rtp:// URL, SDP file or RTSP source.",
                 &["stream"],
             ),
         }
@@ -669,13 +676,14 @@ pub struct StreamMetrics {
     up_family: IntGaugeVec,
     up: IntGauge,
     /// Counters created at zero, so dashboards and alerts see them before any event.
-    counter_families: [IntCounterVec; 7],
+    counter_families: [IntCounterVec; 8],
     frames: IntCounter,
     dropped: IntCounter,
     restarts: IntCounter,
     decode_errors: IntCounter,
     format_changes: IntCounter,
     ts_cc_errors: IntCounter,
+    rtp_packets_lost: IntCounter,
     abandoned: IntCounter,
     time_to_first_frame: LazyGauge,
     input_bitrate: LazyGauge,
@@ -705,6 +713,7 @@ impl StreamMetrics {
             l.decode_errors.clone(),
             l.format_changes.clone(),
             f.transport.ts_cc_errors.clone(),
+            f.transport.rtp_packets_lost.clone(),
             l.pipelines_abandoned.clone(),
         ];
         let [
@@ -714,6 +723,7 @@ impl StreamMetrics {
             decode_errors,
             format_changes,
             ts_cc_errors,
+            rtp_packets_lost,
             abandoned,
         ] = counter_families
             .clone()
@@ -749,6 +759,7 @@ impl StreamMetrics {
             decode_errors,
             format_changes,
             ts_cc_errors,
+            rtp_packets_lost,
             abandoned,
             time_to_first_frame: LazyGauge::new(&l.time_to_first_frame, &[stream]),
             input_bitrate: LazyGauge::new(&f.transport.input_bitrate, &[stream]),
@@ -970,6 +981,7 @@ impl Sink for StreamMetrics {
             Event::DecoderChosen(decoder) => self.set_decoder(decoder),
             Event::InputBitrate(bps) => self.input_bitrate.set(*bps, &self.removed),
             Event::TsContinuityErrors(n) => self.ts_cc_errors.inc_by(*n),
+            Event::RtpPacketsLost(n) => self.rtp_packets_lost.inc_by(*n),
             Event::HttpRequest { kind, code } => self.count_http_request(kind, code),
             Event::SegmentDownloaded(d) => self.segments.observe(d, &self.removed),
             Event::PlaylistPolled { variant, age } => {

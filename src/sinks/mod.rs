@@ -13,6 +13,7 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::redact_url;
 use crate::events::{Event, Sink};
 use crate::frame::VideoFrame;
 use collect::Collector;
@@ -56,10 +57,11 @@ impl Outputs {
         }
     }
 
-    /// Registers a stream with every output.
+    /// Registers a stream with every output; they show its URL redacted.
     pub fn for_stream(&self, id: &str, url: &str) -> StreamSinks {
-        let metrics = Arc::new(StreamMetrics::register(&self.metrics, id, url));
-        let status = Arc::new(StatusSink::new(id, url));
+        let url = redact_url(url);
+        let metrics = Arc::new(StreamMetrics::register(&self.metrics, id, &url));
+        let status = Arc::new(StatusSink::new(id, &url));
         let collector = self.collect.then(|| Arc::new(Collector::default()));
         let mut all: Vec<Arc<dyn Sink>> = vec![
             metrics.clone(),

@@ -42,6 +42,8 @@ pub struct StreamStatus {
     /// Input bits per second, averaged over `detectors.bitrate.window`.
     pub input_bitrate: Option<f64>,
     pub ts_cc_errors: u64,
+    /// RTP packets lost (sequence gaps), for RTP sources.
+    pub rtp_packets_lost: u64,
     /// The HLS playlists checked, for HLS streams.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hls: Vec<VariantStatus>,
@@ -72,6 +74,7 @@ struct State {
     frames_dropped: u64,
     restarts: u64,
     ts_cc_errors: u64,
+    rtp_packets_lost: u64,
     time_to_first_frame: Option<f64>,
     input_bitrate: Option<f64>,
     /// Keyed by detector and, for per-channel audio or per-variant HLS defects, the scope.
@@ -105,6 +108,7 @@ impl StatusSink {
                 frames_dropped: 0,
                 restarts: 0,
                 ts_cc_errors: 0,
+                rtp_packets_lost: 0,
                 time_to_first_frame: None,
                 input_bitrate: None,
                 active: BTreeMap::new(),
@@ -135,6 +139,7 @@ impl StatusSink {
             time_to_first_frame: st.time_to_first_frame,
             input_bitrate: st.input_bitrate.map(f64::round),
             ts_cc_errors: st.ts_cc_errors,
+            rtp_packets_lost: st.rtp_packets_lost,
             hls: st.hls.clone(),
             last_segment: st.last_segment.clone(),
         }
@@ -228,6 +233,7 @@ impl Sink for StatusSink {
             Event::FramesDropped(n) => st.frames_dropped += n,
             Event::Restarted => st.restarts += 1,
             Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
+            Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
             Event::HlsVariants(variants) => st.hls.clone_from(variants),
             Event::SegmentDownloaded(d) => {

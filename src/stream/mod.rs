@@ -207,6 +207,13 @@ impl Stream {
         }
     }
 
+    /// RTP packets found missing from the sequence numbers received.
+    pub fn count_rtp_packets_lost(&self, n: u64) {
+        if n > 0 {
+            self.with_monitor(|_, emit| emit(&Event::RtpPacketsLost(n), None));
+        }
+    }
+
     // ---- engine side ----
 
     /// Accounts for a frame the engine could not analyse.
@@ -264,8 +271,17 @@ impl Stream {
         Duration::from_nanos(self.nanos_since_born().saturating_sub(last))
     }
 
+    /// Why the run failed, as shown: what the transport checks saw, then the pipeline's
+    /// reason, the URL redacted wherever it appears.
     pub fn explain_failure(&self, pipeline_reason: &str) -> String {
-        lock(&self.monitor).explain_failure(pipeline_reason, Instant::now())
+        let reason = lock(&self.monitor).explain_failure(pipeline_reason, Instant::now());
+        self.redact(&reason)
+    }
+
+    /// `text` with the stream's URL, wherever it appears (GStreamer messages name it), in its
+    /// redacted form.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.url, &crate::config::redact_url(&self.url))
     }
 
     // ---- transport side (supervisor watchdog, manifest checks) ----

@@ -26,5 +26,6 @@ mod reload;
 mod shaders_validate;
 mod shard;
 mod support_selftest;
+mod udp_input;
 mod video_format;
 mod webhooks;

@@ -21,6 +21,7 @@ pub mod media;
 pub mod proc;
 pub mod prom;
 pub mod streamwatch;
+pub mod udp;
 
 pub use alerting::{Alertmanager, Delivery, WebhookReceiver};
 pub use clips::{ClipSpec, Container, Content, clip, clip_in, mpegts_clip};

@@ -1,0 +1,373 @@
+//! Stream URLs: the UDP/RTP receive form with its options, SDP files, and the redacted form
+//! under which a URL is shown (logs, metric labels, the API, generated stream ids).
+
+use std::net::IpAddr;
+
+use crate::error::SourceUrlError;
+
+/// Query options a `udp://` or `rtp://` URL accepts.
+pub const UDP_OPTIONS: &[&str] = &["iface", "buffer"];
+
+/// The kernel takes a receive buffer size as a C int.
+pub const MAX_UDP_BUFFER: u32 = i32::MAX as u32;
+
+/// A `udp://[@]HOST:PORT[?options]` or `rtp://...` receive URL, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpUrl {
+    /// RTP (with MPEG-TS payload) rather than raw MPEG-TS datagrams.
+    pub rtp: bool,
+    /// A multicast group to join, or a local address to bind; None binds every address.
+    pub host: Option<IpAddr>,
+    pub port: u16,
+    /// `iface=`: the interface on which the group is joined.
+    pub iface: Option<String>,
+    /// `buffer=`: the socket's receive buffer, bytes.
+    pub buffer: Option<u32>,
+}
+
+impl UdpUrl {
+    /// Parses a `udp://` or `rtp://` URL; None for any other scheme.
+    pub fn parse(url: &str) -> Option<Result<Self, SourceUrlError>> {
+        let (scheme, rest) = url.split_once("://")?;
+        let rtp = match scheme.to_ascii_lowercase().as_str() {
+            "udp" => false,
+            "rtp" => true,
+            _ => return None,
+        };
+        Some(Self::parse_rest(rtp, rest).map_err(|problem| problem.for_url(url)))
+    }
+
+    fn parse_rest(rtp: bool, rest: &str) -> Result<Self, Problem> {
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.trim_end_matches('/');
+        if authority.contains('/') {
+            return Err(Problem::Malformed(
+                "a UDP/RTP URL has no path: use udp://[@]HOST:PORT".into(),
+            ));
+        }
+        let (host, port) = split_host_port(authority.strip_prefix('@').unwrap_or(authority))?;
+        let mut parsed = UdpUrl {
+            rtp,
+            host,
+            port,
+            iface: None,
+            buffer: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            parsed.set_option(key, value)?;
+        }
+        if parsed.iface.is_some() && !parsed.multicast() {
+            return Err(Problem::option(
+                "iface",
+                "applies only to a multicast group (224.0.0.0/4, ff00::/8); this URL binds a local address",
+            ));
+        }
+        Ok(parsed)
+    }
+
+    fn set_option(&mut self, key: &str, value: &str) -> Result<(), Problem> {
+        if value.is_empty() {
+            return Err(Problem::option(key, "has no value (write key=value)"));
+        }
+        match key {
+            "iface" => {
+                if !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ','))
+                {
+                    return Err(Problem::option(
+                        key,
+                        &format!("`{value}` is not an interface name like eth0"),
+                    ));
+                }
+                self.iface = Some(value.to_owned());
+            }
+            // Refused rather than ignored: receiving every sender of the group when one was
+            // asked for would be silently wrong.
+            "source" => {
+                return Err(Problem::option(
+                    key,
+                    "(source-specific multicast) is not available: GStreamer 1.22's udpsrc cannot \
+                     join a group for one sender (that came with 1.24); remove it and filter the \
+                     sender upstream",
+                ));
+            }
+            "buffer" => {
+                let bytes = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|b| (1..=MAX_UDP_BUFFER).contains(b))
+                    .ok_or_else(|| {
+                        Problem::option(
+                            key,
+                            &format!(
+                                "`{value}` is not a receive buffer size in bytes from 1 to {MAX_UDP_BUFFER}"
+                            ),
+                        )
+                    })?;
+                self.buffer = Some(bytes);
+            }
+            _ => {
+                return Err(Problem::option(
+                    key,
+                    &format!(
+                        "not an option of UDP/RTP URLs (known: {})",
+                        UDP_OPTIONS.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether HOST is a group to join rather than an address to bind.
+    pub fn multicast(&self) -> bool {
+        self.host.is_some_and(|h| h.is_multicast())
+    }
+
+    /// The address udpsrc binds (and, for a group, joins).
+    pub fn address(&self) -> String {
+        match self.host {
+            Some(host) => host.to_string(),
+            None => "0.0.0.0".into(),
+        }
+    }
+}
+
+/// `HOST:PORT`, `[V6]:PORT` or `:PORT`.
+fn split_host_port(authority: &str) -> Result<(Option<IpAddr>, u16), Problem> {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, port) = v6
+            .split_once("]:")
+            .ok_or_else(|| Problem::Malformed("expected [IPv6]:PORT".into()))?;
+        (host, port)
+    } else {
+        authority
+            .rsplit_once(':')
+            .ok_or_else(|| Problem::Malformed("no port: use udp://[@]HOST:PORT".into()))?
+    };
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Problem::Malformed(format!("`{port}` is not a port from 1 to 65535")))?;
+    if host.is_empty() {
+        return Ok((None, port));
+    }
+    let host = host.parse::<IpAddr>().map_err(|_| {
+        Problem::Malformed(format!(
+            "`{host}` is not an IP address (a multicast group to join, a local address to bind, or nothing to bind all)"
+        ))
+    })?;
+    Ok((Some(host), port))
+}
+
+/// What is wrong with a URL, before the URL is attached.
+enum Problem {
+    Malformed(String),
+    Option { option: String, message: String },
+}
+
+impl Problem {
+    fn option(option: &str, message: &str) -> Self {
+        Problem::Option {
+            option: option.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn for_url(self, url: &str) -> SourceUrlError {
+        let url = redact_url(url);
+        match self {
+            Problem::Malformed(message) => SourceUrlError::Malformed { url, message },
+            Problem::Option { option, message } => SourceUrlError::BadOption {
+                url,
+                option,
+                message,
+            },
+        }
+    }
+}
+
+/// A session description to receive RTP by: `file:///path.sdp` or a path ending in `.sdp`.
+pub fn sdp_path(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    let is_sdp = !path.contains("://")
+        && path
+            .rsplit('.')
+            .next()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("sdp"));
+    is_sdp.then_some(path)
+}
+
+/// Query parameters that carry credentials: SRT's passphrase and stream id, tokens and
+/// signatures of signed URLs (CloudFront's `Policy`/`Key-Pair-Id`, S3's `X-Amz-*`).
+const SECRET_PARAMS: &[&str] = &[
+    "passphrase",
+    "streamid",
+    "token",
+    "key",
+    "sig",
+    "signature",
+    "auth",
+    "policy",
+    "key-pair-id",
+];
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMS.contains(&name.as_str()) || name.starts_with("x-amz-")
+}
+
+/// The URL as it may be shown: the userinfo password and the values of credential query
+/// parameters replaced with `***`. Everything a person or a dashboard sees of a stream URL
+/// (logs, `streamwatch_stream_info`, `/api/streams`, generated ids) goes through this.
+pub fn redact_url(url: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let (base, query) = match base.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (base, None),
+    };
+    let mut out = redact_userinfo(base);
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`.
+fn redact_userinfo(base: &str) -> String {
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return base.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => base.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(url: &str) -> UdpUrl {
+        UdpUrl::parse(url).expect("udp scheme").expect("valid")
+    }
+
+    fn problem(url: &str) -> String {
+        UdpUrl::parse(url)
+            .expect("udp scheme")
+            .expect_err("invalid")
+            .to_string()
+    }
+
+    #[test]
+    fn multicast_hosts_are_joined_and_others_bound() {
+        let u = udp("udp://239.255.1.1:5000");
+        assert!(u.multicast() && !u.rtp);
+        assert_eq!((u.address(), u.port), ("239.255.1.1".into(), 5000));
+        assert!(udp("udp://@239.255.1.1:5000").multicast());
+        let bound = udp("udp://@127.0.0.1:5000");
+        assert!(!bound.multicast());
+        assert_eq!(bound.address(), "127.0.0.1");
+        let any = udp("udp://:5000");
+        assert_eq!((any.host, any.address()), (None, "0.0.0.0".into()));
+        assert_eq!(udp("udp://@:5000/").port, 5000);
+        assert!(udp("rtp://[ff15::1]:5004").multicast());
+        assert!(udp("RTP://239.1.1.1:5004").rtp);
+        assert!(UdpUrl::parse("srt://h:1").is_none());
+    }
+
+    #[test]
+    fn options_are_checked_and_named() {
+        let u = udp("udp://239.255.1.1:5000?iface=eth0&buffer=4194304");
+        assert_eq!(u.iface.as_deref(), Some("eth0"));
+        assert_eq!(u.buffer, Some(4_194_304));
+        assert_eq!(udp("udp://:5000?buffer=65536").buffer, Some(65536));
+        for (url, option) in [
+            ("udp://239.1.1.1:5000?buffer=big", "buffer"),
+            ("udp://239.1.1.1:5000?buffer=0", "buffer"),
+            ("udp://239.1.1.1:5000?buffer=4294967295", "buffer"),
+            ("udp://239.1.1.1:5000?buffer=", "buffer"),
+            ("udp://239.1.1.1:5000?ttl=1", "ttl"),
+            ("udp://239.1.1.1:5000?source=10.0.0.7", "source"),
+            ("udp://239.1.1.1:5000?iface=eth0;rm", "iface"),
+            ("rtp://127.0.0.1:5000?iface=lo", "iface"),
+        ] {
+            let e = problem(url);
+            assert!(e.contains(&format!("option `{option}`")), "{url}: {e}");
+        }
+        assert!(problem("udp://239.1.1.1:5000?ttl=1").contains("known: iface, buffer"));
+        assert!(problem("udp://239.1.1.1:5000?source=10.0.0.7").contains("GStreamer 1.22"));
+    }
+
+    #[test]
+    fn malformed_addresses_say_what_is_expected() {
+        assert!(problem("udp://239.1.1.1").contains("no port"));
+        assert!(problem("udp://239.1.1.1:0").contains("port from 1 to 65535"));
+        assert!(problem("udp://239.1.1.1:70000").contains("70000"));
+        assert!(problem("udp://mcast.example:5000").contains("not an IP address"));
+        assert!(problem("udp://239.1.1.1:5000/x").contains("no path"));
+    }
+
+    #[test]
+    fn sdp_files_are_recognised() {
+        assert_eq!(sdp_path("file:///tmp/a.sdp"), Some("/tmp/a.sdp"));
+        assert_eq!(sdp_path("/tmp/A.SDP"), Some("/tmp/A.SDP"));
+        assert_eq!(sdp_path("file:///tmp/a.mp4"), None);
+        assert_eq!(sdp_path("http://h/a.sdp"), None);
+    }
+
+    #[test]
+    fn credentials_are_redacted_and_the_rest_kept() {
+        assert_eq!(
+            redact_url("srt://:9000?mode=listener&passphrase=s3cret-pass&pbkeylen=16"),
+            "srt://:9000?mode=listener&passphrase=***&pbkeylen=16"
+        );
+        assert_eq!(
+            redact_url("rtsp://admin:hunter2@cam.local:554/stream?x=1#f"),
+            "rtsp://admin:***@cam.local:554/stream?x=1#f"
+        );
+        assert_eq!(
+            redact_url(
+                "https://cdn/x.m3u8?Policy=p&Signature=s&Key-Pair-Id=k&X-Amz-Credential=c&X-Amz-Signature=z&token=t&sig=g&auth=a&key=k2&streamid=id"
+            ),
+            "https://cdn/x.m3u8?Policy=***&Signature=***&Key-Pair-Id=***&X-Amz-Credential=***&X-Amz-Signature=***&token=***&sig=***&auth=***&key=***&streamid=***"
+        );
+        for plain in [
+            "udp://@239.1.1.1:5000?buffer=1000",
+            "rtmp://user@h/live/x",
+            "file:///tmp/a@b:c.mp4",
+            "demo://",
+        ] {
+            assert_eq!(redact_url(plain), plain);
+        }
+    }
+
+    #[test]
+    fn errors_never_show_the_secret() {
+        let e = problem("udp://239.1.1.1:5000?passphrase=topsecret&zzz=1");
+        assert!(!e.contains("topsecret") && e.contains("passphrase"), "{e}");
+    }
+}
