@@ -12,10 +12,11 @@ use dash_mpd_core::MPD;
 use tokio::sync::watch;
 
 use super::dash::{self, Rep};
+use super::http::{self, shown};
 use super::playlists::{MAX_POLL, MIN_POLL, wait};
 use super::rendition;
 use super::segments::{SegmentRef, Snapshot};
-use super::{Discovery, FeedSender, Publisher, http};
+use super::{Discovery, FeedSender, Publisher};
 use crate::config::{IngestConfig, Rendition, StreamConfig};
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
@@ -121,8 +122,9 @@ impl Poller {
 
     fn parse(&self, body: &[u8]) -> Result<MPD, String> {
         let text = std::str::from_utf8(body)
-            .map_err(|_| format!("{}: the MPD is not UTF-8 text", self.url))?;
-        dash_mpd_core::parse(text).map_err(|e| format!("{}: not a valid MPD ({e})", self.url))
+            .map_err(|_| format!("{}: the MPD is not UTF-8 text", shown(&self.url)))?;
+        dash_mpd_core::parse(text)
+            .map_err(|e| format!("{}: not a valid MPD ({e})", shown(&self.url)))
     }
 
     fn failed(&mut self, stream: &Stream, reason: String) {
@@ -156,14 +158,17 @@ impl Poller {
         stream.observe_playlist(MPD, &PlaylistVerdict::default());
         let now = Utc::now();
         let Some(period) = dash::current_period(mpd, now).map(|i| &mpd.periods[i]) else {
-            self.failed(stream, format!("{}: the MPD has no Period", self.url));
+            self.failed(
+                stream,
+                format!("{}: the MPD has no Period", shown(&self.url)),
+            );
             return;
         };
         let reps = dash::representations(period);
         let analysed = match self.choose(&reps) {
             Ok(a) => a,
             Err(reason) => {
-                self.failed(stream, format!("{}: {reason}", self.url));
+                self.failed(stream, format!("{}: {reason}", shown(&self.url)));
                 return;
             }
         };
@@ -249,7 +254,7 @@ impl Poller {
             .or_insert_with(|| RepCheck {
                 status: VariantStatus {
                     variant: rep.name.clone(),
-                    uri: url.to_string(),
+                    uri: shown(&url),
                     bandwidth: Some(rep.bandwidth),
                     resolution: rep.resolution(),
                     ..Default::default()

@@ -8,6 +8,11 @@ use bytes::Bytes;
 /// Redirects followed before a request counts as a redirect loop.
 const MAX_REDIRECTS: usize = 10;
 
+/// A URL as messages show it: credentials and signed-URL tokens replaced with `***`.
+pub fn shown(url: &reqwest::Url) -> String {
+    crate::config::redact_url(url.as_str())
+}
+
 /// How a request ended: the `code` label and, for failures, what to tell the user.
 pub enum Fetched {
     Ok(Vec<u8>),
@@ -32,7 +37,7 @@ impl Failure {
     /// `e` without the URL it names (the reason starts with the URL already).
     fn from_reqwest(url: &reqwest::Url, e: reqwest::Error) -> Self {
         let e = e.without_url();
-        Self::new(classify(&e), format!("{url}: {}", describe(&e)))
+        Self::new(classify(&e), format!("{}: {}", shown(url), describe(&e)))
     }
 }
 
@@ -100,7 +105,7 @@ async fn send(
     if !status.is_success() {
         return Err(Failure::new(
             status.as_str(),
-            format!("{url}: HTTP {status}"),
+            format!("{}: HTTP {status}", shown(url)),
         ));
     }
     Ok(response)
@@ -133,7 +138,10 @@ pub async fn get(
                 if body.len() + chunk.len() > limit {
                     return Fetched::Failed(Failure::new(
                         "invalid",
-                        format!("{url}: over {limit} bytes, more than such a resource can be"),
+                        format!(
+                            "{}: over {limit} bytes, more than such a resource can be",
+                            shown(url)
+                        ),
                     ));
                 }
                 body.extend_from_slice(&chunk);
@@ -182,7 +190,8 @@ impl Download {
             return Err(Failure::new(
                 "invalid",
                 format!(
-                    "{url}: the origin ignored the byte range (EXT-X-BYTERANGE) and sent the whole resource"
+                    "{}: the origin ignored the byte range (EXT-X-BYTERANGE) and sent the whole resource",
+                    shown(url)
                 ),
             ));
         }
@@ -204,7 +213,8 @@ impl Download {
                         "invalid",
                         format!(
                             "{}: over {} bytes, more than such a resource can be",
-                            self.url, self.limit
+                            shown(&self.url),
+                            self.limit
                         ),
                     ));
                 }

@@ -72,6 +72,7 @@ impl FeedSender {
 /// pipeline restarts: a playlist that stops updating is often what brings a pipeline down,
 /// and its checks must keep their history).
 pub struct Client {
+    /// The stream's URL as messages show it.
     url: String,
     discovery: watch::Receiver<Discovery>,
     video: FeedSender,
@@ -111,7 +112,7 @@ impl Client {
             audio: FeedSender::new(),
         };
         let (video, audio) = (publisher.video.clone(), publisher.audio.clone());
-        let url = stream.url.clone();
+        let url = crate::config::redact_url(&stream.url);
         let poller = tokio::spawn(playlists::monitor(
             stream,
             ingest.clone(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use m3u8_rs::{MediaPlaylist, Playlist};
 use tokio::sync::watch;
 
-use super::http::{self, Fetched};
+use super::http::{self, Fetched, shown};
 use super::rendition::{self, Choice};
 use super::segments::{self, Snapshot};
 use super::{Discovery, FeedSender, Publisher};
@@ -114,14 +114,18 @@ async fn load(
             Ok(Playlist::MediaPlaylist(_)) => {
                 stream.count_http_request(kind, "invalid");
                 Loaded::Failed(format!(
-                    "{url}: media playlist without EXT-X-TARGETDURATION"
+                    "{}: media playlist without EXT-X-TARGETDURATION",
+                    shown(url)
                 ))
             }
             Err(_) => {
                 stream.count_http_request(kind, "invalid");
                 let start =
                     String::from_utf8_lossy(&body[..body.len().min(40)]).replace(['\n', '\r'], " ");
-                Loaded::Failed(format!("{url}: not a valid playlist (starts `{start}`)"))
+                Loaded::Failed(format!(
+                    "{}: not a valid playlist (starts `{start}`)",
+                    shown(url)
+                ))
             }
         },
     }
@@ -145,7 +149,7 @@ impl Variant {
         Self {
             status: VariantStatus {
                 variant: name,
-                uri: url.to_string(),
+                uri: shown(&url),
                 ..Default::default()
             },
             url,
@@ -249,10 +253,11 @@ async fn load_media(
     match load(stream, client, url, "playlist").await {
         Loaded::Media(p) => Ok(p),
         Loaded::Master(_) => Err(format!(
-            "{url}: a master playlist where a media playlist was expected"
+            "{}: a master playlist where a media playlist was expected",
+            shown(url)
         )),
         Loaded::Failed(reason) => Err(reason),
-        Loaded::NotHls | Loaded::Dash(_) => Err(format!("{url}: not an HLS playlist")),
+        Loaded::NotHls | Loaded::Dash(_) => Err(format!("{}: not an HLS playlist", shown(url))),
     }
 }
 

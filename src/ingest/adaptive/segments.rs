@@ -14,7 +14,7 @@ use m3u8_rs::{KeyMethod, MediaPlaylist};
 use tokio::sync::watch;
 
 use super::crypto::{Aes128Stream, iv_from_hex, iv_from_sequence};
-use super::http::{self, Download, Failure, Fetched, Range};
+use super::http::{self, Download, Failure, Fetched, Range, shown};
 use crate::stream::Stream;
 
 /// A live stream starts this many segments before the newest, as players do (RFC 8216
@@ -361,7 +361,7 @@ impl Fetcher {
                 Err(e) => {
                     return Ok(Err(Failure::new(
                         "invalid",
-                        format!("{}: {e}", segment.media.url),
+                        format!("{}: {e}", shown(&segment.media.url)),
                     )));
                 }
             }
@@ -383,7 +383,7 @@ impl Fetcher {
                 "invalid",
                 format!(
                     "{}: encryption {method} is not supported (AES-128 is)",
-                    segment.media.url
+                    shown(&segment.media.url)
                 ),
             )),
             Encryption::Aes128 { key, iv } => {
@@ -406,7 +406,8 @@ impl Fetcher {
             Failure::new(
                 "invalid",
                 format!(
-                    "{url}: an AES-128 key is 16 bytes, this one {}",
+                    "{}: an AES-128 key is 16 bytes, this one {}",
+                    shown(url),
                     bytes.len()
                 ),
             )
