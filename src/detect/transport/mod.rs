@@ -11,6 +11,7 @@
 //! their events' `start` and `end` hold.
 
 pub mod hls;
+pub mod psi;
 pub mod ts;
 
 use std::collections::{BTreeMap, VecDeque};
