@@ -403,6 +403,7 @@ impl Rig {
                 url: source.url.clone(),
                 detectors: config.detectors.clone(),
                 decoder: config.ingest.decoder,
+                program: None,
             };
             streams.push(services.add_stream(config));
         }

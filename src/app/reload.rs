@@ -407,6 +407,7 @@ mod tests {
             url: url.into(),
             detectors: DetectorsConfig::default(),
             decoder: Default::default(),
+            program: None,
         }
     }
 

@@ -93,6 +93,8 @@ pub struct StreamConfig {
     pub detectors: DetectorsConfig,
     /// Video decoder: the stream's own `decoder`, else `ingest.decoder`.
     pub decoder: DecoderChoice,
+    /// The MPEG-TS program (service id) to monitor; None: the first program with video.
+    pub program: Option<u16>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +125,8 @@ struct RawStream {
     #[serde(default)]
     detectors: toml::Table,
     decoder: Option<DecoderChoice>,
+    /// MPEG-TS program number (1-65535).
+    program: Option<u16>,
 }
 
 /// URL schemes a stream may use.
@@ -182,6 +186,7 @@ impl Config {
                 url: s.url,
                 detectors,
                 decoder: s.decoder.unwrap_or(raw.ingest.decoder),
+                program: s.program,
             });
         }
         let mut webhooks = raw.webhooks;
@@ -224,6 +229,7 @@ impl Config {
                 ));
             }
             validate_url(&s.url).map_err(|m| invalid(&key("url"), &m))?;
+            validate_program(s.program).map_err(|m| invalid(&key("program"), &m))?;
             s.detectors.validate(&key("detectors"))?;
         }
         Ok(())
@@ -277,6 +283,18 @@ pub fn validate_stream_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Program 0 of a PAT points at the network information table, not at a program.
+pub fn validate_program(program: Option<u16>) -> Result<(), String> {
+    match program {
+        Some(0) => Err(
+            "0 is the network information table, not a program; use a program number (1-65535) \
+             as the PAT lists it, or leave `program` out for the first program with video"
+                .to_owned(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Accepts URLs with a supported scheme and a non-empty rest.

@@ -136,6 +136,8 @@ pub fn start(stream: &Arc<Stream>, pacing: Pacing) -> Result<RunningPipeline, In
         pipeline.connect_deep_element_added(move |_, _, element| {
             decode_errors::watch_decoder(element, &for_decoders, sole, &marks_for_decoders);
             crate::ingest::input::watch_input(element, &for_decoders);
+            crate::ingest::format::watch_decoder_input(element, &for_decoders);
+            crate::ingest::programs::watch_demuxer(element, &for_decoders);
         });
         link_pads_on_demand(&decode, &pipeline, stream, &marks, sync);
         None

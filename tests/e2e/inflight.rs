@@ -373,6 +373,7 @@ fn engine_decides_frames_in_order_with_batches_in_flight() {
                 url: "synthetic://".into(),
                 detectors: DetectorsConfig::default(),
                 decoder: DEFAULT_DECODER,
+                program: None,
             })
         })
         .collect();

@@ -119,6 +119,7 @@ fn decoder_warnings_count_as_decode_errors() {
         url: "file:///dev/null".into(),
         detectors: DetectorsConfig::default(),
         decoder: Default::default(),
+        program: None,
     });
     let warning = |element: &gst::Element| {
         gst::message::Warning::builder(gst::StreamError::Decode, "concealed a damaged slice")
@@ -234,6 +235,7 @@ fn decoded_frames_are_shared_with_the_decoder_and_match_ffmpeg() {
         url: format!("file://{clip_path}"),
         detectors: DetectorsConfig::default(),
         decoder: Default::default(),
+        program: None,
     });
     stream.begin_session();
     let running =

@@ -517,9 +517,12 @@ impl ProgramTables {
     }
 }
 
-/// Which program to monitor when none is configured: the first (in PAT order) with video,
-/// else the first; None until every listed program's PMT has been read.
+/// Which program to monitor when none is configured: the only one, or the first (in PAT order)
+/// with video, else the first; None until every listed program's PMT has been read.
 pub fn default_program(programs: &[Program]) -> Option<u16> {
+    if let [only] = programs {
+        return Some(only.number);
+    }
     if programs.is_empty() || programs.iter().any(|p| p.pcr_pid.is_none()) {
         return None;
     }
