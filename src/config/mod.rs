@@ -482,4 +482,22 @@ mod tests {
         }
         assert_eq!(id_from_url("rtmp://h/live/news", 0), "news-0");
     }
+
+    #[test]
+    fn a_stream_names_its_program_and_program_zero_is_refused() {
+        let stream = "[[streams]]\nid = \"mux\"\nurl = \"srt://h:9000\"\n";
+        let c = Config::parse(&format!("{stream}program = 2\n"), "test").unwrap();
+        assert_eq!(c.streams[0].program, Some(2));
+        let err = Config::parse(&format!("{stream}program = 0\n"), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("streams[0].program") && err.contains("1-65535"),
+            "{err}"
+        );
+        let err = Config::parse(&format!("{stream}program = 70000\n"), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("program"), "{err}");
+    }
 }

@@ -844,4 +844,129 @@ mod tests {
         assert_eq!(silent[0].channel, Some(1));
         assert!(silent[0].id.ends_with("-ch1"), "{}", silent[0].id);
     }
+
+    fn tone(n: u64) -> AudioBuffer {
+        AudioBuffer {
+            channels: 1,
+            rate: 48_000,
+            samples: (0..960).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect(),
+            pts: Duration::from_millis(20 * n),
+        }
+    }
+
+    fn feed_audio(h: &mut Harness, buffers: u64) {
+        let (session, wall, now) = (h.session, h.wall, h.origin);
+        for n in 0..buffers {
+            let events = &mut h.events;
+            h.monitor
+                .on_audio(session, &tone(n), (wall, now), &mut |e, _| {
+                    events.push(e.clone())
+                });
+        }
+    }
+
+    fn ups(h: &Harness) -> usize {
+        h.events
+            .iter()
+            .filter(|e| matches!(e, Event::StreamUp { width: 0, .. }))
+            .count()
+    }
+
+    #[test]
+    fn an_audio_only_stream_comes_up_with_its_audio_and_an_av_one_waits_for_video() {
+        let mut h = Harness::new();
+        feed_audio(&mut h, 10);
+        assert_eq!(ups(&h), 1, "{:?}", h.events);
+        assert_eq!(h.monitor.state(), StreamState::Up);
+        assert_eq!(
+            h.monitor.carried(),
+            Carried {
+                video: false,
+                audio: true
+            }
+        );
+
+        let mut h = Harness::new();
+        let video = MediaFormat {
+            video: Some(crate::media::VideoFormat::default()),
+            audio: None,
+        };
+        let events = &mut h.events;
+        h.monitor
+            .on_format(&video, h.wall, &mut |e, _| events.push(e.clone()));
+        feed_audio(&mut h, 10);
+        assert_eq!(
+            ups(&h),
+            0,
+            "a stream with a video decoder is up with its frames"
+        );
+        assert_eq!(h.monitor.state(), StreamState::Starting);
+    }
+
+    #[test]
+    fn a_codec_change_is_a_format_change_and_a_first_codec_is_not() {
+        let mut h = Harness::new();
+        let codec = |c: &'static str| MediaFormat {
+            video: Some(crate::media::VideoFormat {
+                codec: Some(c),
+                ..Default::default()
+            }),
+            audio: None,
+        };
+        for c in ["h264", "h264", "hevc"] {
+            let events = &mut h.events;
+            h.monitor
+                .on_format(&codec(c), h.wall, &mut |e, _| events.push(e.clone()));
+        }
+        let info: Vec<&str> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Info(i) => Some(i.detail.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(info, ["video codec h264 -> hevc"]);
+        let known = h
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::FormatKnown(_)))
+            .count();
+        assert_eq!(known, 2, "the repeated caps change nothing");
+    }
+
+    fn program(number: u16) -> Program {
+        Program {
+            number,
+            pmt_pid: 0x1000 + number,
+            service_name: None,
+            provider_name: None,
+            pcr_pid: Some(0x100),
+            streams: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_program_missing_from_the_table_or_a_table_that_never_comes_is_a_problem() {
+        let origin = Instant::now();
+        let settings = Settings {
+            stream: "s".into(),
+            detectors: DetectorsConfig::default(),
+            evidence_links: false,
+            program: Some(3),
+        };
+        let mut m = Monitor::new(settings, origin);
+        let mut sink = |_: &Event, _: Option<&VideoFrame>| {};
+        m.begin_run(origin, &mut sink);
+        assert_eq!(m.program_problem(origin + Duration::from_secs(1)), None);
+        let late = m.program_problem(origin + PROGRAM_WAIT);
+        assert!(late.is_some_and(|p| p.contains("no MPEG-TS program table")));
+        m.on_programs(vec![program(1), program(2)], Some(3), &mut sink);
+        assert_eq!(
+            m.program_problem(origin).as_deref(),
+            Some("program 3 not in the transport stream; programs present: 1, 2")
+        );
+        m.on_programs(vec![program(1), program(3)], Some(3), &mut sink);
+        assert_eq!(m.program_problem(origin + PROGRAM_WAIT), None);
+    }
 }

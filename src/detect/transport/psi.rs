@@ -294,8 +294,11 @@ fn private_stream_codec(descs: &[u8]) -> (&'static str, &'static str) {
     ("data", "other")
 }
 
-/// service_id → (provider, name) from the SDT's service descriptors.
-fn parse_sdt(body: &[u8]) -> Vec<(u16, Option<String>, Option<String>)> {
+/// (service_id, provider, name) of one SDT entry.
+type Service = (u16, Option<String>, Option<String>);
+
+/// The services an SDT section names in its service descriptors.
+fn parse_sdt(body: &[u8]) -> Vec<Service> {
     let mut services = Vec::new();
     let mut rest = body.get(3..).unwrap_or(&[]);
     while rest.len() >= 5 {
@@ -349,7 +352,7 @@ pub struct ProgramTables {
     assemblers: BTreeMap<u16, Assembler>,
     pat: Option<Sections<Vec<(u16, u16)>>>,
     pmts: BTreeMap<u16, Pmt>,
-    sdt: Option<Sections<Vec<(u16, Option<String>, Option<String>)>>>,
+    sdt: Option<Sections<Vec<Service>>>,
     /// What was last returned: programs change rarely, and only a change is reported.
     reported: Option<Vec<Program>>,
 }
