@@ -12,8 +12,10 @@ use crate::detect::DetectorKind;
 pub use crate::detect::Scope;
 use crate::detect::audio::AudioLevels;
 use crate::detect::transport::hls::VariantStatus;
+use crate::detect::transport::psi::Program;
 use crate::detect::video::VideoReadings;
 use crate::frame::VideoFrame;
+use crate::media::{Carried, MediaFormat};
 use crate::stats::FrameStats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -111,6 +113,16 @@ pub enum Event {
     },
     /// Not a defect: a format change.
     Info(InfoEvent),
+    /// The media the current run carries changed (a decoder or the first buffer of a kind
+    /// appeared, or a new run starts with none known yet).
+    MediaCarried(Carried),
+    /// The stream's format as now known (codecs, picture, audio layout).
+    FormatKnown(MediaFormat),
+    /// The programs of an MPEG-TS source, and the one monitored.
+    Programs {
+        programs: Vec<Program>,
+        selected: Option<u16>,
+    },
     /// One analysed frame.
     FrameAnalysed {
         media: f64,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod frame;
 pub mod ingest;
+pub mod media;
 pub mod perf;
 pub mod server;
 pub mod sinks;

@@ -102,6 +102,9 @@ struct ScanArgs {
     /// Also write every frame's statistics to this CSV file (for tuning thresholds).
     #[arg(long)]
     frame_stats: Option<PathBuf>,
+    /// MPEG-TS program number to analyse (default: the first program with video).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    program: Option<u16>,
 }
 
 #[derive(Args)]
@@ -231,8 +234,12 @@ fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--duration must be a positive number of seconds");
     }
     let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
+    let source = scan::ScanSource {
+        url: &url,
+        program: args.program,
+    };
     let report = scan::scan(
-        &url,
+        source,
         args.duration,
         &config,
         backend,

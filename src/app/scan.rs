@@ -66,8 +66,15 @@ pub struct ScanReport {
     pub error: Option<String>,
 }
 
+/// What to scan: the source, and for a multi-program MPEG-TS the program (None: the first
+/// with video).
+pub struct ScanSource<'a> {
+    pub url: &'a str,
+    pub program: Option<u16>,
+}
+
 pub fn scan(
-    url: &str,
+    source: ScanSource<'_>,
     duration: Option<f64>,
     config: &Config,
     backend: Box<dyn StatsBackend>,
@@ -77,7 +84,8 @@ pub fn scan(
     let began = Instant::now();
     let csv = create_frame_stats(frame_stats)?;
     let description = backend.describe();
-    let (stream, engine) = spawn_stream(url, config, backend, csv.clone())?;
+    let url = source.url;
+    let (stream, engine) = spawn_stream(&source, config, backend, csv.clone())?;
 
     stream.begin_session();
     let fetching = HttpFetching::start(&stream, config)?;
@@ -116,16 +124,18 @@ fn create_frame_stats(path: Option<&Path>) -> Result<Option<Arc<StatsCsv>>, Scan
 /// The scanned stream, collecting its events, with the engine over it: the decoder blocks on
 /// the stream's queue rather than dropping, so every frame is analysed.
 fn spawn_stream(
-    url: &str,
+    source: &ScanSource<'_>,
     config: &Config,
     backend: Box<dyn StatsBackend>,
     csv: Option<Arc<StatsCsv>>,
 ) -> Result<(Arc<Stream>, EngineHandle), ScanError> {
+    let (url, program) = (source.url, source.program);
     let stream_config = StreamConfig {
         id: id_from_url(url, 0),
         url: url.to_owned(),
         detectors: config.detectors.clone(),
         decoder: config.ingest.decoder,
+        program,
         ..Default::default()
     };
     let outputs = Outputs {
@@ -219,18 +229,24 @@ fn watch_until_done(
                     pipeline::note_warning(stream, &msg);
                     continue;
                 }
-                gst::MessageView::Error(_) => return Some(pipeline::describe_message(&msg)),
+                gst::MessageView::Error(_) => {
+                    return Some(stream.explain_failure(&pipeline::describe_message(&msg)));
+                }
                 _ => return None,
             }
         }
-        if limit.is_some_and(|l| stream.last_video_media_time().unwrap_or(0.0) >= l.as_secs_f64())
+        if limit.is_some_and(|l| stream.last_media_time().unwrap_or(0.0) >= l.as_secs_f64())
             || limit.is_some_and(|l| began.elapsed() >= l + stall)
         {
             return None;
         }
-        if stream.frame_silence() >= stall {
+        if let Some(problem) = stream.program_problem() {
+            return Some(problem);
+        }
+        let (silence, what) = stream.media_silence();
+        if silence >= stall {
             return Some(format!(
-                "no video frame for {:.1} s (stall timeout)",
+                "no {what} for {:.1} s (stall timeout)",
                 stall.as_secs_f64()
             ));
         }
@@ -252,7 +268,7 @@ fn drain_and_stop(stream: &Stream, running: RunningPipeline, mut engine: EngineH
     }
     let _ = running.pipeline.set_state(gst::State::Null);
     let analysed = Analysed {
-        media_seconds: stream.last_video_media_time().unwrap_or(0.0),
+        media_seconds: stream.last_media_time().unwrap_or(0.0),
         audio: stream.audio_summary(),
     };
     stream.close();
@@ -276,6 +292,7 @@ fn report(
     let collected = stream.sinks().collector.clone().unwrap_or_default();
     if let Some(reason) = &failure
         && frames == 0
+        && analysed.audio.is_none()
     {
         return Err(ScanError::Failed {
             url: redact_url(url),

@@ -96,6 +96,8 @@ pub struct StreamConfig {
     pub detectors: DetectorsConfig,
     /// Video decoder: the stream's own `decoder`, else `ingest.decoder`.
     pub decoder: DecoderChoice,
+    /// The MPEG-TS program (service id) to monitor; None: the first program with video.
+    pub program: Option<u16>,
     /// Which rendition of an HLS master playlist is analysed (the others are only checked).
     pub rendition: Rendition,
     /// With `rendition = "highest"`, the best rendition at most this tall.
@@ -161,6 +163,8 @@ struct RawStream {
     #[serde(default)]
     rendition: Rendition,
     max_height: Option<u32>,
+    /// MPEG-TS program number (1-65535).
+    program: Option<u16>,
 }
 
 /// URL schemes a stream may use.
@@ -222,6 +226,7 @@ impl Config {
                 decoder: s.decoder.unwrap_or(raw.ingest.decoder),
                 rendition: s.rendition,
                 max_height: s.max_height,
+                program: s.program,
             });
         }
         let mut webhooks = raw.webhooks;
@@ -268,6 +273,7 @@ impl Config {
                 stream: s.id.clone(),
                 source: Box::new(source),
             })?;
+            validate_program(s.program).map_err(|m| invalid(&key("program"), &m))?;
             s.detectors.validate(&key("detectors"))?;
             if s.max_height == Some(0) {
                 return Err(invalid(
@@ -327,6 +333,18 @@ pub fn validate_stream_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Program 0 of a PAT points at the network information table, not at a program.
+pub fn validate_program(program: Option<u16>) -> Result<(), String> {
+    match program {
+        Some(0) => Err(
+            "0 is the network information table, not a program; use a program number (1-65535) \
+             as the PAT lists it, or leave `program` out for the first program with video"
+                .to_owned(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Accepts URLs with a supported scheme and a non-empty rest; `udp://` and `rtp://` URLs must
@@ -536,5 +554,23 @@ mod tests {
         assert_eq!(secret, "9000-2");
         let userinfo = id_from_url("rtsp://admin:hunter2@cam", 3);
         assert!(!userinfo.contains("hunter2"), "{userinfo}");
+    }
+
+    #[test]
+    fn a_stream_names_its_program_and_program_zero_is_refused() {
+        let stream = "[[streams]]\nid = \"mux\"\nurl = \"srt://h:9000\"\n";
+        let c = Config::parse(&format!("{stream}program = 2\n"), "test").unwrap();
+        assert_eq!(c.streams[0].program, Some(2));
+        let err = Config::parse(&format!("{stream}program = 0\n"), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("streams[0].program") && err.contains("1-65535"),
+            "{err}"
+        );
+        let err = Config::parse(&format!("{stream}program = 70000\n"), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("program"), "{err}");
     }
 }

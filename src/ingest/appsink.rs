@@ -24,6 +24,7 @@ pub struct Feed {
 type SampleHandler = fn(&gst_app::AppSink, &Feed) -> Result<gst::FlowSuccess, gst::FlowError>;
 
 pub fn attach_video(sink: &gst_app::AppSink, feed: Feed) {
+    crate::ingest::format::watch_raw_caps(sink, true, feed.stream.clone());
     attach(
         sink,
         feed,
@@ -33,6 +34,7 @@ pub fn attach_video(sink: &gst_app::AppSink, feed: Feed) {
 }
 
 pub fn attach_audio(sink: &gst_app::AppSink, feed: Feed) {
+    crate::ingest::format::watch_raw_caps(sink, false, feed.stream.clone());
     attach(
         sink,
         feed,

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use crate::detect::transport::psi::Program;
 use crate::frame::{AudioBuffer, VideoFrame};
-use crate::stream::Stream;
+use crate::media::MediaFormat;
+use crate::stream::{ProgramChoice, Stream};
 
 pub trait MediaSink: Send + Sync {
     /// The stream's id, for log lines.
@@ -25,6 +27,15 @@ pub trait MediaSink: Send + Sync {
     fn count_input_bytes(&self, n: u64);
     fn count_ts_cc_errors(&self, n: u64);
     fn count_rtp_packets_lost(&self, n: u64);
+    /// What caps told about the format (a decoder's input, an appsink's raw caps).
+    fn update_format(&self, update: &MediaFormat);
+    /// The MPEG-TS program the config names.
+    fn configured_program(&self) -> Option<u16>;
+    /// The program chosen when none is configured, as earlier runs left it.
+    fn program_choice(&self) -> ProgramChoice;
+    fn set_program_choice(&self, choice: ProgramChoice);
+    /// The transport stream's programs changed; `selected` is the one monitored.
+    fn set_programs(&self, programs: Vec<Program>, selected: Option<u16>);
 }
 
 impl MediaSink for Stream {
@@ -70,5 +81,25 @@ impl MediaSink for Stream {
 
     fn count_rtp_packets_lost(&self, n: u64) {
         Stream::count_rtp_packets_lost(self, n);
+    }
+
+    fn update_format(&self, update: &MediaFormat) {
+        Stream::update_format(self, update);
+    }
+
+    fn configured_program(&self) -> Option<u16> {
+        self.config.program
+    }
+
+    fn program_choice(&self) -> ProgramChoice {
+        Stream::program_choice(self)
+    }
+
+    fn set_program_choice(&self, choice: ProgramChoice) {
+        Stream::set_program_choice(self, choice);
+    }
+
+    fn set_programs(&self, programs: Vec<Program>, selected: Option<u16>) {
+        Stream::set_programs(self, programs, selected);
     }
 }

@@ -6,10 +6,12 @@ pub mod appsink;
 pub mod decode_errors;
 pub mod decoder;
 pub mod demo;
+pub mod format;
 pub mod input;
 pub mod media_sink;
 pub mod pipeline;
 pub mod source;
+pub mod programs;
 pub mod supervisor;
 
 pub use pipeline::{Pacing, RunningPipeline};

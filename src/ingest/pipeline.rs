@@ -186,6 +186,8 @@ fn watch_elements(pipeline: &gst::Pipeline, stream: &Arc<Stream>, marks: &Arc<De
     pipeline.connect_deep_element_added(move |_, _, element| {
         decode_errors::watch_decoder(element, &for_decoders, sole, &marks);
         crate::ingest::input::watch_input(element, &for_decoders);
+        crate::ingest::format::watch_decoder_input(element, &for_decoders);
+        crate::ingest::programs::watch_demuxer(element, &for_decoders);
     });
 }
 

@@ -140,10 +140,14 @@ async fn watch_run(
             }
             _ = watchdog.tick() => {
                 stream.transport_tick();
-                let silence = stream.frame_silence();
+                if let Some(problem) = stream.program_problem() {
+                    return Outcome::Failed(problem);
+                }
+                // The media the stream carries: audio-only streams stall on audio.
+                let (silence, what) = stream.media_silence();
                 if silence >= stall {
                     return Outcome::Failed(format!(
-                        "stalled: no video frame for {:.1} s",
+                        "stalled: no {what} for {:.1} s",
                         silence.as_secs_f64()
                     ));
                 }

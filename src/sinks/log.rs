@@ -55,11 +55,12 @@ impl Sink for LogSink {
                 e.start,
                 e.end.unwrap_or(e.start)
             ),
+            Event::StreamUp { width: 0, .. } => tracing::info!(stream, "stream up (audio only)"),
             Event::StreamUp { width, height, .. } => {
                 tracing::info!(stream, width, height, "stream up");
             }
             Event::Info(info) => {
-                tracing::info!(stream, at = info.at, change = %info.detail, "picture size changed");
+                tracing::info!(stream, at = info.at, change = %info.detail, "format changed");
             }
             _ => {}
         }

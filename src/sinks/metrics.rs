@@ -227,8 +227,15 @@ impl LifecycleFamilies {
             stream_info: gauge_vec(
                 r,
                 "streamwatch_stream_info",
-                "Monitored stream, its source URL and the video decoder element its pipeline uses (empty until one is created); always 1.",
-                &["stream", "url", "decoder"],
+                "Monitored stream, its source URL, the video decoder element its pipeline uses, its video and audio codecs and audio channels (each empty until known); always 1.",
+                &[
+                    "stream",
+                    "url",
+                    "decoder",
+                    "video_codec",
+                    "audio_codec",
+                    "audio_channels",
+                ],
             ),
             stream_up: gauge_vec(
                 r,
@@ -671,8 +678,9 @@ pub struct StreamMetrics {
     url: String,
     removed: AtomicBool,
     info: IntGaugeVec,
-    /// The `decoder` label the stream's info series has now.
-    decoder: Mutex<String>,
+    /// The labels after `stream` and `url` that the stream's info series has now: decoder,
+    /// video codec, audio codec, audio channels.
+    info_labels: Mutex<[String; 4]>,
     up_family: IntGaugeVec,
     up: IntGauge,
     /// Counters created at zero, so dashboards and alerts see them before any event.
@@ -741,7 +749,9 @@ impl StreamMetrics {
                 }
             })
             .collect();
-        l.stream_info.with_label_values(&[stream, url, ""]).set(1);
+        l.stream_info
+            .with_label_values(&[stream, url, "", "", "", ""])
+            .set(1);
         let up = l.stream_up.with_label_values(&[stream]);
         up.set(0);
         Self {
@@ -749,7 +759,7 @@ impl StreamMetrics {
             url: url.to_owned(),
             removed: AtomicBool::new(false),
             info: l.stream_info.clone(),
-            decoder: Mutex::new(String::new()),
+            info_labels: Mutex::default(),
             up_family: l.stream_up.clone(),
             up,
             counter_families,
@@ -790,10 +800,8 @@ impl StreamMetrics {
             return;
         }
         let stream = self.stream.as_str();
-        let decoder = lock(&self.decoder).clone();
-        let _ = self
-            .info
-            .remove_label_values(&[stream, &self.url, &decoder]);
+        let labels = lock(&self.info_labels).clone();
+        let _ = self.info.remove_label_values(&self.info_series(&labels));
         let _ = self.up_family.remove_label_values(&[stream]);
         for family in &self.counter_families {
             let _ = family.remove_label_values(&[stream]);
@@ -823,21 +831,39 @@ impl StreamMetrics {
         self.segments.remove();
     }
 
-    fn set_decoder(&self, decoder: &str) {
+    fn info_series<'a>(&'a self, labels: &'a [String; 4]) -> [&'a str; 6] {
+        let [decoder, video, audio, channels] = labels;
+        [&self.stream, &self.url, decoder, video, audio, channels]
+    }
+
+    /// Replaces the info series when a label changes: one series per stream, never two.
+    fn set_info(&self, change: impl FnOnce(&mut [String; 4])) {
         if self.removed.load(Ordering::Relaxed) {
             return;
         }
-        let mut current = lock(&self.decoder);
-        if *current != decoder {
-            let _ = self
-                .info
-                .remove_label_values(&[&self.stream, &self.url, &current]);
-            current.clear();
-            current.push_str(decoder);
+        let mut current = lock(&self.info_labels);
+        let mut next = current.clone();
+        change(&mut next);
+        if *current != next {
+            let _ = self.info.remove_label_values(&self.info_series(&current));
+            *current = next;
         }
         self.info
-            .with_label_values(&[&self.stream, &self.url, decoder])
+            .with_label_values(&self.info_series(&current))
             .set(1);
+    }
+
+    fn set_decoder(&self, decoder: &str) {
+        self.set_info(|labels| decoder.clone_into(&mut labels[0]));
+    }
+
+    fn set_format(&self, format: &crate::media::MediaFormat) {
+        let [video, audio, channels] = format.labels();
+        self.set_info(|labels| {
+            labels[1] = video;
+            labels[2] = audio;
+            labels[3] = channels;
+        });
     }
 
     fn count_http_request(&self, kind: &'static str, code: &str) {
@@ -992,7 +1018,12 @@ impl Sink for StreamMetrics {
             Event::VariantForgotten(variant) => self.forget_variant(variant),
             Event::Restarted => self.restarts.inc(),
             Event::PipelineAbandoned => self.abandoned.inc(),
-            Event::RunStarted | Event::HlsVariants(_) | Event::HlsError { .. } => {}
+            Event::FormatKnown(format) => self.set_format(format),
+            Event::RunStarted
+            | Event::HlsVariants(_)
+            | Event::HlsError { .. }
+            | Event::MediaCarried(_)
+            | Event::Programs { .. } => {}
         }
     }
 }
@@ -1060,17 +1091,51 @@ mod tests {
     }
 
     #[test]
-    fn stream_info_follows_the_decoder_in_use() {
+    fn stream_info_follows_the_decoder_and_format_in_use() {
         let m = Metrics::new();
         let s = StreamMetrics::register(&m, "news", "rtmp://h/live/news");
-        assert!(
-            m.render()
-                .contains("streamwatch_stream_info{decoder=\"\",stream=\"news\"")
+        let info = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("streamwatch_stream_info{"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            info(&m.render()),
+            [
+                "streamwatch_stream_info{audio_channels=\"\",audio_codec=\"\",decoder=\"\",stream=\"news\",url=\"rtmp://h/live/news\",video_codec=\"\"} 1"
+            ]
         );
         s.consume(&Event::DecoderChosen("avdec_h264".into()), None);
-        let text = m.render();
-        assert!(text.contains("streamwatch_stream_info{decoder=\"avdec_h264\",stream=\"news\""));
-        assert!(!text.contains("decoder=\"\""), "{text}");
+        let mut format = crate::media::MediaFormat {
+            video: Some(crate::media::VideoFormat {
+                codec: Some("h264"),
+                ..Default::default()
+            }),
+            audio: Some(crate::media::AudioFormat {
+                codec: Some("aac"),
+                channels: Some(2),
+                ..Default::default()
+            }),
+        };
+        s.consume(&Event::FormatKnown(format.clone()), None);
+        assert_eq!(
+            info(&m.render()),
+            [
+                "streamwatch_stream_info{audio_channels=\"2\",audio_codec=\"aac\",decoder=\"avdec_h264\",stream=\"news\",url=\"rtmp://h/live/news\",video_codec=\"h264\"} 1"
+            ]
+        );
+        if let Some(audio) = format.audio.as_mut() {
+            audio.channels = Some(6);
+            audio.codec = Some("ac3");
+        }
+        s.consume(&Event::FormatKnown(format), None);
+        let now = info(&m.render());
+        assert_eq!(now.len(), 1, "replaced, not duplicated: {now:?}");
+        assert!(
+            now[0].contains("audio_channels=\"6\",audio_codec=\"ac3\""),
+            "{now:?}"
+        );
         s.unregister();
         assert!(!m.render().contains("stream=\"news\""));
     }

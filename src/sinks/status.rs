@@ -6,8 +6,10 @@ use serde::Serialize;
 
 use crate::detect::DetectorKind;
 use crate::detect::transport::hls::VariantStatus;
+use crate::detect::transport::psi::Program;
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, Sink, StreamState};
 use crate::frame::VideoFrame;
+use crate::media::{Carried, MediaFormat};
 use crate::sync::lock;
 
 /// Ended events kept per stream.
@@ -47,6 +49,16 @@ pub struct StreamStatus {
     /// The HLS playlists checked, for HLS streams.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hls: Vec<VariantStatus>,
+    /// The media the current run carries (video detectors run only with video).
+    pub media: Carried,
+    /// Codecs, picture and audio layout, as last known.
+    pub format: MediaFormat,
+    /// Every program of an MPEG-TS source (empty for other sources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<Program>,
+    /// The program monitored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program: Option<u16>,
     /// The last segment downloaded of the analysed rendition, for HLS streams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_segment: Option<SegmentStatus>,
@@ -83,6 +95,10 @@ struct State {
     info: VecDeque<InfoEvent>,
     hls: Vec<VariantStatus>,
     last_segment: Option<SegmentStatus>,
+    media: Carried,
+    format: MediaFormat,
+    programs: Vec<Program>,
+    program: Option<u16>,
 }
 
 /// The API's view of one stream.
@@ -116,6 +132,10 @@ impl StatusSink {
                 info: VecDeque::new(),
                 hls: Vec::new(),
                 last_segment: None,
+                media: Carried::default(),
+                format: MediaFormat::default(),
+                programs: Vec::new(),
+                program: None,
             }),
         }
     }
@@ -142,6 +162,10 @@ impl StatusSink {
             rtp_packets_lost: st.rtp_packets_lost,
             hls: st.hls.clone(),
             last_segment: st.last_segment.clone(),
+            media: st.media,
+            format: st.format.clone(),
+            programs: st.programs.clone(),
+            program: st.program,
         }
     }
 
@@ -246,6 +270,12 @@ impl Sink for StatusSink {
             }
             Event::HlsError { variant, reason } => st.set_hls_error(variant, &self.url, reason),
             Event::VariantForgotten(variant) => st.hls.retain(|v| v.variant != *variant),
+            Event::MediaCarried(carried) => st.media = *carried,
+            Event::FormatKnown(format) => st.format.clone_from(format),
+            Event::Programs { programs, selected } => {
+                st.programs.clone_from(programs);
+                st.program = *selected;
+            }
             Event::DefectProgress { .. }
             | Event::AudioMeasured { .. }
             | Event::DecodeError

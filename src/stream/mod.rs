@@ -23,8 +23,10 @@ use crate::detect::Sample;
 use crate::detect::audio::AudioSummary;
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
+use crate::detect::transport::psi::Program;
 use crate::events::{DefectEvent, Event, SegmentDownload, StreamState};
 use crate::frame::{AudioBuffer, VideoFrame};
+use crate::media::MediaFormat;
 use crate::sinks::StreamSinks;
 use crate::sinks::status::StreamStatus;
 use crate::stats::{FrameStats, StatParams};
@@ -68,6 +70,10 @@ pub struct Stream {
     run_started_ns: AtomicU64,
     /// When the latest decoded frame arrived (0: none in this run).
     last_frame_ns: AtomicU64,
+    /// When the latest decoded audio buffer arrived (0: none in this run).
+    last_audio_ns: AtomicU64,
+    /// The program chosen when none is configured, kept across runs (see [`ProgramChoice`]).
+    program_choice: Mutex<ProgramChoice>,
     /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits
     /// for the two to meet before it reports.
     frames_in: AtomicU64,
@@ -91,6 +97,7 @@ impl Stream {
             stream: config.id.clone(),
             detectors: config.detectors.clone(),
             evidence_links: sinks.has_evidence(),
+            program: config.program,
         };
         Self {
             id: config.id.clone(),
@@ -108,6 +115,8 @@ impl Stream {
             born,
             run_started_ns: AtomicU64::new(0),
             last_frame_ns: AtomicU64::new(0),
+            last_audio_ns: AtomicU64::new(0),
+            program_choice: Mutex::new(ProgramChoice::Undecided),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             frames_analysed: AtomicU64::new(0),
@@ -171,12 +180,39 @@ impl Stream {
 
     /// Keeps an audio buffer that came before media time zero.
     pub fn hold_audio(&self, buffer: AudioBuffer) {
+        self.note_audio_arrival();
         lock(&self.monitor).hold_audio(buffer);
     }
 
     pub fn push_audio(&self, session: u64, buffer: &AudioBuffer) {
+        self.note_audio_arrival();
+        let at = (SystemTime::now(), Instant::now());
+        self.with_monitor(|m, emit| m.on_audio(session, buffer, at, emit));
+    }
+
+    /// Audio reached the appsink (analysed now, or held until media time zero is known).
+    pub fn note_audio_arrival(&self) {
+        self.last_audio_ns
+            .store(self.nanos_since_born().max(1), Ordering::Relaxed);
+    }
+
+    /// What caps told about the stream's format.
+    pub fn update_format(&self, update: &MediaFormat) {
         let wall = SystemTime::now();
-        self.with_monitor(|m, emit| m.on_audio(session, buffer, wall, emit));
+        self.with_monitor(|m, emit| m.on_format(update, wall, emit));
+    }
+
+    /// The programs of the transport stream changed; `selected` is the one monitored.
+    pub fn set_programs(&self, programs: Vec<Program>, selected: Option<u16>) {
+        self.with_monitor(|m, emit| m.on_programs(programs, selected, emit));
+    }
+
+    pub fn program_choice(&self) -> ProgramChoice {
+        *lock(&self.program_choice)
+    }
+
+    pub fn set_program_choice(&self, choice: ProgramChoice) {
+        *lock(&self.program_choice) = choice;
     }
 
     /// Counts one decoder error or concealed frame.
@@ -235,6 +271,7 @@ impl Stream {
         self.run_started_ns
             .store(self.nanos_since_born(), Ordering::Relaxed);
         self.last_frame_ns.store(0, Ordering::Relaxed);
+        self.last_audio_ns.store(0, Ordering::Relaxed);
         let now = Instant::now();
         self.with_monitor(|m, emit| m.begin_run(now, emit))
     }
@@ -271,6 +308,33 @@ impl Stream {
         Duration::from_nanos(self.nanos_since_born().saturating_sub(last))
     }
 
+    /// Time since the run's media last arrived, and what that media is: video on a stream that
+    /// carries video (audio loss beside it is `audio_loss`'s), audio on an audio-only stream,
+    /// either before the run has shown what it carries.
+    pub fn media_silence(&self) -> (Duration, &'static str) {
+        let carried = lock(&self.monitor).carried();
+        let video = self.last_frame_ns.load(Ordering::Relaxed);
+        let audio = self.last_audio_ns.load(Ordering::Relaxed);
+        let (last, what) = if carried.video {
+            (video, "video frame")
+        } else if carried.audio {
+            (audio, "audio")
+        } else {
+            (video.max(audio), "media")
+        };
+        let last = match last {
+            0 => self.run_started_ns.load(Ordering::Relaxed),
+            t => t,
+        };
+        let silence = Duration::from_nanos(self.nanos_since_born().saturating_sub(last));
+        (silence, what)
+    }
+
+    /// Why the run cannot deliver its MPEG-TS program, if it cannot.
+    pub fn program_problem(&self) -> Option<String> {
+        lock(&self.monitor).program_problem(Instant::now())
+    }
+
     /// Why the run failed, as shown: what the transport checks saw, then the pipeline's
     /// reason, the URL redacted wherever it appears.
     pub fn explain_failure(&self, pipeline_reason: &str) -> String {
@@ -289,7 +353,7 @@ impl Stream {
     /// A watchdog tick of the running pipeline: stall and bitrate.
     pub fn transport_tick(&self) {
         let (at, now) = (self.transport_now(), Instant::now());
-        let silence = self.frame_silence();
+        let (silence, _) = self.media_silence();
         let bytes = self.input_bytes.load(Ordering::Relaxed);
         self.with_monitor(|m, emit| m.transport_tick(at, now, silence, bytes, emit));
     }
@@ -384,6 +448,24 @@ impl Stream {
     pub fn last_video_media_time(&self) -> Option<f64> {
         lock(&self.monitor).last_video_media_time()
     }
+
+    /// The latest media time of video or audio (`scan` of an audio-only source).
+    pub fn last_media_time(&self) -> Option<f64> {
+        lock(&self.monitor).last_media_time()
+    }
+}
+
+/// Which program of a multi-program transport stream a run monitors when the config names
+/// none: tsdemux takes the first program whose PMT it reads, which need not have video, so
+/// the PSI reader in front of it decides, and later runs start with what it decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramChoice {
+    /// Not yet known: the demuxer waits for the PSI reader.
+    Undecided,
+    /// This program (the first with video).
+    Number(u16),
+    /// The PSI reader could not decide: the demuxer picks, as GStreamer does by default.
+    Demuxer,
 }
 
 /// All monitored streams; the engine and the HTTP server read it, supervisors add to it.

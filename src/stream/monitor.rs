@@ -8,11 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::DetectorsConfig;
 use crate::detect::audio::{AudioDetectors, AudioSummary};
+use crate::detect::transport::psi::Program;
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
 use crate::detect::video::VideoDetectors;
 use crate::detect::{DetectorKind, Sample, Scoped, Transition};
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, StreamState, rfc3339, round_ms};
 use crate::frame::{AudioBuffer, VideoFrame};
+use crate::media::{Carried, MediaFormat};
 use crate::stats::FrameStats;
 
 /// Audio waits this long for a first video frame to define media time zero before the stream is
@@ -25,6 +27,10 @@ const EARLY_AUDIO_BUFFERS: usize = 200;
 /// A transport problem older than this no longer explains a failed run.
 const PROBLEM_RELEVANCE: Duration = Duration::from_secs(15);
 
+/// A configured program must be listed by a program table this soon after a run starts (PATs
+/// repeat every 100 ms or so; a few seconds cover a slow start).
+const PROGRAM_WAIT: Duration = Duration::from_secs(3);
+
 /// Where every event goes, with the video frame that caused it (if any).
 pub type Emit<'a> = dyn FnMut(&Event, Option<&VideoFrame>) + 'a;
 
@@ -35,6 +41,8 @@ pub struct Settings {
     pub detectors: DetectorsConfig,
     /// Defect events name their evidence thumbnail (`/api/events/{id}/evidence`).
     pub evidence_links: bool,
+    /// The MPEG-TS program to monitor (`program` in the config).
+    pub program: Option<u16>,
 }
 
 /// Media time of one pipeline run: the first buffer's PTS is zero.
@@ -54,6 +62,14 @@ pub struct Monitor {
     state: StreamState,
     /// The picture size of the latest frame, to tell a format change.
     picture: Option<(u32, u32)>,
+    /// Codecs and layouts as the caps told them (kept across runs: a restart in a new format
+    /// is a format change).
+    format: MediaFormat,
+    /// The media of the current run.
+    carried: Carried,
+    /// The programs of the current run's transport stream, once its PAT is read, and the one
+    /// monitored.
+    programs: Option<(Vec<Program>, Option<u16>)>,
     video: VideoDetectors,
     audio: AudioDetectors,
     transport: TransportDetectors,
@@ -80,6 +96,9 @@ impl Monitor {
             run_started: now,
             state: StreamState::Starting,
             picture: None,
+            format: MediaFormat::default(),
+            carried: Carried::default(),
+            programs: None,
             early_audio: Vec::new(),
             errors_seen: 0,
             active: BTreeMap::new(),
@@ -101,10 +120,15 @@ impl Monitor {
         };
         self.run_started = now;
         self.early_audio.clear();
+        self.programs = None;
         if self.state != StreamState::Down {
             self.state = StreamState::Starting;
         }
         emit(&Event::RunStarted, None);
+        if self.carried != Carried::default() {
+            self.carried = Carried::default();
+            emit(&Event::MediaCarried(self.carried), None);
+        }
         self.clock.session
     }
 
@@ -171,6 +195,7 @@ impl Monitor {
 
     /// A video frame as the decoder hands it over (before the engine).
     pub fn on_video_arrival(&mut self, at: Sample, emit: &mut Emit<'_>) {
+        self.carry(true, false, emit);
         let mut tagged = Vec::new();
         self.audio.on_video_arrival(at, &mut tagged);
         self.apply_scoped(&tagged, emit);
@@ -181,24 +206,24 @@ impl Monitor {
         &mut self,
         session: u64,
         buffer: &AudioBuffer,
-        wall: SystemTime,
+        (wall, now): (SystemTime, Instant),
         emit: &mut Emit<'_>,
     ) {
         if !self.early_audio.is_empty() {
             let base = self.clock.base.unwrap_or_default();
             for mut held in std::mem::take(&mut self.early_audio) {
                 held.pts = held.pts.saturating_sub(base);
-                self.analyse_audio(session, &held, wall, emit);
+                self.analyse_audio(session, &held, (wall, now), emit);
             }
         }
-        self.analyse_audio(session, buffer, wall, emit);
+        self.analyse_audio(session, buffer, (wall, now), emit);
     }
 
     fn analyse_audio(
         &mut self,
         session: u64,
         buffer: &AudioBuffer,
-        wall: SystemTime,
+        (wall, now): (SystemTime, Instant),
         emit: &mut Emit<'_>,
     ) {
         if self.clock.session != session {
@@ -209,6 +234,10 @@ impl Monitor {
             wall,
         };
         self.clock.last_audio = Some(at);
+        self.carry(false, true, emit);
+        if !self.carried.video && matches!(self.state, StreamState::Starting | StreamState::Down) {
+            self.audio_only_up(now, emit);
+        }
         let mut tagged = Vec::new();
         self.audio.observe(at, buffer, &mut tagged);
         let rms_dbfs = (!buffer.samples.is_empty())
@@ -216,6 +245,107 @@ impl Monitor {
         let levels = self.audio.levels();
         emit(&Event::AudioMeasured { rms_dbfs, levels }, None);
         self.apply_scoped(&tagged, emit);
+    }
+
+    /// An audio-only stream is up with its first analysed audio (it has no picture size).
+    fn audio_only_up(&mut self, now: Instant, emit: &mut Emit<'_>) {
+        self.state = StreamState::Up;
+        let up = Event::StreamUp {
+            time_to_first_frame: round_ms(now.duration_since(self.run_started).as_secs_f64()),
+            width: 0,
+            height: 0,
+        };
+        emit(&up, None);
+    }
+
+    // ---- what the stream carries (ingest threads) ----
+
+    /// Notes media the run carries (a decoder created, a first buffer).
+    fn carry(&mut self, video: bool, audio: bool, emit: &mut Emit<'_>) {
+        let carried = Carried {
+            video: self.carried.video || video,
+            audio: self.carried.audio || audio,
+        };
+        if carried != self.carried {
+            self.carried = carried;
+            emit(&Event::MediaCarried(carried), None);
+        }
+    }
+
+    pub fn carried(&self) -> Carried {
+        self.carried
+    }
+
+    /// What caps told about the format. A known value changing (codec, layout, rate) is a
+    /// `format_change` info event, as a new picture size is; `wall` is now.
+    pub fn on_format(&mut self, update: &MediaFormat, wall: SystemTime, emit: &mut Emit<'_>) {
+        self.carry(update.video.is_some(), update.audio.is_some(), emit);
+        let before = self.format.clone();
+        let changes = self.format.merge(update);
+        if self.format == before {
+            return;
+        }
+        if !changes.is_empty() {
+            let info = InfoEvent {
+                stream: self.settings.stream.clone(),
+                kind: "format_change",
+                at: round_ms(self.last_media_time().unwrap_or(0.0)),
+                time: rfc3339(wall),
+                detail: changes.join(", "),
+            };
+            emit(&Event::Info(info), None);
+        }
+        emit(&Event::FormatKnown(self.format.clone()), None);
+    }
+
+    /// The transport stream's programs (a new PAT, PMT or SDT content), and the one monitored.
+    pub fn on_programs(
+        &mut self,
+        programs: Vec<Program>,
+        selected: Option<u16>,
+        emit: &mut Emit<'_>,
+    ) {
+        let event = Event::Programs {
+            programs: programs.clone(),
+            selected,
+        };
+        self.programs = Some((programs, selected));
+        emit(&event, None);
+    }
+
+    /// Why the run cannot deliver its program: the configured (or chosen) one is not in the
+    /// transport stream's program table, or no table came within `PROGRAM_WAIT`.
+    pub fn program_problem(&self, now: Instant) -> Option<String> {
+        if let Some(missing) = self.missing_program() {
+            return Some(missing);
+        }
+        let wanted = self.settings.program?;
+        (self.programs.is_none() && now.duration_since(self.run_started) >= PROGRAM_WAIT).then(
+            || {
+                format!(
+                    "program {wanted} not found: no MPEG-TS program table (PAT) within {} s",
+                    PROGRAM_WAIT.as_secs()
+                )
+            },
+        )
+    }
+
+    /// The program followed is not in the program table read in this run.
+    fn missing_program(&self) -> Option<String> {
+        let (programs, selected) = self.programs.as_ref()?;
+        let wanted = selected.or(self.settings.program)?;
+        if programs.iter().any(|p| p.number == wanted) {
+            return None;
+        }
+        let present: Vec<String> = programs.iter().map(|p| p.number.to_string()).collect();
+        Some(format!(
+            "program {wanted} not in the transport stream; programs present: {}",
+            if present.is_empty() {
+                "none".to_owned()
+            } else {
+                present.join(", ")
+            }
+        ))
     }
 
     // ---- analysed frames (the engine thread) ----
@@ -338,6 +468,14 @@ impl Monitor {
 
     /// The reason a run failed, with the transport problem seen shortly before, if any.
     pub fn explain_failure(&self, pipeline_reason: &str, now: Instant) -> String {
+        // A demuxer that found no program to play says only that ("no program activated").
+        if let Some(missing) = self.missing_program() {
+            return if pipeline_reason == missing {
+                missing
+            } else {
+                format!("{missing} (pipeline: {pipeline_reason})")
+            };
+        }
         match &self.transport_problem {
             Some((at, problem)) if now.duration_since(*at) < PROBLEM_RELEVANCE => {
                 format!("{problem} (pipeline: {pipeline_reason})")
@@ -355,6 +493,15 @@ impl Monitor {
 
     pub fn last_video_media_time(&self) -> Option<f64> {
         self.clock.last_video.map(|s| s.media)
+    }
+
+    /// The latest media time of either kind (audio-only streams have no video time).
+    pub fn last_media_time(&self) -> Option<f64> {
+        let (v, a) = (self.clock.last_video, self.clock.last_audio);
+        match (v, a) {
+            (Some(v), Some(a)) => Some(v.media.max(a.media)),
+            _ => v.or(a).map(|s| s.media),
+        }
     }
 
     // ---- transitions into events ----
@@ -494,6 +641,7 @@ mod tests {
                 stream: "s".into(),
                 detectors: DetectorsConfig::default(),
                 evidence_links: false,
+                program: None,
             };
             let mut monitor = Monitor::new(settings, origin);
             let mut events = Vec::new();
@@ -678,7 +826,9 @@ mod tests {
             };
             let events = &mut h.events;
             h.monitor
-                .on_audio(session, &buffer, wall, &mut |e, _| events.push(e.clone()));
+                .on_audio(session, &buffer, (wall, h.origin), &mut |e, _| {
+                    events.push(e.clone())
+                });
         }
         let silent: Vec<&DefectEvent> = h
             .events
@@ -693,5 +843,130 @@ mod tests {
         assert_eq!(silent.len(), 1, "{silent:?}");
         assert_eq!(silent[0].channel, Some(1));
         assert!(silent[0].id.ends_with("-ch1"), "{}", silent[0].id);
+    }
+
+    fn tone(n: u64) -> AudioBuffer {
+        AudioBuffer {
+            channels: 1,
+            rate: 48_000,
+            samples: (0..960).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect(),
+            pts: Duration::from_millis(20 * n),
+        }
+    }
+
+    fn feed_audio(h: &mut Harness, buffers: u64) {
+        let (session, wall, now) = (h.session, h.wall, h.origin);
+        for n in 0..buffers {
+            let events = &mut h.events;
+            h.monitor
+                .on_audio(session, &tone(n), (wall, now), &mut |e, _| {
+                    events.push(e.clone())
+                });
+        }
+    }
+
+    fn ups(h: &Harness) -> usize {
+        h.events
+            .iter()
+            .filter(|e| matches!(e, Event::StreamUp { width: 0, .. }))
+            .count()
+    }
+
+    #[test]
+    fn an_audio_only_stream_comes_up_with_its_audio_and_an_av_one_waits_for_video() {
+        let mut h = Harness::new();
+        feed_audio(&mut h, 10);
+        assert_eq!(ups(&h), 1, "{:?}", h.events);
+        assert_eq!(h.monitor.state(), StreamState::Up);
+        assert_eq!(
+            h.monitor.carried(),
+            Carried {
+                video: false,
+                audio: true
+            }
+        );
+
+        let mut h = Harness::new();
+        let video = MediaFormat {
+            video: Some(crate::media::VideoFormat::default()),
+            audio: None,
+        };
+        let events = &mut h.events;
+        h.monitor
+            .on_format(&video, h.wall, &mut |e, _| events.push(e.clone()));
+        feed_audio(&mut h, 10);
+        assert_eq!(
+            ups(&h),
+            0,
+            "a stream with a video decoder is up with its frames"
+        );
+        assert_eq!(h.monitor.state(), StreamState::Starting);
+    }
+
+    #[test]
+    fn a_codec_change_is_a_format_change_and_a_first_codec_is_not() {
+        let mut h = Harness::new();
+        let codec = |c: &'static str| MediaFormat {
+            video: Some(crate::media::VideoFormat {
+                codec: Some(c),
+                ..Default::default()
+            }),
+            audio: None,
+        };
+        for c in ["h264", "h264", "hevc"] {
+            let events = &mut h.events;
+            h.monitor
+                .on_format(&codec(c), h.wall, &mut |e, _| events.push(e.clone()));
+        }
+        let info: Vec<&str> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Info(i) => Some(i.detail.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(info, ["video codec h264 -> hevc"]);
+        let known = h
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::FormatKnown(_)))
+            .count();
+        assert_eq!(known, 2, "the repeated caps change nothing");
+    }
+
+    fn program(number: u16) -> Program {
+        Program {
+            number,
+            pmt_pid: 0x1000 + number,
+            service_name: None,
+            provider_name: None,
+            pcr_pid: Some(0x100),
+            streams: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_program_missing_from_the_table_or_a_table_that_never_comes_is_a_problem() {
+        let origin = Instant::now();
+        let settings = Settings {
+            stream: "s".into(),
+            detectors: DetectorsConfig::default(),
+            evidence_links: false,
+            program: Some(3),
+        };
+        let mut m = Monitor::new(settings, origin);
+        let mut sink = |_: &Event, _: Option<&VideoFrame>| {};
+        m.begin_run(origin, &mut sink);
+        assert_eq!(m.program_problem(origin + Duration::from_secs(1)), None);
+        let late = m.program_problem(origin + PROGRAM_WAIT);
+        assert!(late.is_some_and(|p| p.contains("no MPEG-TS program table")));
+        m.on_programs(vec![program(1), program(2)], Some(3), &mut sink);
+        assert_eq!(
+            m.program_problem(origin).as_deref(),
+            Some("program 3 not in the transport stream; programs present: 1, 2")
+        );
+        m.on_programs(vec![program(1), program(3)], Some(3), &mut sink);
+        assert_eq!(m.program_problem(origin + PROGRAM_WAIT), None);
     }
 }

@@ -112,7 +112,8 @@ fn stream_info_names_the_decoder_and_a_missing_nvdec_downs_only_its_stream() {
     let mut metrics = String::new();
     let seen = crate::support::wait_until(Duration::from_secs(30), || {
         metrics = sw.metrics();
-        metrics.contains("streamwatch_stream_info{decoder=\"avdec_h264\",stream=\"soft\"")
+        let labels = ["decoder=\"avdec_h264\"", "stream=\"soft\""];
+        crate::support::metric_sum(&metrics, "streamwatch_stream_info", &labels) == 1.0
     });
     if !seen {
         sw.dump_log();

@@ -21,6 +21,7 @@ mod gpu_vs_cpu;
 mod inflight;
 mod layout;
 mod live_ingest;
+mod programs;
 mod prometheus;
 mod reload;
 mod shaders_validate;

@@ -12,6 +12,7 @@
 
 pub mod hls;
 pub mod rtp;
+pub mod psi;
 pub mod ts;
 
 use std::collections::{BTreeMap, VecDeque};
