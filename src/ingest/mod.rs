@@ -10,8 +10,8 @@ pub mod format;
 pub mod input;
 pub mod media_sink;
 pub mod pipeline;
-pub mod source;
 pub mod programs;
+pub mod source;
 pub mod supervisor;
 
 pub use pipeline::{Pacing, RunningPipeline};

@@ -11,8 +11,8 @@
 //! their events' `start` and `end` hold.
 
 pub mod hls;
-pub mod rtp;
 pub mod psi;
+pub mod rtp;
 pub mod ts;
 
 use std::collections::{BTreeMap, VecDeque};
