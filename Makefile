@@ -40,7 +40,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test accuracy soak deps test-deps build check toolchain bench-compare bench
+.PHONY: run test accuracy soak fuzz deps test-deps build check toolchain bench-compare bench
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -83,6 +83,11 @@ bench-compare: build test-deps
 # with periodic origin faults; prints memory, drops, restarts, detection delays, false alarms.
 soak: test-deps
 	NODEVICE_SELECT=1 $(CARGO) test --release --test soak -- --ignored --nocapture
+
+# Hostile HLS origins: 20 streams fed randomly mutated playlists and segments for 10 minutes
+# beside a clean control (a 60 s slice runs in `make test`).
+fuzz: test-deps
+	STREAMWATCH_FUZZ_SECONDS=600 NODEVICE_SELECT=1 $(CARGO) test --test e2e hostile::fuzzed -- --nocapture
 
 # Detector accuracy: generates clips with injected defects, scans them, and prints per-detector
 # found/missed/false counts (video beside ffmpeg's blackdetect/freezedetect, audio, scan).

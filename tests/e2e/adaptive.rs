@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use std::process::Command;
+
 use crate::support::abr::{AUDIO, AbrOrigin, HIGH, LOW, MPD, Packaging};
-use crate::support::streamwatch::{Streamwatch, events_of};
+use crate::support::proc::{Proc, free_port, tcp_accepts, temp_dir, wait_until};
+use crate::support::streamwatch::{Streamwatch, events_of, scan_json};
 
 /// Lowest first, an audio-only variant first of all, audio in its own rendition.
 fn audio_first_master() -> String {
@@ -49,6 +52,23 @@ fn size(s: &Value) -> (u64, u64) {
         s["width"].as_u64().unwrap_or(0),
         s["height"].as_u64().unwrap_or(0),
     )
+}
+
+/// One line of figures for the record: frames analysed and the events found.
+fn report(kind: &str, id: &str, s: &Value) {
+    let spans: Vec<String> = ["active_defects", "last_events"]
+        .iter()
+        .filter_map(|k| s[k].as_array())
+        .flatten()
+        .map(|e| format!("{} {}-{}", e["detector"], e["start"], e["end"]))
+        .collect();
+    eprintln!(
+        "{kind} {id}: {}x{} frames {} events [{}]",
+        s["width"],
+        s["height"],
+        s["frames"],
+        spans.join(", ")
+    );
 }
 
 /// Every defect the stream reported that is not one of `expected`.
@@ -133,6 +153,7 @@ rendition = 0
             !events_of(s, "black").is_empty()
         });
         assert_eq!(size(&s), dims, "{id} switched rendition: {s:#}");
+        report("hls", id, &s);
         assert_eq!(s["restarts"], 0, "{id} restarted: {s:#}");
         let unexpected = unexpected_events(&s, &["black", "silence"]);
         assert!(unexpected.is_empty(), "{id}: false events {unexpected:#?}");
@@ -204,6 +225,7 @@ rendition = "lowest"
             !events_of(s, "black").is_empty()
         });
         assert_eq!(size(&s), dims, "{id} switched representation: {s:#}");
+        report("dash", id, &s);
         assert_eq!(s["restarts"], 0, "{id} restarted: {s:#}");
         let unexpected = unexpected_events(&s, &["black", "silence"]);
         assert!(unexpected.is_empty(), "{id}: false events {unexpected:#?}");
@@ -216,4 +238,120 @@ rendition = "lowest"
     );
     drop(origin);
     assert!(sw.terminate().success());
+}
+
+/// A 10 s clip, black over [3, 5.5) and silent over [6, 8.5), packaged on demand into `www`
+/// the way OTT packagers do: HLS with fMP4 segments behind an init map (`vod.m3u8`) and a
+/// static DASH MPD with a SegmentTimeline (`vod.mpd`).
+fn package_vod(www: &std::path::Path) {
+    let input = |cmd: &mut Command| {
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=10"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=10"])
+            .args([
+                "-vf",
+                "format=yuv420p,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,3)*lt(t,5.5)'",
+            ])
+            .args(["-af", "volume=volume=0:enable='gte(t,6)*lt(t,8.5)'"])
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-keyint_min", "50"])
+            .args(["-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-ac", "1"]);
+    };
+    let mut hls = Command::new("ffmpeg");
+    input(&mut hls);
+    hls.args(["-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"])
+        .args([
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "init.mp4",
+        ])
+        .arg("-hls_segment_filename")
+        .arg(www.join("seg%03d.m4s"))
+        .arg(www.join("vod.m3u8"));
+    let mut dash = Command::new("ffmpeg");
+    input(&mut dash);
+    dash.args([
+        "-f",
+        "dash",
+        "-seg_duration",
+        "2",
+        "-use_template",
+        "1",
+        "-use_timeline",
+        "1",
+    ])
+    .args(["-adaptation_sets", "id=0,streams=v id=1,streams=a"])
+    .args(["-init_seg_name", "dash-init-$RepresentationID$.m4s"])
+    .args([
+        "-media_seg_name",
+        "dash-$RepresentationID$-$Number%05d$.m4s",
+    ])
+    .arg(www.join("vod.mpd"));
+    for mut cmd in [hls, dash] {
+        let status = cmd.status().expect("ffmpeg runs");
+        assert!(status.success(), "packaging failed: {cmd:?}");
+    }
+}
+
+fn span(report: &Value, detector: &str) -> Vec<(f64, f64)> {
+    report["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["detector"] == detector)
+        .map(|e| {
+            (
+                e["start"].as_f64().unwrap_or(-1.0),
+                e["end"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn on_demand_hls_fmp4_and_dash_are_scanned_to_the_frame() {
+    let dir = temp_dir("vod-adaptive");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    package_vod(&www);
+    let port = free_port();
+    let mut server = Command::new("/usr/bin/python3");
+    server
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(port.to_string())
+        .arg("--directory")
+        .arg(&www);
+    let _server =
+        Proc::spawn("vod http.server", &mut server, &dir.join("http.log")).remove_dir_on_drop(&dir);
+    assert!(wait_until(Duration::from_secs(10), || tcp_accepts(port)));
+    for manifest in ["vod.m3u8", "vod.mpd"] {
+        let url = format!("http://127.0.0.1:{port}/{manifest}");
+        let report = scan_json(&url, &["--backend", "cpu"]);
+        let frames = report["frames"].as_u64().unwrap_or(0);
+        assert!(
+            (245..=255).contains(&frames),
+            "{manifest}: {frames} frames: {report:#}"
+        );
+        for (detector, start, end) in [("black", 3.0, 5.5), ("silence", 6.0, 8.5)] {
+            let found = span(&report, detector);
+            assert!(
+                found
+                    .iter()
+                    .any(|(s, e)| (s - start).abs() <= 0.25 && (e - end).abs() <= 0.25),
+                "{manifest}: {detector} should be {start}-{end}, found {found:?}"
+            );
+        }
+        let others: Vec<&Value> = report["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["detector"] != "black" && e["detector"] != "silence")
+            .collect();
+        assert!(others.is_empty(), "{manifest}: false events {others:#?}");
+        eprintln!(
+            "vod {manifest}: {frames} frames, black {:?}, silence {:?}",
+            span(&report, "black"),
+            span(&report, "silence")
+        );
+    }
 }

@@ -18,6 +18,7 @@ mod deploy;
 mod evidence_status;
 mod faults;
 mod gpu_vs_cpu;
+mod hostile;
 mod inflight;
 mod layout;
 mod live_ingest;

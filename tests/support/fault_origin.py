@@ -19,7 +19,26 @@ rewriting the file (atomically, by rename):
   slow          every answer trickles out at 16 bytes per half second
   sequence_back the media sequence number goes back by 1000
   long_segments EXTINF says each segment lasts 2.5 times the target duration
+
+Hostile origins (the process must survive them, bounded in memory, and name the problem):
+  cut_playlist  the playlist stops mid-line
+  invalid_utf8  the playlist has bytes that are not UTF-8
+  huge_playlist a 50 MB playlist
+  many_segments 200,000 segments listed before the live ones
+  many_variants the master lists 10,000 variants
+  endless_playlist / endless_segment
+                a chunked body that never ends
+  gzip_bomb     the playlist is 100 MB of zeros gzipped, sent as Content-Encoding: gzip
+  empty_segments
+                segments are 0 bytes
+  redirect_scheme
+                the playlist redirects to file:///etc/passwd
+  bad_extinf    EXTINF values NaN, -5 and 1e30
+  max_sequence  EXT-X-MEDIA-SEQUENCE is 2^64-1
+  fuzz          each answer is mutated at random (cut, flipped bytes, lines dropped,
+                duplicated or replaced, numbers made huge, garbage or empty segments)
 """
+import gzip
 import json
 import os
 import random
@@ -27,6 +46,23 @@ import re
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ENDLESS_SECONDS = 60
+made = {}
+
+
+def huge():
+    """A 50 MB playlist, made on first use."""
+    if "huge" not in made:
+        made["huge"] = b"#EXTM3U\n#EXT-X-TARGETDURATION:1\n" + b"#EXTINF:1,\nx.ts\n" * (50 * 1024 * 1024 // 16)
+    return made["huge"]
+
+
+def bomb():
+    """100 MB of zeros gzipped (about 100 kB), made on first use."""
+    if "bomb" not in made:
+        made["bomb"] = gzip.compress(b"\0" * (100 * 1024 * 1024), compresslevel=9)
+    return made["bomb"]
 
 PORT = int(sys.argv[1])
 WWW = sys.argv[2]
@@ -80,6 +116,13 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) != 2 or ".." in parts[1]:
             return self.reply(404, b"not found\n", "text/plain", head)
         name, file = parts
+        if file == "master.m3u8" and fault_of(name) == "many_variants":
+            lines = ["#EXTM3U"]
+            for i in range(10000):
+                lines.append("#EXT-X-STREAM-INF:BANDWIDTH=%d,RESOLUTION=426x240" % (100000 + i))
+                lines.append("/%s-a/live.m3u8" % name)
+            return self.reply(200, ("\n".join(lines) + "\n").encode(),
+                              "application/vnd.apple.mpegurl", head)
         if file == "master.m3u8":
             # Two renditions of the same media, each a stream name of its own (NAME-a, NAME-b),
             # so that a test can break one of them.
@@ -107,6 +150,9 @@ class Handler(BaseHTTPRequestHandler):
                     body = f.read()
             except OSError:
                 return self.reply(404, b"not found\n", "text/plain", head)
+            hostile = self.hostile_playlist(fault, body, head)
+            if hostile is not None:
+                return hostile
             if fault == "freeze":
                 body = frozen.setdefault(name, body)
             elif fault == "sequence_back":
@@ -125,11 +171,109 @@ class Handler(BaseHTTPRequestHandler):
                 body = f.read()
         except OSError:
             return self.reply(404, b"not found\n", "text/plain", head)
-        if fault == "garbage":
+        if fault == "endless_segment":
+            return self.endless(b"\x47" + random.randbytes(187), "video/mp2t", head)
+        if fault == "empty_segments":
+            body = b""
+        elif fault == "fuzz":
+            body = fuzz_segment(body)
+        elif fault == "garbage":
             body = random.randbytes(len(body))
         elif fault == "truncated":
             body = body[: len(body) * 2 // 5]
         return self.reply(200, body, "video/mp2t", head, slow)
+
+
+    def hostile_playlist(self, fault, body, head):
+        """The answer to a playlist request under a hostile fault, or None."""
+        m3u8 = "application/vnd.apple.mpegurl"
+        if fault == "cut_playlist":
+            return self.reply(200, body[: len(body) // 2 + 3], m3u8, head)
+        if fault == "invalid_utf8":
+            return self.reply(200, body.replace(b"#EXTINF", b"#EXT\xff\xfe\xc3INF", 2), m3u8, head)
+        if fault == "huge_playlist":
+            return self.reply(200, huge(), m3u8, head)
+        if fault == "many_segments":
+            seq = int(re.search(rb"#EXT-X-MEDIA-SEQUENCE:(\d+)", body).group(1))
+            fake = b"".join(b"#EXTINF:1,\nold%d.ts\n" % (seq + i) for i in range(200000))
+            head_tags, first, rest = body.partition(b"#EXTINF")
+            return self.reply(200, head_tags + fake + first + rest, m3u8, head)
+        if fault == "endless_playlist":
+            return self.endless(b"#EXTINF:1,\nx.ts\n", m3u8, head)
+        if fault == "gzip_bomb":
+            return self.reply(200, bomb(), m3u8, head, headers=[("Content-Encoding", "gzip")])
+        if fault == "redirect_scheme":
+            return self.reply(302, b"", "text/plain", head, headers=[("Location", "file:///etc/passwd")])
+        if fault == "bad_extinf":
+            values = iter([b"NaN", b"-5", b"1e30"] * 10)
+            return self.reply(200, re.sub(rb"#EXTINF:[0-9.]+,", lambda m: b"#EXTINF:%s," % next(values), body), m3u8, head)
+        if fault == "max_sequence":
+            return self.reply(200, re.sub(rb"#EXT-X-MEDIA-SEQUENCE:\d+", b"#EXT-X-MEDIA-SEQUENCE:18446744073709551615", body), m3u8, head)
+        if fault == "fuzz":
+            return self.reply(200, fuzz_playlist(body), m3u8, head)
+        return None
+
+    def endless(self, chunk, content_type, head):
+        """A chunked body that goes on for ENDLESS_SECONDS or until the client leaves."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if head:
+            return
+        block = chunk * max(1, 65536 // len(chunk))
+        deadline = time.time() + ENDLESS_SECONDS
+        try:
+            while time.time() < deadline:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+
+def fuzz_playlist(body):
+    """One random mutation of a playlist."""
+    lines = body.split(b"\n")
+    kind = random.randrange(8)
+    if kind == 0:
+        return body[: random.randrange(len(body) + 1)]
+    if kind == 1:
+        data = bytearray(body)
+        for _ in range(random.randrange(1, 20)):
+            data[random.randrange(len(data))] = random.randrange(256)
+        return bytes(data)
+    if kind == 2 and len(lines) > 2:
+        del lines[random.randrange(len(lines))]
+    elif kind == 3:
+        i = random.randrange(len(lines))
+        lines[i:i] = [lines[i]] * random.randrange(1, 50)
+    elif kind == 4:
+        return re.sub(rb"\d+", lambda m: random.choice([b"0", b"-1", b"18446744073709551615",
+                                                        b"99999999999999999999999", b"NaN"]), body, count=random.randrange(1, 6))
+    elif kind == 5:
+        i = random.randrange(len(lines))
+        lines[i] = random.choice([b"#EXT-X-KEY:METHOD=AES-128,URI=\"/nokey\"", b"#EXT-X-MAP:URI=\"x\"",
+                                  b"#EXT-X-BYTERANGE:99999999@99999999999", b"#EXT-X-DISCONTINUITY",
+                                  b"#EXT-X-ENDLIST", b"#EXT-X-STREAM-INF:BANDWIDTH=1", b"http://[::1", b""])
+    return b"\n".join(lines)
+
+
+def fuzz_segment(body):
+    """One random mutation of a segment, or none."""
+    kind = random.randrange(6)
+    if kind == 0:
+        return b""
+    if kind == 1:
+        return random.randbytes(random.randrange(1, 300000))
+    if kind == 2:
+        return body[: random.randrange(len(body) + 1)]
+    if kind == 3:
+        data = bytearray(body)
+        for _ in range(random.randrange(1, 200)):
+            data[random.randrange(len(data))] = random.randrange(256)
+        return bytes(data)
+    return body
 
 
 class Server(ThreadingHTTPServer):

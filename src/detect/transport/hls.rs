@@ -74,6 +74,10 @@ impl VariantCheck {
     /// Judges the playlist fetched at `now` (seconds on any monotonic clock).
     pub fn observe(&mut self, now: f64, playlist: MediaPlaylist) -> Findings {
         let mut findings = Findings::default();
+        let overflow = playlist
+            .media_sequence
+            .checked_add((playlist.segments.len() as u64).saturating_sub(1))
+            .is_none();
         let target = playlist.target_duration as f64;
         let first_new = match &self.last {
             None => {
@@ -103,10 +107,27 @@ impl VariantCheck {
                 first_new
             }
         };
+        if overflow {
+            // RFC 8216 §4.3.3.2: the media sequence is a decimal-integer (below 2^64) for
+            // every segment the playlist lists.
+            findings.sequence_error = Some(format!(
+                "media sequence {} leaves no room for the {} segments listed (over 2^64 - 1)",
+                playlist.media_sequence,
+                playlist.segments.len()
+            ));
+        }
         let new = &playlist.segments[first_new.min(playlist.segments.len())..];
         for segment in new {
             let duration = f64::from(segment.duration);
-            if duration > target + self.max_overrun {
+            if !duration.is_finite() || duration < 0.0 {
+                findings.duration_error = Some((
+                    format!(
+                        "segment {} has EXTINF {duration}, not a duration",
+                        segment.uri
+                    ),
+                    0.0,
+                ));
+            } else if duration > target + self.max_overrun {
                 findings.duration_error = Some((
                     format!(
                         "segment {} lasts {duration:.3} s, over the target duration of {target} s",
@@ -118,7 +139,11 @@ impl VariantCheck {
         }
         findings.new_segments = new.iter().map(|s| s.uri.clone()).collect();
         if self.last.is_some() && !new.is_empty() {
-            self.added_total += new.iter().map(|s| f64::from(s.duration)).sum::<f64>();
+            self.added_total += new
+                .iter()
+                .map(|s| f64::from(s.duration))
+                .filter(|d| d.is_finite() && *d >= 0.0)
+                .sum::<f64>();
             self.added.push_back((now, self.added_total));
             if let Some(rate) = self.drift_rate(now)
                 && (rate - 1.0).abs() > self.drift_tolerance
@@ -192,7 +217,7 @@ fn compare(prev: &MediaPlaylist, next: &MediaPlaylist) -> (usize, Option<String>
                 overlap,
                 Some(format!(
                     "segment {} changed from {} to {}",
-                    next.media_sequence + i as u64,
+                    next.media_sequence.saturating_add(i as u64),
                     old.uri,
                     new.uri
                 )),
@@ -204,7 +229,7 @@ fn compare(prev: &MediaPlaylist, next: &MediaPlaylist) -> (usize, Option<String>
             .iter()
             .filter(|s| s.discontinuity)
             .count() as u64;
-        let expected = prev.discontinuity_sequence + removed;
+        let expected = prev.discontinuity_sequence.saturating_add(removed);
         if next.discontinuity_sequence != expected {
             return (
                 overlap,

@@ -280,7 +280,7 @@ fn template_segments(
         None => None,
     };
     let timed = match &template.SegmentTimeline {
-        Some(timeline) => timeline_segments(timeline, start_number),
+        Some(timeline) => timeline_segments(timeline, start_number).0,
         None => numbered_segments(mpd, period, template, timescale, start_number, now)?,
     };
     timed
@@ -306,17 +306,25 @@ fn join(base: &reqwest::Url, relative: &str) -> Result<reqwest::Url, String> {
         .map_err(|e| format!("segment URL `{relative}`: {e}"))
 }
 
-/// `(number, time, duration)` of each segment a SegmentTimeline lists. A negative repeat
-/// count runs to the next element's start; at the end of the timeline it is not expanded
-/// (live packagers list every published segment).
+/// A segment timed by its timeline: number, start and duration in timescale units.
+type Timed = (u64, u64, u64);
+
+/// `(number, time, duration)` of each segment a SegmentTimeline lists, and the first place
+/// where an explicit start does not follow the previous segment's end: `(expected, found)`.
+/// A negative repeat count runs to the next element's start; at the end of the timeline it
+/// is not expanded (live packagers list every published segment).
 fn timeline_segments(
     timeline: &dash_mpd_core::SegmentTimeline,
     start_number: u64,
-) -> Vec<(u64, u64, u64)> {
+) -> (Vec<Timed>, Option<(u64, u64)>) {
     let mut out = Vec::new();
+    let mut discontinuity = None;
     let (mut time, mut number) = (0u64, start_number);
     for (i, s) in timeline.segments.iter().enumerate() {
         if let Some(t) = s.t {
+            if !out.is_empty() && t != time && discontinuity.is_none() {
+                discontinuity = Some((time, t));
+            }
             time = t;
         }
         if s.d == 0 {
@@ -334,14 +342,64 @@ fn timeline_segments(
         };
         for _ in 0..=repeats {
             if out.len() >= MAX_SEGMENTS {
-                return out;
+                return (out, discontinuity);
             }
             out.push((number, time, s.d));
             time = time.saturating_add(s.d);
             number = number.saturating_add(1);
         }
     }
-    out
+    (out, discontinuity)
+}
+
+/// The timeline of a representation addressed by one, with its timescale, presentation time
+/// offset and the period's start in seconds.
+fn timeline_of(
+    period: &Period,
+    rep: &Rep,
+) -> Option<(dash_mpd_core::SegmentTimeline, u64, u64, f64)> {
+    let set = period.adaptations.get(rep.adaptation)?;
+    let representation = set.representations.get(rep.index)?;
+    let template = merged_template(period, set, representation)?;
+    let timescale = template.timescale.unwrap_or(1).max(1);
+    let offset = template.presentationTimeOffset.unwrap_or(0);
+    let start = period.start.map_or(0.0, |s| s.as_secs_f64());
+    Some((template.SegmentTimeline?, timescale, offset, start))
+}
+
+/// A gap or an overlap in the representation's SegmentTimeline, described.
+pub fn timeline_problem(period: &Period, rep: &Rep) -> Option<String> {
+    let (timeline, timescale, _, _) = timeline_of(period, rep)?;
+    let (expected, found) = timeline_segments(&timeline, 0).1?;
+    let seconds = |ticks: u64| ticks as f64 / timescale as f64;
+    Some(if found > expected {
+        format!(
+            "SegmentTimeline gap of {:.3} s: a segment starts at {:.3} s, the previous ended at {:.3} s",
+            seconds(found - expected),
+            seconds(found),
+            seconds(expected)
+        )
+    } else {
+        format!(
+            "SegmentTimeline overlap of {:.3} s: a segment starts at {:.3} s, the previous ended at {:.3} s",
+            seconds(expected - found),
+            seconds(found),
+            seconds(expected)
+        )
+    })
+}
+
+/// Seconds by which the newest segment of a live, timeline-addressed representation ends
+/// behind the availability clock (`availabilityStartTime` and the period start): negative
+/// when segments are announced before they can exist.
+pub fn clock_lag(mpd: &MPD, period: &Period, rep: &Rep, now: DateTime<Utc>) -> Option<f64> {
+    if !is_dynamic(mpd) {
+        return None;
+    }
+    let (timeline, timescale, offset, start) = timeline_of(period, rep)?;
+    let &(_, time, duration) = timeline_segments(&timeline, 0).0.last()?;
+    let end = time.saturating_add(duration).saturating_sub(offset) as f64 / timescale as f64;
+    Some(live_seconds(mpd, now)? - start - end)
 }
 
 /// `(number, time, duration)` of the segments of a duration-addressed template: all of them
@@ -639,5 +697,29 @@ mod tests {
         );
         assert_eq!(current_period(&m, at("2026-11-30T08:01:30Z")), Some(1));
         assert_eq!(current_period(&m, at("2026-11-30T08:00:10Z")), Some(0));
+    }
+
+    #[test]
+    fn timeline_gaps_and_clock_lag() {
+        let m = mpd(LIVE_TIMELINE);
+        let period = &m.periods[0];
+        let reps = representations(period);
+        assert_eq!(timeline_problem(period, &reps[0]), None);
+        // Video ends at 281600 + 3 × 25600 + 12800 = 371200 ticks = 29 s.
+        let lag = clock_lag(&m, period, &reps[0], at("2026-11-30T08:00:40Z")).unwrap();
+        assert!((lag - 11.0).abs() < 1e-9, "{lag}");
+        let gappy = mpd(
+            r#"<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT10S">
+          <Period><AdaptationSet contentType="video"><Representation id="v" bandwidth="1">
+            <SegmentTemplate media="$Time$.m4s" timescale="10"><SegmentTimeline>
+              <S t="0" d="20" r="1"/><S t="45" d="20"/>
+            </SegmentTimeline></SegmentTemplate>
+          </Representation></AdaptationSet></Period></MPD>"#,
+        );
+        let period = &gappy.periods[0];
+        let reps = representations(period);
+        let problem = timeline_problem(period, &reps[0]).unwrap();
+        assert!(problem.contains("gap of 0.500 s"), "{problem}");
+        assert_eq!(clock_lag(&gappy, period, &reps[0], Utc::now()), None);
     }
 }

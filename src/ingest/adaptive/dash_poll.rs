@@ -33,7 +33,15 @@ struct RepCheck {
     /// The newest segment's number, and when it last changed.
     newest: Option<u64>,
     changed: Instant,
+    /// Whether the newest segment's HEAD failed: the verdict until a newer one is checked.
+    segment_failed: bool,
 }
+
+/// A live representation's newest segment may end this many segment durations behind the
+/// availability clock (packaging and publishing take time) before it is a fault.
+const MAX_LAG_SEGMENTS: f64 = 6.0;
+/// ... and at least this many seconds.
+const MIN_LAG_LIMIT: f64 = 10.0;
 
 pub struct Poller {
     url: reqwest::Url,
@@ -86,7 +94,7 @@ impl Poller {
             };
             let period = match fetched.and_then(|b| self.parse(&b)) {
                 Ok(mpd) => {
-                    self.observe(stream, &mpd);
+                    self.observe(stream, client, &mpd).await;
                     poll_period(&mpd)
                 }
                 Err(reason) => {
@@ -153,7 +161,7 @@ impl Poller {
     }
 
     /// Checks every representation of the period in play and feeds the analysed ones.
-    fn observe(&mut self, stream: &Stream, mpd: &MPD) {
+    async fn observe(&mut self, stream: &Stream, client: &reqwest::Client, mpd: &MPD) {
         self.last_failure = None;
         stream.observe_playlist(MPD, &PlaylistVerdict::default());
         let now = Utc::now();
@@ -193,7 +201,31 @@ impl Poller {
             }
             .cloned();
             let segments = dash::segments(mpd, &self.url, period, rep, now);
-            self.check(stream, mpd, rep, segments, feed);
+            let analysed = feed.is_some();
+            let (mut verdict, newest) = self.check(stream, mpd, rep, segments, feed);
+            if let Some(problem) = dash::timeline_problem(period, rep) {
+                verdict.sequence_error = Some(problem);
+            }
+            if let Some(lag) = dash::clock_lag(mpd, period, rep, now) {
+                lag_verdict(lag, &mut verdict);
+            }
+            let check_head = !analysed && stream.config.detectors.http_errors.check_segments;
+            if let Some(url) = newest.filter(|_| check_head) {
+                self.head_newest(stream, client, &rep.name, &url).await;
+            }
+            if let Some(check) = self.reps.get_mut(&rep.name) {
+                verdict.http_failed |= check.segment_failed;
+                for e in [
+                    &verdict.sequence_error,
+                    &verdict.duration_error.as_ref().map(|d| d.0.clone()),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    note(stream, &mut check.status, e.clone());
+                }
+            }
+            stream.observe_playlist(&rep.name, &verdict);
         }
         stream.set_hls_status(self.reps.values().map(|r| r.status.clone()).collect());
         self.discovered(Discovery::Adaptive {
@@ -238,7 +270,35 @@ impl Poller {
         });
     }
 
-    /// One representation's verdict from this MPD; its segments go to `feed` when analysed.
+    /// HEADs a representation's new newest segment: the "newest segments missing" check of
+    /// the representations not analysed (the analysed one's segments are all downloaded).
+    async fn head_newest(
+        &mut self,
+        stream: &Stream,
+        client: &reqwest::Client,
+        name: &str,
+        url: &reqwest::Url,
+    ) {
+        let failed = match http::get(client, url, true, 0).await {
+            http::Fetched::Ok(_) => {
+                stream.count_http_request("segment", "200");
+                None
+            }
+            http::Fetched::Failed(f) => {
+                stream.count_http_request("segment", &f.code);
+                Some(f.reason)
+            }
+        };
+        if let Some(check) = self.reps.get_mut(name) {
+            check.segment_failed = failed.is_some();
+            if let Some(reason) = failed {
+                note(stream, &mut check.status, reason);
+            }
+        }
+    }
+
+    /// One representation's verdict from this MPD (not yet reported), and its newest
+    /// segment when that is new; its segments go to `feed` when analysed.
     fn check(
         &mut self,
         stream: &Stream,
@@ -246,7 +306,7 @@ impl Poller {
         rep: &Rep,
         segments: Result<Vec<SegmentRef>, String>,
         feed: Option<FeedSender>,
-    ) {
+    ) -> (PlaylistVerdict, Option<reqwest::Url>) {
         let url = self.url.clone();
         let check = self
             .reps
@@ -261,6 +321,7 @@ impl Poller {
                 },
                 newest: None,
                 changed: Instant::now(),
+                segment_failed: false,
             });
         check.status.analysed = feed.is_some();
         let ended = !dash::is_dynamic(mpd);
@@ -268,15 +329,15 @@ impl Poller {
             ended,
             ..Default::default()
         };
+        let mut newest = None;
         match segments {
             Err(reason) => {
                 verdict.sequence_error = Some(reason.clone());
                 note(stream, &mut check.status, reason);
             }
             Ok(segments) => {
-                observe_segments(check, &segments, &mut verdict);
-                if let Some(e) = &verdict.sequence_error {
-                    note(stream, &mut check.status, e.clone());
+                if observe_segments(check, &segments, &mut verdict) {
+                    newest = segments.last().map(|s| s.media.url.clone());
                 }
                 if let Some(feed) = &feed {
                     verdict.http_failed = feed.segment_failed.load(Ordering::Relaxed);
@@ -290,24 +351,50 @@ impl Poller {
                 }
             }
         }
-        stream.observe_playlist(&rep.name, &verdict);
+        (verdict, newest)
     }
 }
 
-/// The newest segment must advance on a live MPD and never go back.
-fn observe_segments(check: &mut RepCheck, segments: &[SegmentRef], verdict: &mut PlaylistVerdict) {
+/// A live representation whose newest segment ends far behind the availability clock (the
+/// packager fell behind, or the MPD's clock is wrong), or ahead of it (segments announced
+/// before they can exist): the `segment_duration` detector's drift fault.
+fn lag_verdict(lag: f64, verdict: &mut PlaylistVerdict) {
+    let limit = (MAX_LAG_SEGMENTS * verdict.target_duration).max(MIN_LAG_LIMIT);
+    let what = if lag > limit {
+        "behind"
+    } else if lag < -limit {
+        "ahead of"
+    } else {
+        return;
+    };
+    verdict.duration_error = Some((
+        format!(
+            "the newest segment ends {:.1} s {what} the availability clock (availabilityStartTime)",
+            lag.abs()
+        ),
+        lag,
+    ));
+}
+
+/// The newest segment must advance on a live MPD and never go back; true when it changed.
+fn observe_segments(
+    check: &mut RepCheck,
+    segments: &[SegmentRef],
+    verdict: &mut PlaylistVerdict,
+) -> bool {
     let newest = segments.last().map(|s| s.sequence);
     let longest = segments.iter().map(|s| s.duration_ms).max().unwrap_or(0);
     verdict.target_duration = longest as f64 / 1000.0;
-    match (check.newest, newest) {
-        (Some(before), Some(now)) if now < before => {
-            verdict.sequence_error = Some(format!(
-                "the newest segment went back from number {before} to {now}"
-            ));
-            check.changed = Instant::now();
-        }
-        (before, now) if before != now => check.changed = Instant::now(),
-        _ => {}
+    let changed = check.newest != newest;
+    if let (Some(before), Some(now)) = (check.newest, newest)
+        && now < before
+    {
+        verdict.sequence_error = Some(format!(
+            "the newest segment went back from number {before} to {now}"
+        ));
+    }
+    if changed {
+        check.changed = Instant::now();
     }
     check.newest = newest;
     let age = check.changed.elapsed().as_secs_f64();
@@ -318,6 +405,7 @@ fn observe_segments(check: &mut RepCheck, segments: &[SegmentRef], verdict: &mut
     s.segments = segments.len();
     s.ended = verdict.ended;
     s.age_seconds = age;
+    changed
 }
 
 fn note(stream: &Stream, status: &mut VariantStatus, reason: String) {

@@ -132,6 +132,7 @@ pub async fn get(
     if head {
         return Fetched::Ok(body);
     }
+    let encoding = content_encoding(&response);
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
@@ -146,10 +147,62 @@ pub async fn get(
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(None) => return Fetched::Ok(body),
+            Ok(None) => {
+                return match decode(url, encoding.as_deref(), body, limit) {
+                    Ok(body) => Fetched::Ok(body),
+                    Err(f) => Fetched::Failed(f),
+                };
+            }
             Err(e) => return Fetched::Failed(Failure::from_reqwest(url, e)),
         }
     }
+}
+
+fn content_encoding(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// A small body in its content coding, decoded into at most `limit` bytes. streamwatch asks
+/// for no coding, but some origins compress manifests anyway; a gzip bomb stops at the limit.
+pub fn decode(
+    url: &reqwest::Url,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<Vec<u8>, Failure> {
+    match encoding {
+        None | Some("" | "identity") => Ok(body),
+        Some("gzip" | "x-gzip") => inflate(url, flate2::read::GzDecoder::new(&body[..]), limit),
+        Some("deflate") => inflate(url, flate2::read::ZlibDecoder::new(&body[..]), limit),
+        Some(other) => Err(Failure::new(
+            "invalid",
+            format!("{}: content coding `{other}` is not supported", shown(url)),
+        )),
+    }
+}
+
+fn inflate(
+    url: &reqwest::Url,
+    reader: impl std::io::Read,
+    limit: usize,
+) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Failure::new("invalid", format!("{}: cannot decompress: {e}", shown(url))))?;
+    if out.len() > limit {
+        return Err(Failure::new(
+            "invalid",
+            format!("{}: over {limit} bytes once decompressed", shown(url)),
+        ));
+    }
+    Ok(out)
 }
 
 /// A byte range of a resource: `length` bytes from `offset`.
@@ -162,6 +215,7 @@ pub struct Range {
 /// A body read chunk by chunk, so a segment never has to fit in memory whole.
 pub struct Download {
     response: reqwest::Response,
+    encoding: Option<String>,
     url: reqwest::Url,
     received: usize,
     limit: usize,
@@ -196,6 +250,7 @@ impl Download {
             ));
         }
         Ok(Self {
+            encoding: content_encoding(&response),
             response,
             url: url.clone(),
             received: 0,
@@ -225,7 +280,46 @@ impl Download {
         }
     }
 
+    /// The body's content coding (`gzip`...), lower case, when it has one.
+    pub fn encoding(&self) -> Option<&str> {
+        self.encoding.as_deref()
+    }
+
     pub fn received(&self) -> usize {
         self.received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn compressed_manifests_are_decoded_within_the_limit() {
+        let url = reqwest::Url::parse("http://o/live.m3u8?token=secret").unwrap();
+        let playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n".to_vec();
+        assert_eq!(
+            decode(&url, Some("gzip"), gzip(&playlist), 1024).unwrap(),
+            playlist
+        );
+        assert_eq!(
+            decode(&url, None, playlist.clone(), 1024).unwrap(),
+            playlist
+        );
+        let bomb = gzip(&vec![0u8; 50 << 20]);
+        assert!(bomb.len() < 100_000);
+        let err = decode(&url, Some("gzip"), bomb, 4 << 20).unwrap_err();
+        assert!(err.reason.contains("once decompressed"), "{}", err.reason);
+        assert!(!err.reason.contains("secret"), "{}", err.reason);
+        let err = decode(&url, Some("br"), playlist, 1024).unwrap_err();
+        assert!(err.reason.contains("`br`"), "{}", err.reason);
     }
 }

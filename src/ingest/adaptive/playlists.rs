@@ -71,15 +71,19 @@ async fn fetch_manifest(
     let mut download = http::Download::start(client, url, None, None, MAX_PLAYLIST_BYTES).await?;
     let mut body = Vec::new();
     let mut kind = None;
+    // A compressed body is only recognisable once decoded.
+    let encoded = download.encoding().is_some_and(|e| e != "identity");
     while let Some(chunk) = download.next().await? {
         body.extend_from_slice(&chunk);
-        if kind.is_none() && body.len() >= SNIFF_BYTES {
+        if kind.is_none() && !encoded && body.len() >= SNIFF_BYTES {
             kind = Some(sniff(url, &body));
             if kind == Some(Sniffed::Other) {
                 return Ok(None);
             }
         }
     }
+    let encoding = download.encoding().map(str::to_owned);
+    let body = http::decode(url, encoding.as_deref(), body, MAX_PLAYLIST_BYTES)?;
     match kind.unwrap_or_else(|| sniff(url, &body)) {
         Sniffed::Other => Ok(None),
         k => Ok(Some((k, body))),
@@ -102,32 +106,74 @@ async fn load(
             stream.count_http_request("mpd", "200");
             Loaded::Dash(body)
         }
-        Ok(Some((_, body))) => match m3u8_rs::parse_playlist_res(&body) {
-            Ok(Playlist::MasterPlaylist(m)) => {
-                stream.count_http_request(kind, "200");
-                Loaded::Master(m)
+        Ok(Some((_, body))) => parse_hls(stream, url, kind, &body),
+    }
+}
+
+/// A playlist's body parsed. RFC 8216 §4.1: playlists are UTF-8; m3u8-rs would skip the
+/// lines that are not and hand back a playlist with segments silently missing.
+fn parse_hls(stream: &Stream, url: &reqwest::Url, kind: &'static str, body: &[u8]) -> Loaded {
+    if let Err(e) = std::str::from_utf8(body) {
+        stream.count_http_request(kind, "invalid");
+        return Loaded::Failed(format!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            shown(url),
+            e.valid_up_to()
+        ));
+    }
+    match m3u8_rs::parse_playlist_res(body) {
+        Ok(Playlist::MasterPlaylist(m)) => {
+            stream.count_http_request(kind, "200");
+            Loaded::Master(m)
+        }
+        Ok(Playlist::MediaPlaylist(mut m)) if m.target_duration > 0 => {
+            stream.count_http_request(kind, "200");
+            // Valid UTF-8, checked above.
+            mark_unreadable_durations(std::str::from_utf8(body).unwrap_or(""), &mut m);
+            Loaded::Media(m)
+        }
+        Ok(Playlist::MediaPlaylist(_)) => {
+            stream.count_http_request(kind, "invalid");
+            Loaded::Failed(format!(
+                "{}: media playlist without EXT-X-TARGETDURATION",
+                shown(url)
+            ))
+        }
+        Err(_) => {
+            stream.count_http_request(kind, "invalid");
+            let start =
+                String::from_utf8_lossy(&body[..body.len().min(40)]).replace(['\n', '\r'], " ");
+            Loaded::Failed(format!(
+                "{}: not a valid playlist (starts `{start}`)",
+                shown(url)
+            ))
+        }
+    }
+}
+
+/// Marks NaN the duration of each segment whose EXTINF is not a decimal number of seconds
+/// (RFC 8216 §4.3.2.1): m3u8-rs reads `NaN` or `-5` as 0 and `1e30` as 1, which would hide
+/// the fault from the segment duration check.
+fn mark_unreadable_durations(text: &str, playlist: &mut MediaPlaylist) {
+    let (mut index, mut unreadable) = (0, false);
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            unreadable = !is_decimal(rest.split(',').next().unwrap_or("").trim());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            if unreadable && let Some(segment) = playlist.segments.get_mut(index) {
+                segment.duration = f32::NAN;
             }
-            Ok(Playlist::MediaPlaylist(m)) if m.target_duration > 0 => {
-                stream.count_http_request(kind, "200");
-                Loaded::Media(m)
-            }
-            Ok(Playlist::MediaPlaylist(_)) => {
-                stream.count_http_request(kind, "invalid");
-                Loaded::Failed(format!(
-                    "{}: media playlist without EXT-X-TARGETDURATION",
-                    shown(url)
-                ))
-            }
-            Err(_) => {
-                stream.count_http_request(kind, "invalid");
-                let start =
-                    String::from_utf8_lossy(&body[..body.len().min(40)]).replace(['\n', '\r'], " ");
-                Loaded::Failed(format!(
-                    "{}: not a valid playlist (starts `{start}`)",
-                    shown(url)
-                ))
-            }
-        },
+            index += 1;
+            unreadable = false;
+        }
+    }
+}
+
+fn is_decimal(value: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match value.split_once('.') {
+        Some((whole, fraction)) => digits(whole) && digits(fraction),
+        None => digits(value),
     }
 }
 
@@ -210,7 +256,8 @@ async fn poll(
     let playlist = match preloaded {
         Some(p) => Ok(p),
         None => load_media(stream, client, &variant.url).await,
-    };
+    }
+    .map(keep_tail);
     let mut verdict = PlaylistVerdict::default();
     match playlist {
         Err(reason) => {
@@ -242,6 +289,43 @@ async fn poll(
         }
     }
     stream.observe_playlist(&variant.status.variant, &verdict);
+}
+
+/// Segments of a live playlist kept for the checks and the fetcher: the newest are all
+/// either needs, and a hostile playlist of 200,000 segments must not cost hundreds of MB.
+const MAX_LIVE_SEGMENTS: usize = 2_000;
+/// Segments of an ended (VOD) playlist kept: about 11 hours of 2 s segments.
+const MAX_ENDED_SEGMENTS: usize = 20_000;
+
+/// The playlist with only its newest segments, as if the window had slid: the media and
+/// discontinuity sequences advance past what is dropped, and the key and map in force carry
+/// over to the first segment kept (m3u8-rs attaches them to the segment after the tag only).
+fn keep_tail(mut playlist: MediaPlaylist) -> MediaPlaylist {
+    let max = if playlist.end_list {
+        MAX_ENDED_SEGMENTS
+    } else {
+        MAX_LIVE_SEGMENTS
+    };
+    let Some(drop) = playlist.segments.len().checked_sub(max).filter(|d| *d > 0) else {
+        return playlist;
+    };
+    let dropped: Vec<_> = playlist.segments.drain(..drop).collect();
+    playlist.media_sequence = playlist.media_sequence.saturating_add(drop as u64);
+    let discontinuities = dropped.iter().filter(|s| s.discontinuity).count() as u64;
+    playlist.discontinuity_sequence = playlist
+        .discontinuity_sequence
+        .saturating_add(discontinuities);
+    if let Some(first) = playlist.segments.first_mut() {
+        first.key = first
+            .key
+            .take()
+            .or_else(|| dropped.iter().rev().find_map(|s| s.key.clone()));
+        first.map = first
+            .map
+            .take()
+            .or_else(|| dropped.iter().rev().find_map(|s| s.map.clone()));
+    }
+    playlist
 }
 
 /// A variant's media playlist, or why it could not be had.
@@ -628,5 +712,53 @@ pub(super) async fn wait(shutdown: &mut watch::Receiver<bool>, period: Duration)
     tokio::select! {
         _ = tokio::time::sleep(period) => *shutdown.borrow(),
         r = shutdown.changed() => r.is_err() || *shutdown.borrow(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> MediaPlaylist {
+        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+            Ok(Playlist::MediaPlaylist(m)) => m,
+            other => panic!("not a media playlist: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_huge_live_playlist_keeps_its_newest_segments_and_their_key() {
+        let mut text = String::from(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:10\n\
+             #EXT-X-KEY:METHOD=AES-128,URI=\"k\"\n#EXT-X-DISCONTINUITY\n",
+        );
+        for i in 0..(MAX_LIVE_SEGMENTS + 500) {
+            text.push_str(&format!("#EXTINF:1,\ns{i}.ts\n"));
+        }
+        let kept = keep_tail(parse(&text));
+        assert_eq!(kept.segments.len(), MAX_LIVE_SEGMENTS);
+        assert_eq!(kept.media_sequence, 510);
+        assert_eq!(kept.discontinuity_sequence, 1);
+        assert_eq!(kept.segments[0].uri, "s500.ts");
+        assert!(
+            kept.segments[0].key.is_some(),
+            "the key in force carries over"
+        );
+    }
+
+    #[test]
+    fn extinf_values_that_are_not_decimal_durations_are_marked() {
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:NaN,\na.ts\n#EXTINF:2.0,\nb.ts\n\
+                    #EXTINF:-5,\nc.ts\n#EXTINF:1e30,\nd.ts\n#EXTINF:2,\ne.ts\n";
+        let mut p = parse(text);
+        mark_unreadable_durations(text, &mut p);
+        let unreadable: Vec<bool> = p.segments.iter().map(|s| s.duration.is_nan()).collect();
+        assert_eq!(unreadable, [true, false, true, true, false]);
+    }
+
+    #[test]
+    fn short_playlists_are_untouched() {
+        let p = parse("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\na.ts\n");
+        assert_eq!(keep_tail(p.clone()), p);
     }
 }

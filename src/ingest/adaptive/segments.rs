@@ -20,8 +20,9 @@ use crate::stream::Stream;
 /// A live stream starts this many segments before the newest, as players do (RFC 8216
 /// §6.3.3: no closer than three target durations to the end).
 const LIVE_START_SEGMENTS: usize = 3;
-/// A segment larger than this is not one (an endless body, a file served by mistake).
-const MAX_SEGMENT_BYTES: usize = 256 << 20;
+/// A segment larger than this is not one (an endless body, a file served by mistake): 10 s
+/// at 50 Mbit/s fit.
+const MAX_SEGMENT_BYTES: usize = 64 << 20;
 /// Init segments and keys are small.
 const MAX_INIT_BYTES: usize = 16 << 20;
 const MAX_KEY_BYTES: usize = 64;
@@ -367,6 +368,12 @@ impl Fetcher {
             }
         }
         let bytes = download.received() as u64;
+        if bytes == 0 {
+            return Ok(Err(Failure::new(
+                "invalid",
+                format!("{}: empty segment (0 bytes)", shown(&segment.media.url)),
+            )));
+        }
         self.stream.note_segment_downloaded(
             bytes,
             started.elapsed(),
