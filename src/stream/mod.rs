@@ -74,7 +74,7 @@ pub struct Stream {
     last_audio_ns: AtomicU64,
     /// The program chosen when none is configured, kept across runs (see [`ProgramChoice`]).
     program_choice: Mutex<ProgramChoice>,
-    /// The decoder elements the pipeline created (kept across runs; a new run overwrites).
+    /// The latest decoder element the pipeline created for each medium (what `scan` reports).
     decoders: Mutex<Decoders>,
     /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits
     /// for the two to meet before it reports.
