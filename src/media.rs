@@ -12,6 +12,14 @@ pub struct Carried {
     pub audio: bool,
 }
 
+/// The decoder elements (GStreamer factory names, e.g. `avdec_h264`, `a52dec`) the latest
+/// pipeline run created for each medium; None where the medium is absent or not yet known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Decoders {
+    pub video: Option<String>,
+    pub audio: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct VideoFormat {
     /// Short codec name (see [`video_codec`]).

@@ -16,6 +16,7 @@ use crate::engine::EngineHandle;
 use crate::events::{DefectEvent, InfoEvent, StreamState};
 use crate::ingest::adaptive;
 use crate::ingest::{self, Pacing, RunningPipeline, pipeline};
+use crate::media::Decoders;
 use crate::sinks::Outputs;
 use crate::sinks::frame_stats::StatsCsv;
 use crate::sinks::metrics::Metrics;
@@ -58,6 +59,8 @@ pub struct ScanReport {
     pub info: Vec<InfoEvent>,
     /// Decoder errors and concealment warnings.
     pub decode_errors: u64,
+    /// The decoder elements GStreamer chose (`{"video": "avdec_h264", "audio": "avdec_aac"}`).
+    pub decoders: Decoders,
     /// Loudness and A/V sync figures of the audio track, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioSummary>,
@@ -309,6 +312,7 @@ fn report(
         events: collected.defects(),
         info: collected.info(),
         decode_errors: stream.decode_errors(),
+        decoders: stream.decoders(),
         audio: analysed.audio,
         error: failure,
     })

@@ -106,9 +106,6 @@ pub fn watch_decoder(
     if !is_video_decoder {
         return;
     }
-    if let Some(factory) = element.factory() {
-        stream.set_decoder(&factory.name());
-    }
     if sole {
         *crate::sync::lock(&SOLE) = Some(stream.clone());
     } else if element.find_property("thread-type").is_some()

@@ -12,9 +12,9 @@ use gstreamer_app as gst_app;
 use crate::ingest::media_sink::MediaSink;
 use crate::media::{self, AudioFormat, MediaFormat, VideoFormat};
 
-/// Hooks an audio or video decoder that the URI decoder created for `stream`: its input caps
-/// name the codec. A decoder also tells that the run carries that medium before any buffer
-/// has been decoded.
+/// Hooks an audio or video decoder that the URI decoder created for `stream`: records the
+/// element, and its input caps name the codec. A decoder also tells that the run carries that
+/// medium before any buffer has been decoded.
 pub fn watch_decoder_input(element: &gst::Element, stream: &Arc<dyn MediaSink>) {
     let Some(factory) = element.factory() else {
         return;
@@ -27,6 +27,7 @@ pub fn watch_decoder_input(element: &gst::Element, stream: &Arc<dyn MediaSink>) 
     if !(video || klass.contains("Audio")) {
         return;
     }
+    stream.set_decoder(&factory.name(), video);
     let Some(pad) = element.static_pad("sink") else {
         return;
     };

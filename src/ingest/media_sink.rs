@@ -21,8 +21,8 @@ pub trait MediaSink: Send + Sync {
     fn push_audio(&self, session: u64, buffer: &AudioBuffer);
     fn count_decode_error(&self);
     fn decode_errors(&self) -> u64;
-    /// The video decoder element the pipeline created.
-    fn set_decoder(&self, factory: &str);
+    /// A video (`video`) or audio decoder element the pipeline created.
+    fn set_decoder(&self, factory: &str, video: bool);
     /// Bytes that entered the demuxer.
     fn count_input_bytes(&self, n: u64);
     fn count_ts_cc_errors(&self, n: u64);
@@ -67,8 +67,8 @@ impl MediaSink for Stream {
         Stream::decode_errors(self)
     }
 
-    fn set_decoder(&self, factory: &str) {
-        Stream::set_decoder(self, factory);
+    fn set_decoder(&self, factory: &str, video: bool) {
+        Stream::set_decoder(self, factory, video);
     }
 
     fn count_input_bytes(&self, n: u64) {

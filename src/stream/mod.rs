@@ -26,7 +26,7 @@ use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
 use crate::events::{DefectEvent, Event, SegmentDownload, StreamState};
 use crate::frame::{AudioBuffer, VideoFrame};
-use crate::media::MediaFormat;
+use crate::media::{Decoders, MediaFormat};
 use crate::sinks::StreamSinks;
 use crate::sinks::status::StreamStatus;
 use crate::stats::{FrameStats, StatParams};
@@ -74,6 +74,8 @@ pub struct Stream {
     last_audio_ns: AtomicU64,
     /// The program chosen when none is configured, kept across runs (see [`ProgramChoice`]).
     program_choice: Mutex<ProgramChoice>,
+    /// The latest decoder element the pipeline created for each medium (what `scan` reports).
+    decoders: Mutex<Decoders>,
     /// Frames handed to the queue and frames the engine finished (or dropped): `scan` waits
     /// for the two to meet before it reports.
     frames_in: AtomicU64,
@@ -117,6 +119,7 @@ impl Stream {
             last_frame_ns: AtomicU64::new(0),
             last_audio_ns: AtomicU64::new(0),
             program_choice: Mutex::new(ProgramChoice::Undecided),
+            decoders: Mutex::new(Decoders::default()),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             frames_analysed: AtomicU64::new(0),
@@ -226,9 +229,26 @@ impl Stream {
         self.decode_errors.load(Ordering::Relaxed)
     }
 
-    /// Records the video decoder element the pipeline created.
-    pub fn set_decoder(&self, factory: &str) {
-        self.with_monitor(|_, emit| emit(&Event::DecoderChosen(factory.to_owned()), None));
+    /// Records a decoder element the pipeline created; a video decoder is also an event
+    /// (the `decoder` label of `streamwatch_stream_info`).
+    pub fn set_decoder(&self, factory: &str, video: bool) {
+        {
+            let mut decoders = lock(&self.decoders);
+            let slot = if video {
+                &mut decoders.video
+            } else {
+                &mut decoders.audio
+            };
+            *slot = Some(factory.to_owned());
+        }
+        if video {
+            self.with_monitor(|_, emit| emit(&Event::DecoderChosen(factory.to_owned()), None));
+        }
+    }
+
+    /// The decoder elements the pipeline created.
+    pub fn decoders(&self) -> Decoders {
+        lock(&self.decoders).clone()
     }
 
     /// Bytes that entered the demuxer.

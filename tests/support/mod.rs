@@ -12,6 +12,7 @@ pub mod abr;
 pub mod alerting;
 pub mod audio_clips;
 pub mod clips;
+pub mod codec_clips;
 pub mod defect_clips;
 pub mod faults;
 pub mod grafana;
