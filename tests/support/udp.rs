@@ -181,10 +181,25 @@ pub fn rtp_sender_with_sdp(
     if let Some((a, b)) = silence {
         cmd.args(["-af", &format!("volume=0:enable='gte(t,{a})*lt(t,{b})'")]);
     }
-    cmd.args(["-c:a", "aac", "-b:a", "64k", "-ac", "1", "-f", "rtp"])
-        .arg(format!("rtp://127.0.0.1:{audio_port}"))
-        .arg("-sdp_file")
-        .arg(sdp);
+    // At most 0.1 s of AAC per RTP packet. ffmpeg's default mux delay (0.7 s) lets it pack up
+    // to 32 frames of silence (a few bytes each) into one packet: audio then arrives in 0.7 s
+    // bursts and its timestamps jumped ~0.56 s at the start of injected silence (an
+    // `audio_loss` event, seen twice), later than rtpbin's 200 ms jitterbuffer latency.
+    cmd.args([
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-ac",
+        "1",
+        "-muxdelay",
+        "0.1",
+        "-f",
+        "rtp",
+    ])
+    .arg(format!("rtp://127.0.0.1:{audio_port}"))
+    .arg("-sdp_file")
+    .arg(sdp);
     Proc::spawn("ffmpeg -> rtp + sdp", &mut cmd, &dir.join("ffmpeg.log")).remove_dir_on_drop(&dir)
 }
 
