@@ -387,6 +387,11 @@ fn source_specific_multicast_receives_only_the_named_sender() {
             // Control: the whole group on the same port, so "other" hearing nothing is the
             // source filter's doing, not the datagrams failing to reach the port.
             ("any", &format!("udp://@{group}")),
+            // A join that cannot be made: down, with the reason naming the option.
+            (
+                "noiface",
+                &format!("udp://@{group}?source=127.0.0.1&iface=nosuch0"),
+            ),
         ]),
         &[],
     );
@@ -430,6 +435,16 @@ fn source_specific_multicast_receives_only_the_named_sender() {
     assert_eq!(
         (ssm["width"].as_u64(), ssm["height"].as_u64()),
         (Some(320), Some(240))
+    );
+    let noiface = sw.stream("noiface");
+    let reason = noiface["reason"].as_str().unwrap_or_default();
+    eprintln!("ssm: iface=nosuch0 {}: {reason}", noiface["state"]);
+    assert!(
+        noiface["state"] == "down"
+            && reason.contains("stream `noiface`")
+            && reason.contains("option `iface`")
+            && reason.contains("nosuch0"),
+        "{noiface:#}"
     );
     let log = sw.log();
     assert!(
