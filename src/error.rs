@@ -53,6 +53,14 @@ pub enum IngestError {
         url: String,
         reason: String,
     },
+    /// The socket of a `source=` (source-specific multicast) URL could not be set up.
+    #[error("stream `{stream}`: `{url}`: option `{option}`: {reason}")]
+    UdpSocket {
+        stream: String,
+        url: String,
+        option: String,
+        reason: String,
+    },
     #[error("stream `{stream}`: file {path} does not exist or cannot be read")]
     MissingFile { stream: String, path: PathBuf },
     #[error(

@@ -1,12 +1,12 @@
 //! Stream URLs: the UDP/RTP receive form with its options, SDP files, and the redacted form
 //! under which a URL is shown (logs, metric labels, the API, generated stream ids).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::error::SourceUrlError;
 
 /// Query options a `udp://` or `rtp://` URL accepts.
-pub const UDP_OPTIONS: &[&str] = &["iface", "buffer"];
+pub const UDP_OPTIONS: &[&str] = &["iface", "buffer", "source"];
 
 /// The kernel takes a receive buffer size as a C int.
 pub const MAX_UDP_BUFFER: u32 = i32::MAX as u32;
@@ -23,6 +23,8 @@ pub struct UdpUrl {
     pub iface: Option<String>,
     /// `buffer=`: the socket's receive buffer, bytes.
     pub buffer: Option<u32>,
+    /// `source=`: source-specific multicast, only datagrams from this sender (IPv4 group).
+    pub source: Option<Ipv4Addr>,
 }
 
 impl UdpUrl {
@@ -52,6 +54,7 @@ impl UdpUrl {
             port,
             iface: None,
             buffer: None,
+            source: None,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -62,6 +65,25 @@ impl UdpUrl {
                 "iface",
                 "applies only to a multicast group (224.0.0.0/4, ff00::/8); this URL binds a local address",
             ));
+        }
+        if parsed.source.is_some() {
+            match parsed.host {
+                Some(IpAddr::V4(group)) if group.is_multicast() => {}
+                Some(IpAddr::V6(group)) if group.is_multicast() => {
+                    return Err(Problem::option(
+                        "source",
+                        "(source-specific multicast) is supported for IPv4 groups only; this URL \
+                         joins an IPv6 group",
+                    ));
+                }
+                _ => {
+                    return Err(Problem::option(
+                        "source",
+                        "applies only to a multicast group (224.0.0.0/4, SSM usually \
+                         232.0.0.0/8); this URL binds a local address",
+                    ));
+                }
+            }
         }
         Ok(parsed)
     }
@@ -83,16 +105,7 @@ impl UdpUrl {
                 }
                 self.iface = Some(value.to_owned());
             }
-            // Refused rather than ignored: receiving every sender of the group when one was
-            // asked for would be silently wrong.
-            "source" => {
-                return Err(Problem::option(
-                    key,
-                    "(source-specific multicast) is not available: GStreamer 1.22's udpsrc cannot \
-                     join a group for one sender (that came with 1.24); remove it and filter the \
-                     sender upstream",
-                ));
-            }
+            "source" => self.source = Some(parse_source(value)?),
             "buffer" => {
                 let bytes = value
                     .parse::<u32>()
@@ -133,6 +146,30 @@ impl UdpUrl {
             None => "0.0.0.0".into(),
         }
     }
+}
+
+/// The sender of `source=`: one IPv4 unicast address.
+fn parse_source(value: &str) -> Result<Ipv4Addr, Problem> {
+    let problem = |why: &str| Problem::option("source", &format!("`{value}` {why}"));
+    let source = match value.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4,
+        Ok(IpAddr::V6(_)) => {
+            return Err(problem(
+                "is an IPv6 address; source-specific multicast is supported for IPv4 senders only",
+            ));
+        }
+        Err(_) => {
+            return Err(problem(
+                "is not an IPv4 address (the sender whose datagrams are received)",
+            ));
+        }
+    };
+    if source.is_multicast() || source.is_unspecified() || source.is_broadcast() {
+        return Err(problem(
+            "is not a unicast address: give the sender's own address",
+        ));
+    }
+    Ok(source)
 }
 
 /// `HOST:PORT`, `[V6]:PORT` or `:PORT`.
@@ -311,15 +348,33 @@ mod tests {
             ("udp://239.1.1.1:5000?buffer=4294967295", "buffer"),
             ("udp://239.1.1.1:5000?buffer=", "buffer"),
             ("udp://239.1.1.1:5000?ttl=1", "ttl"),
-            ("udp://239.1.1.1:5000?source=10.0.0.7", "source"),
+            ("udp://239.1.1.1:5000?source=", "source"),
+            ("udp://239.1.1.1:5000?source=sender", "source"),
+            ("udp://239.1.1.1:5000?source=239.1.1.2", "source"),
+            ("udp://239.1.1.1:5000?source=0.0.0.0", "source"),
+            ("udp://239.1.1.1:5000?source=::1", "source"),
+            ("udp://127.0.0.1:5000?source=10.0.0.7", "source"),
+            ("udp://:5000?source=10.0.0.7", "source"),
+            ("rtp://[ff3e::1]:5000?source=10.0.0.7", "source"),
             ("udp://239.1.1.1:5000?iface=eth0;rm", "iface"),
             ("rtp://127.0.0.1:5000?iface=lo", "iface"),
         ] {
             let e = problem(url);
             assert!(e.contains(&format!("option `{option}`")), "{url}: {e}");
         }
-        assert!(problem("udp://239.1.1.1:5000?ttl=1").contains("known: iface, buffer"));
-        assert!(problem("udp://239.1.1.1:5000?source=10.0.0.7").contains("GStreamer 1.22"));
+        assert!(problem("udp://239.1.1.1:5000?ttl=1").contains("known: iface, buffer, source"));
+        assert!(problem("udp://239.1.1.1:5000?source=239.1.1.2").contains("not a unicast"));
+        assert!(problem("udp://127.0.0.1:5000?source=10.0.0.7").contains("multicast group"));
+        assert!(problem("udp://239.1.1.1:5000?source=::1").contains("IPv4 senders only"));
+        assert!(problem("rtp://[ff3e::1]:5000?source=10.0.0.7").contains("IPv4 groups only"));
+    }
+
+    #[test]
+    fn a_source_selects_one_sender_of_a_group() {
+        let u = udp("rtp://@232.1.2.3:5004?source=10.0.0.7&iface=eth0&buffer=65536");
+        assert_eq!(u.source, Some(Ipv4Addr::new(10, 0, 0, 7)));
+        assert!(u.rtp && u.multicast());
+        assert_eq!(udp("udp://232.1.2.3:5004").source, None);
     }
 
     #[test]

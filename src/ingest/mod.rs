@@ -12,6 +12,7 @@ pub mod media_sink;
 pub mod pipeline;
 pub mod programs;
 pub mod source;
+pub mod ssm;
 pub mod supervisor;
 
 pub use pipeline::{Pacing, RunningPipeline};

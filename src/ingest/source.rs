@@ -7,6 +7,7 @@
 //! `sdpdemux` has rank none, so no decodebin picks it. Those chains sit in a bin that exposes
 //! the inner decodebins' pads as its own, so the caller links every kind the same way.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use gstreamer as gst;
@@ -14,8 +15,8 @@ use gstreamer::prelude::*;
 
 use crate::config::{UdpUrl, redact_url, sdp_path};
 use crate::error::IngestError;
-use crate::ingest::decoder;
 use crate::ingest::pipeline::{missing, pipeline_error};
+use crate::ingest::{decoder, ssm};
 use crate::stream::Stream;
 
 /// The URI decoder. GStreamer 1.22's `uridecodebin3` picks `hlsdemux2`, which aborted the
@@ -83,14 +84,28 @@ fn udp_receiver(stream: &Arc<Stream>, udp: &UdpUrl) -> Result<gst::Element, Inge
 fn udpsrc(stream: &Stream, udp: &UdpUrl) -> Result<gst::Element, IngestError> {
     let mut builder = gst::ElementFactory::make("udpsrc")
         .property("address", udp.address())
-        .property("port", i32::from(udp.port))
-        .property("auto-multicast", true);
-    if let Some(iface) = &udp.iface {
-        builder = builder.property("multicast-iface", iface);
-    }
-    if let Some(bytes) = udp.buffer {
-        // Checked at config time to fit a C int.
-        builder = builder.property("buffer-size", i32::try_from(bytes).unwrap_or(i32::MAX));
+        .property("port", i32::from(udp.port));
+    match (udp.source, udp.host) {
+        // Source-specific multicast: our own socket, already joined for the one sender;
+        // udpsrc must not join the group for every sender itself, and closes the socket when
+        // the pipeline stops (a restart builds a new one).
+        (Some(source), Some(IpAddr::V4(group))) => {
+            let socket = ssm::socket(stream, udp, group, source)?;
+            builder = builder
+                .property("socket", socket)
+                .property("close-socket", true)
+                .property("auto-multicast", false);
+        }
+        _ => {
+            builder = builder.property("auto-multicast", true);
+            if let Some(iface) = &udp.iface {
+                builder = builder.property("multicast-iface", iface);
+            }
+            if let Some(bytes) = udp.buffer {
+                // Checked at config time to fit a C int.
+                builder = builder.property("buffer-size", i32::try_from(bytes).unwrap_or(i32::MAX));
+            }
+        }
     }
     if udp.rtp {
         let caps = MP2T_RTP_CAPS
