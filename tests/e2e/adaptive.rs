@@ -29,6 +29,16 @@ fn audio_first_master() -> String {
     )
 }
 
+/// Radio: a master of the audio rendition alone.
+fn audio_only_master() -> String {
+    format!(
+        "#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=70000,CODECS=\"mp4a.40.2\"
+{AUDIO}
+"
+    )
+}
+
 /// Highest first, the same renditions.
 fn high_first_master() -> String {
     format!(
@@ -89,6 +99,7 @@ fn abr_masters_stay_pinned_on_the_chosen_rendition_and_are_analysed() {
     let origin = AbrOrigin::start(Packaging::Hls, (14.0, 19.0), (24.0, 29.0));
     let audio_first = origin.master("audio_first.m3u8", &audio_first_master());
     let high_first = origin.master("high_first.m3u8", &high_first_master());
+    let radio = origin.master("radio.m3u8", &audio_only_master());
     let config = format!(
         r#"
 [ingest]
@@ -113,6 +124,10 @@ max_height = 200
 id = "index"
 url = "{high_first}"
 rendition = 0
+
+[[streams]]
+id = "radio"
+url = "{radio}"
 "#
     );
     let sw = Streamwatch::start(&config, &[]);
@@ -158,6 +173,17 @@ rendition = 0
         let unexpected = unexpected_events(&s, &["black", "silence"]);
         assert!(unexpected.is_empty(), "{id}: false events {unexpected:#?}");
     }
+    let radio = sw.wait_stream("radio", Duration::from_secs(20), "silence", |s| {
+        !events_of(s, "silence").is_empty()
+    });
+    report("hls", "radio", &radio);
+    assert_eq!(radio["state"], "up", "{radio:#}");
+    assert_eq!(
+        radio["restarts"], 0,
+        "the audio-only stream restarted: {radio:#}"
+    );
+    let unexpected = unexpected_events(&radio, &["silence"]);
+    assert!(unexpected.is_empty(), "radio: false events {unexpected:#?}");
     assert!(
         sw.metric_sum(
             "streamwatch_segment_download_bytes_total",
@@ -183,6 +209,8 @@ rendition = 0
 fn live_dash_is_pinned_analysed_and_checked() {
     let origin = AbrOrigin::start(Packaging::Dash, (14.0, 19.0), (24.0, 29.0));
     let mpd = origin.url(MPD);
+    // A copy that never updates again: a live MPD whose packager stopped.
+    let frozen = origin.master("frozen.mpd", &origin.read(MPD));
     let config = format!(
         r#"
 [ingest]
@@ -197,6 +225,10 @@ url = "{mpd}"
 id = "lowest"
 url = "{mpd}"
 rendition = "lowest"
+
+[[streams]]
+id = "frozen"
+url = "{frozen}"
 "#
     );
     let sw = Streamwatch::start(&config, &[]);
@@ -236,6 +268,10 @@ rendition = "lowest"
             &["stream=\"lowest\"", "kind=\"mpd\"", "code=\"200\""]
         ) >= 3.0
     );
+    let frozen = sw.wait_stream("frozen", Duration::from_secs(10), "playlist_stale", |s| {
+        !events_of(s, "playlist_stale").is_empty()
+    });
+    report("dash", "frozen", &frozen);
     drop(origin);
     assert!(sw.terminate().success());
 }

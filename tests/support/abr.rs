@@ -131,6 +131,11 @@ impl AbrOrigin {
         self.url(name)
     }
 
+    /// The current content of a file the origin serves.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("www").join(name)).unwrap()
+    }
+
     /// The URL of a file the origin serves.
     pub fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/{name}", self.port)
