@@ -64,6 +64,49 @@ fn size(s: &Value) -> (u64, u64) {
     )
 }
 
+/// Waits for every stream of `expected` to be up at its size, then for the injected black
+/// and silence on `highest`, which it returns.
+fn wait_up_then_defects(sw: &Streamwatch, expected: &[(&str, (u64, u64))]) -> Value {
+    for (id, dims) in expected {
+        let s = sw.wait_stream(id, Duration::from_secs(30), "up with frames", |s| {
+            s["state"] == "up" && frames(s) >= 50
+        });
+        assert_eq!(size(&s), *dims, "{id}: {s:#}");
+    }
+    sw.wait_stream(
+        "highest",
+        Duration::from_secs(40),
+        "black and silence",
+        |s| !events_of(s, "black").is_empty() && !events_of(s, "silence").is_empty(),
+    )
+}
+
+/// The renditions whose segments are decoded.
+fn analysed(s: &Value) -> Vec<&str> {
+    s["hls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["analysed"] == true)
+        .filter_map(|v| v["variant"].as_str())
+        .collect()
+}
+
+/// Each stream found the black, kept its size (never switched rendition), never restarted
+/// and reported nothing but the injected black and silence.
+fn assert_pinned_and_clean(sw: &Streamwatch, kind: &str, expected: &[(&str, (u64, u64))]) {
+    for (id, dims) in expected {
+        let s = sw.wait_stream(id, Duration::from_secs(20), "black", |s| {
+            !events_of(s, "black").is_empty()
+        });
+        assert_eq!(size(&s), *dims, "{id} switched rendition: {s:#}");
+        report(kind, id, &s);
+        assert_eq!(s["restarts"], 0, "{id} restarted: {s:#}");
+        let unexpected = unexpected_events(&s, &["black", "silence"]);
+        assert!(unexpected.is_empty(), "{id}: false events {unexpected:#?}");
+    }
+}
+
 /// One line of figures for the record: frames analysed and the events found.
 fn report(kind: &str, id: &str, s: &Value) {
     let spans: Vec<String> = ["active_defects", "last_events"]
@@ -137,42 +180,20 @@ url = "{radio}"
         ("capped", (320, 180)),
         ("index", (640, 360)),
     ];
-    for (id, dims) in expected {
-        let s = sw.wait_stream(id, Duration::from_secs(30), "up with frames", |s| {
-            s["state"] == "up" && frames(s) >= 50
-        });
-        assert_eq!(size(&s), dims, "{id}: {s:#}");
-    }
-    let highest = sw.wait_stream(
-        "highest",
-        Duration::from_secs(40),
-        "black and silence",
-        |s| !events_of(s, "black").is_empty() && !events_of(s, "silence").is_empty(),
+    let highest = wait_up_then_defects(&sw, &expected);
+    assert_eq!(analysed(&highest), ["a0", "v2"], "{highest:#}");
+    assert_eq!(
+        highest["hls"].as_array().map(Vec::len),
+        Some(4),
+        "v0-v2 and a0 checked: {highest:#}"
     );
-    let variants = highest["hls"].as_array().expect("hls variants listed");
-    let analysed: Vec<&str> = variants
-        .iter()
-        .filter(|v| v["analysed"] == true)
-        .filter_map(|v| v["variant"].as_str())
-        .collect();
-    assert_eq!(analysed, ["a0", "v2"], "{highest:#}");
-    assert_eq!(variants.len(), 4, "v0-v2 and a0 checked: {highest:#}");
     assert!(
         highest["last_segment"]["bytes"]
             .as_u64()
             .is_some_and(|b| b > 1000),
         "{highest:#}"
     );
-    for (id, dims) in expected {
-        let s = sw.wait_stream(id, Duration::from_secs(20), "black", |s| {
-            !events_of(s, "black").is_empty()
-        });
-        assert_eq!(size(&s), dims, "{id} switched rendition: {s:#}");
-        report("hls", id, &s);
-        assert_eq!(s["restarts"], 0, "{id} restarted: {s:#}");
-        let unexpected = unexpected_events(&s, &["black", "silence"]);
-        assert!(unexpected.is_empty(), "{id}: false events {unexpected:#?}");
-    }
+    assert_pinned_and_clean(&sw, "hls", &expected);
     let radio = sw.wait_stream("radio", Duration::from_secs(20), "silence", |s| {
         !events_of(s, "silence").is_empty()
     });
@@ -233,35 +254,9 @@ url = "{frozen}"
     );
     let sw = Streamwatch::start(&config, &[]);
     let expected = [("highest", (640, 360)), ("lowest", (320, 180))];
-    for (id, dims) in expected {
-        let s = sw.wait_stream(id, Duration::from_secs(30), "up with frames", |s| {
-            s["state"] == "up" && frames(s) >= 50
-        });
-        assert_eq!(size(&s), dims, "{id}: {s:#}");
-    }
-    let highest = sw.wait_stream(
-        "highest",
-        Duration::from_secs(40),
-        "black and silence",
-        |s| !events_of(s, "black").is_empty() && !events_of(s, "silence").is_empty(),
-    );
-    let reps = highest["hls"].as_array().expect("representations listed");
-    let analysed: Vec<&str> = reps
-        .iter()
-        .filter(|v| v["analysed"] == true)
-        .filter_map(|v| v["variant"].as_str())
-        .collect();
-    assert_eq!(analysed, ["a0", "v1"], "{highest:#}");
-    for (id, dims) in expected {
-        let s = sw.wait_stream(id, Duration::from_secs(20), "black", |s| {
-            !events_of(s, "black").is_empty()
-        });
-        assert_eq!(size(&s), dims, "{id} switched representation: {s:#}");
-        report("dash", id, &s);
-        assert_eq!(s["restarts"], 0, "{id} restarted: {s:#}");
-        let unexpected = unexpected_events(&s, &["black", "silence"]);
-        assert!(unexpected.is_empty(), "{id}: false events {unexpected:#?}");
-    }
+    let highest = wait_up_then_defects(&sw, &expected);
+    assert_eq!(analysed(&highest), ["a0", "v1"], "{highest:#}");
+    assert_pinned_and_clean(&sw, "dash", &expected);
     assert!(
         sw.metric_sum(
             "streamwatch_http_requests_total",

@@ -142,7 +142,7 @@ impl Poller {
         stream.note_transport_problem(&reason);
         self.last_failure = Some(reason.clone());
         if self.reps.is_empty() {
-            self.discovered(Discovery::Failed(reason.clone()));
+            self.publisher.discovered(Discovery::Failed(reason.clone()));
         }
         let verdict = PlaylistVerdict {
             http_failed: true,
@@ -150,14 +150,6 @@ impl Poller {
         };
         stream.observe_playlist(MPD, &verdict);
         stream.set_hls_error(MPD, reason);
-    }
-
-    fn discovered(&self, discovery: Discovery) {
-        self.publisher.discovery.send_if_modified(|d| {
-            let changed = *d != discovery;
-            *d = discovery;
-            changed
-        });
     }
 
     /// Checks every representation of the period in play and feeds the analysed ones.
@@ -228,7 +220,7 @@ impl Poller {
             stream.observe_playlist(&rep.name, &verdict);
         }
         stream.set_hls_status(self.reps.values().map(|r| r.status.clone()).collect());
-        self.discovered(Discovery::Adaptive {
+        self.publisher.discovered(Discovery::Adaptive {
             separate_audio: analysed.audio.is_some(),
         });
     }

@@ -45,6 +45,17 @@ pub struct Publisher {
     pub audio: FeedSender,
 }
 
+impl Publisher {
+    /// Publishes what the URL is; a pipeline waiting to start reads it.
+    pub fn discovered(&self, discovery: Discovery) {
+        self.discovery.send_if_modified(|d| {
+            let changed = *d != discovery;
+            *d = discovery;
+            changed
+        });
+    }
+}
+
 /// The poller's side of a [`Feed`].
 #[derive(Clone)]
 pub struct FeedSender {

@@ -525,22 +525,13 @@ impl Playlists {
                     let mut main = Variant::new("main".into(), self.url.clone(), &self.detectors);
                     main.analyse(Some(self.publisher.video.clone()));
                     self.variants.push(main);
-                    self.discovered(Discovery::Adaptive {
+                    self.publisher.discovered(Discovery::Adaptive {
                         separate_audio: false,
                     });
                 }
                 Refreshed::Poll(Some(media))
             }
         }
-    }
-
-    /// Publishes what the URL is; a pipeline waiting to start reads it.
-    fn discovered(&self, discovery: Discovery) {
-        self.publisher.discovery.send_if_modified(|d| {
-            let changed = *d != discovery;
-            *d = discovery;
-            changed
-        });
     }
 
     fn note_failure(&mut self, stream: &Stream, reason: String) {
@@ -552,7 +543,7 @@ impl Playlists {
         stream.note_transport_problem(&reason);
         self.last_failure = Some(reason.clone());
         if self.variants.is_empty() {
-            self.discovered(Discovery::Failed(reason.clone()));
+            self.publisher.discovered(Discovery::Failed(reason.clone()));
         }
         stream.observe_playlist(
             name,
@@ -611,7 +602,7 @@ impl Playlists {
         }
         self.variants
             .sort_by(|a, b| a.status.variant.cmp(&b.status.variant));
-        self.discovered(match choice {
+        self.publisher.discovered(match choice {
             Ok(c) => Discovery::Adaptive {
                 separate_audio: c.audio.is_some(),
             },
