@@ -113,44 +113,13 @@ pub fn start_with(
     let sync = pacing == Pacing::RealTime;
     let mut sources = Vec::new();
     let demo = if stream.url.starts_with("demo://") {
-        let (video_src, audio_src, source) =
-            demo::build(stream).map_err(|e| pipeline_error(stream, e))?;
-        pipeline
-            .add_many([&video_src, &audio_src])
-            .map_err(|e| pipeline_error(stream, e))?;
-        let video = branch(stream, &marks, VIDEO_BRANCH, true, sync)?;
-        let audio = branch(stream, &marks, AUDIO_BRANCH, false, sync)?;
-        pipeline
-            .add_many([&video, &audio])
-            .map_err(|e| pipeline_error(stream, e))?;
-        video_src
-            .link(&video)
-            .map_err(|e| pipeline_error(stream, e))?;
-        audio_src
-            .link(&audio)
-            .map_err(|e| pipeline_error(stream, e))?;
-        Some(source)
+        Some(add_demo(&pipeline, stream, &marks, sync)?)
     } else if let Some(source) = &adaptive {
         watch_elements(&pipeline, stream, &marks);
         sources = add_adaptive_sources(&pipeline, stream, &marks, sync, source)?;
         None
     } else {
-        // Connected first: a source built in a bin brings its elements along when added.
-        watch_elements(&pipeline, stream, &marks);
-        let decode = source::build(stream)?;
-        pipeline
-            .add(&decode)
-            .map_err(|e| pipeline_error(stream, e))?;
-        let linked = Arc::new(Linked::default());
-        link_pads_on_demand(
-            &decode,
-            &pipeline,
-            stream,
-            &marks,
-            sync,
-            Accept::ALL,
-            &linked,
-        );
+        add_source(&pipeline, stream, &marks, sync)?;
         None
     };
 
@@ -177,6 +146,50 @@ pub fn start_with(
         running.fetchers = spawn_fetchers(stream, &source, sources)?;
     }
     Ok(running)
+}
+
+/// The built-in demo channel: its generated picture and sound into the two branches.
+fn add_demo(
+    pipeline: &gst::Pipeline,
+    stream: &Arc<Stream>,
+    marks: &Arc<DecodeMarks>,
+    sync: bool,
+) -> Result<demo::DemoSource, IngestError> {
+    let (video_src, audio_src, source) =
+        demo::build(stream).map_err(|e| pipeline_error(stream, e))?;
+    pipeline
+        .add_many([&video_src, &audio_src])
+        .map_err(|e| pipeline_error(stream, e))?;
+    let video = branch(stream, marks, VIDEO_BRANCH, true, sync)?;
+    let audio = branch(stream, marks, AUDIO_BRANCH, false, sync)?;
+    pipeline
+        .add_many([&video, &audio])
+        .map_err(|e| pipeline_error(stream, e))?;
+    video_src
+        .link(&video)
+        .map_err(|e| pipeline_error(stream, e))?;
+    audio_src
+        .link(&audio)
+        .map_err(|e| pipeline_error(stream, e))?;
+    Ok(source)
+}
+
+/// A source GStreamer reads by itself (URI decoder, UDP/RTP receiver, SDP session).
+fn add_source(
+    pipeline: &gst::Pipeline,
+    stream: &Arc<Stream>,
+    marks: &Arc<DecodeMarks>,
+    sync: bool,
+) -> Result<(), IngestError> {
+    // Connected first: a source built in a bin brings its elements along when added.
+    watch_elements(pipeline, stream, marks);
+    let decode = source::build(stream)?;
+    pipeline
+        .add(&decode)
+        .map_err(|e| pipeline_error(stream, e))?;
+    let linked = Arc::new(Linked::default());
+    link_pads_on_demand(&decode, pipeline, stream, marks, sync, Accept::ALL, &linked);
+    Ok(())
 }
 
 /// Hooks the decoders and demuxers the decoding bins create, wherever they are created.

@@ -34,6 +34,69 @@ pub struct AbrOrigin {
     port: u16,
 }
 
+/// The ffmpeg command that encodes the ladder into `www`, and the manifests it writes.
+fn encoder_command(
+    packaging: Packaging,
+    www: &std::path::Path,
+    black: (f64, f64),
+    silence: (f64, f64),
+) -> (Command, &'static [&'static str]) {
+    let filters = format!(
+        "[0:v]format=yuv420p,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{})*lt(t,{})',split=2[hi][lo0];\
+             [lo0]scale=320:180[lo];\
+             [1:a]volume=volume=0:enable='gte(t,{})*lt(t,{})'[a]",
+        black.0, black.1, silence.0, silence.1
+    );
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "warning"])
+        .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=48000",
+        ])
+        .args(["-filter_complex", &filters])
+        .args(["-map", "[lo]", "-map", "[hi]", "-map", "[a]", "-t", "600"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-g", "25", "-keyint_min", "25", "-sc_threshold", "0"])
+        .args(["-b:v:0", "300k", "-b:v:1", "900k"])
+        // Mono: the same tone on two channels would be fake stereo, a real defect.
+        .args(["-c:a", "aac", "-b:a", "64k", "-ac", "1"]);
+    let manifests: &[&str] = match packaging {
+        Packaging::Hls => {
+            cmd.args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "6"])
+                .args([
+                    "-hls_flags",
+                    "delete_segments+temp_file+independent_segments",
+                ])
+                .args(["-hls_delete_threshold", "60"])
+                .args(["-var_stream_map", "v:0 v:1 a:0"])
+                .arg("-hls_segment_filename")
+                .arg(www.join("stream_%v_%05d.ts"))
+                .arg(www.join("stream_%v.m3u8"));
+            &[LOW, HIGH, AUDIO]
+        }
+        Packaging::Dash => {
+            cmd.args(["-f", "dash", "-seg_duration", "1", "-window_size", "6"])
+                .args(["-extra_window_size", "60", "-use_template", "1"])
+                .args(["-use_timeline", "1", "-remove_at_exit", "0"])
+                .args(["-adaptation_sets", "id=0,streams=v id=1,streams=a"])
+                .arg(www.join(MPD));
+            &[MPD]
+        }
+    };
+    (cmd, manifests)
+}
+
 impl AbrOrigin {
     /// Starts encoding: the picture is black for `black.0 <= t < black.1` and the audio
     /// silent for `silence.0 <= t < silence.1` (seconds since the encoder started). Returns
@@ -42,59 +105,7 @@ impl AbrOrigin {
         let dir = temp_dir("abr-origin");
         let www = dir.join("www");
         std::fs::create_dir_all(&www).unwrap();
-        let filters = format!(
-            "[0:v]format=yuv420p,drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='gte(t,{})*lt(t,{})',split=2[hi][lo0];\
-             [lo0]scale=320:180[lo];\
-             [1:a]volume=volume=0:enable='gte(t,{})*lt(t,{})'[a]",
-            black.0, black.1, silence.0, silence.1
-        );
-        let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "warning"])
-            .args(["-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
-            .args([
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=1000:sample_rate=48000",
-            ])
-            .args(["-filter_complex", &filters])
-            .args(["-map", "[lo]", "-map", "[hi]", "-map", "[a]", "-t", "600"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args(["-g", "25", "-keyint_min", "25", "-sc_threshold", "0"])
-            .args(["-b:v:0", "300k", "-b:v:1", "900k"])
-            // Mono: the same tone on two channels would be fake stereo, a real defect.
-            .args(["-c:a", "aac", "-b:a", "64k", "-ac", "1"]);
-        let manifests: &[&str] = match packaging {
-            Packaging::Hls => {
-                cmd.args(["-f", "hls", "-hls_time", "1", "-hls_list_size", "6"])
-                    .args([
-                        "-hls_flags",
-                        "delete_segments+temp_file+independent_segments",
-                    ])
-                    .args(["-hls_delete_threshold", "60"])
-                    .args(["-var_stream_map", "v:0 v:1 a:0"])
-                    .arg("-hls_segment_filename")
-                    .arg(www.join("stream_%v_%05d.ts"))
-                    .arg(www.join("stream_%v.m3u8"));
-                &[LOW, HIGH, AUDIO]
-            }
-            Packaging::Dash => {
-                cmd.args(["-f", "dash", "-seg_duration", "1", "-window_size", "6"])
-                    .args(["-extra_window_size", "60", "-use_template", "1"])
-                    .args(["-use_timeline", "1", "-remove_at_exit", "0"])
-                    .args(["-adaptation_sets", "id=0,streams=v id=1,streams=a"])
-                    .arg(www.join(MPD));
-                &[MPD]
-            }
-        };
+        let (mut cmd, manifests) = encoder_command(packaging, &www, black, silence);
         let encoder = Proc::spawn("abr encoder (ffmpeg)", &mut cmd, &dir.join("ffmpeg.log"));
         let ready = wait_until(Duration::from_secs(30), || {
             manifests.iter().all(|p| {

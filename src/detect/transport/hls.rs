@@ -74,10 +74,6 @@ impl VariantCheck {
     /// Judges the playlist fetched at `now` (seconds on any monotonic clock).
     pub fn observe(&mut self, now: f64, playlist: MediaPlaylist) -> Findings {
         let mut findings = Findings::default();
-        let overflow = playlist
-            .media_sequence
-            .checked_add((playlist.segments.len() as u64).saturating_sub(1))
-            .is_none();
         let target = playlist.target_duration as f64;
         let first_new = match &self.last {
             None => {
@@ -107,35 +103,16 @@ impl VariantCheck {
                 first_new
             }
         };
-        if overflow {
-            // RFC 8216 §4.3.3.2: the media sequence is a decimal-integer (below 2^64) for
-            // every segment the playlist lists.
-            findings.sequence_error = Some(format!(
-                "media sequence {} leaves no room for the {} segments listed (over 2^64 - 1)",
-                playlist.media_sequence,
-                playlist.segments.len()
-            ));
+        if let Some(e) = sequence_overflow(&playlist) {
+            findings.sequence_error = Some(e);
         }
         let new = &playlist.segments[first_new.min(playlist.segments.len())..];
-        for segment in new {
-            let duration = f64::from(segment.duration);
-            if !duration.is_finite() || duration < 0.0 {
-                findings.duration_error = Some((
-                    format!(
-                        "segment {} has EXTINF {duration}, not a duration",
-                        segment.uri
-                    ),
-                    0.0,
-                ));
-            } else if duration > target + self.max_overrun {
-                findings.duration_error = Some((
-                    format!(
-                        "segment {} lasts {duration:.3} s, over the target duration of {target} s",
-                        segment.uri
-                    ),
-                    duration,
-                ));
-            }
+        if let Some(e) = new
+            .iter()
+            .filter_map(|s| duration_fault(s, target, self.max_overrun))
+            .next_back()
+        {
+            findings.duration_error = Some(e);
         }
         findings.new_segments = new.iter().map(|s| s.uri.clone()).collect();
         if self.last.is_some() && !new.is_empty() {
@@ -188,6 +165,52 @@ impl VariantCheck {
     /// Seconds since the playlist last changed.
     pub fn age(&self, now: f64) -> f64 {
         now - self.changed_at
+    }
+}
+
+/// RFC 8216 §4.3.3.2: the media sequence is a decimal-integer (below 2^64) for every segment
+/// the playlist lists.
+fn sequence_overflow(playlist: &MediaPlaylist) -> Option<String> {
+    let last = (playlist.segments.len() as u64).saturating_sub(1);
+    playlist
+        .media_sequence
+        .checked_add(last)
+        .is_none()
+        .then(|| {
+            format!(
+                "media sequence {} leaves no room for the {} segments listed (over 2^64 - 1)",
+                playlist.media_sequence,
+                playlist.segments.len()
+            )
+        })
+}
+
+/// A segment whose EXTINF is not a duration, or is over the target duration by more than
+/// `max_overrun`: what to say, and the duration.
+fn duration_fault(
+    segment: &m3u8_rs::MediaSegment,
+    target: f64,
+    max_overrun: f64,
+) -> Option<(String, f64)> {
+    let duration = f64::from(segment.duration);
+    if !duration.is_finite() || duration < 0.0 {
+        Some((
+            format!(
+                "segment {} has EXTINF {duration}, not a duration",
+                segment.uri
+            ),
+            0.0,
+        ))
+    } else if duration > target + max_overrun {
+        Some((
+            format!(
+                "segment {} lasts {duration:.3} s, over the target duration of {target} s",
+                segment.uri
+            ),
+            duration,
+        ))
+    } else {
+        None
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use dash_mpd_core::MPD;
+use chrono::{DateTime, Utc};
+use dash_mpd_core::{MPD, Period};
 use tokio::sync::watch;
 
 use super::dash::{self, Rep};
@@ -58,6 +58,23 @@ pub struct Poller {
 struct Analysed {
     main: String,
     audio: Option<String>,
+}
+
+impl Analysed {
+    fn includes(&self, name: &str) -> bool {
+        self.main == name || self.audio.as_deref() == Some(name)
+    }
+
+    /// The feed a representation's segments go to, if it is analysed.
+    fn feed_of<'a>(&self, name: &str, publisher: &'a Publisher) -> Option<&'a FeedSender> {
+        if self.main == name {
+            Some(&publisher.video)
+        } else if self.audio.as_deref() == Some(name) {
+            Some(&publisher.audio)
+        } else {
+            None
+        }
+    }
 }
 
 impl Poller {
@@ -175,54 +192,57 @@ impl Poller {
         let checked: Vec<&Rep> = reps
             .iter()
             .enumerate()
-            .filter(|(i, r)| {
-                *i < self.max_variants
-                    || r.name == analysed.main
-                    || analysed.audio.as_deref() == Some(r.name.as_str())
-            })
+            .filter(|(i, r)| *i < self.max_variants || analysed.includes(&r.name))
             .map(|(_, r)| r)
             .collect();
         self.forget_gone(stream, &checked);
         for rep in checked {
-            let feed = if rep.name == analysed.main {
-                Some(&self.publisher.video)
-            } else if analysed.audio.as_deref() == Some(rep.name.as_str()) {
-                Some(&self.publisher.audio)
-            } else {
-                None
-            }
-            .cloned();
-            let segments = dash::segments(mpd, &self.url, period, rep, now);
-            let analysed = feed.is_some();
-            let (mut verdict, newest) = self.check(stream, mpd, rep, segments, feed);
-            if let Some(problem) = dash::timeline_problem(period, rep) {
-                verdict.sequence_error = Some(problem);
-            }
-            if let Some(lag) = dash::clock_lag(mpd, period, rep, now) {
-                lag_verdict(lag, &mut verdict);
-            }
-            let check_head = !analysed && stream.config.detectors.http_errors.check_segments;
-            if let Some(url) = newest.filter(|_| check_head) {
-                self.head_newest(stream, client, &rep.name, &url).await;
-            }
-            if let Some(check) = self.reps.get_mut(&rep.name) {
-                verdict.http_failed |= check.segment_failed;
-                for e in [
-                    &verdict.sequence_error,
-                    &verdict.duration_error.as_ref().map(|d| d.0.clone()),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    note(stream, &mut check.status, e.clone());
-                }
-            }
-            stream.observe_playlist(&rep.name, &verdict);
+            let feed = analysed.feed_of(&rep.name, &self.publisher).cloned();
+            let at = (period, now);
+            self.check_representation(stream, client, mpd, at, rep, feed)
+                .await;
         }
         stream.set_hls_status(self.reps.values().map(|r| r.status.clone()).collect());
         self.publisher.discovered(Discovery::Adaptive {
             separate_audio: analysed.audio.is_some(),
         });
+    }
+
+    /// One representation's verdict from this MPD, with the checks that need the period
+    /// and the clock (`at`) and a HEAD of its newest segment, reported to the stream.
+    async fn check_representation(
+        &mut self,
+        stream: &Stream,
+        client: &reqwest::Client,
+        mpd: &MPD,
+        (period, now): (&Period, DateTime<Utc>),
+        rep: &Rep,
+        feed: Option<FeedSender>,
+    ) {
+        let segments = dash::segments(mpd, &self.url, period, rep, now);
+        let analysed = feed.is_some();
+        let (mut verdict, newest) = self.check(stream, mpd, rep, segments, feed);
+        if let Some(problem) = dash::timeline_problem(period, rep) {
+            verdict.sequence_error = Some(problem);
+        }
+        if let Some(lag) = dash::clock_lag(mpd, period, rep, now) {
+            lag_verdict(lag, &mut verdict);
+        }
+        let check_head = !analysed && stream.config.detectors.http_errors.check_segments;
+        if let Some(url) = newest.filter(|_| check_head) {
+            self.head_newest(stream, client, &rep.name, &url).await;
+        }
+        if let Some(check) = self.reps.get_mut(&rep.name) {
+            verdict.http_failed |= check.segment_failed;
+            let duration_error = verdict.duration_error.as_ref().map(|d| d.0.clone());
+            for e in [verdict.sequence_error.clone(), duration_error]
+                .into_iter()
+                .flatten()
+            {
+                note(stream, &mut check.status, e);
+            }
+        }
+        stream.observe_playlist(&rep.name, &verdict);
     }
 
     /// The main representation by `rendition` among the video ones (among the audio ones

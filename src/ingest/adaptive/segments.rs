@@ -311,25 +311,18 @@ impl Fetcher {
         &mut self,
         segment: &SegmentRef,
     ) -> Result<Result<u64, Failure>, Stopped> {
-        let mut decrypt = match self.decryption(segment).await {
+        let decrypt = match self.decryption(segment).await {
             Ok(d) => d,
             Err(f) => return Ok(Err(f)),
         };
-        if segment.init.is_some() && segment.init != self.init {
-            let init = segment.init.clone().expect("checked above");
-            match self.get_small(&init, MAX_INIT_BYTES, "init").await {
-                Ok(bytes) => {
-                    self.push(Bytes::from(bytes))?;
-                    self.init = Some(init);
-                }
-                Err(f) => return Ok(Err(f)),
-            }
+        if let Err(f) = self.push_init_if_new(segment).await? {
+            return Ok(Err(f));
         }
         let timeout = self
             .http_timeout
             .max(Duration::from_millis(segment.duration_ms.saturating_mul(2)));
         let started = Instant::now();
-        let mut download = match Download::start(
+        let download = match Download::start(
             &self.client,
             &segment.media.url,
             segment.media.range,
@@ -341,6 +334,52 @@ impl Fetcher {
             Ok(d) => d,
             Err(f) => return Ok(Err(f)),
         };
+        let bytes = match self.push_body(segment, download, decrypt).await? {
+            Ok(0) => Err(Failure::new(
+                "invalid",
+                format!("{}: empty segment (0 bytes)", shown(&segment.media.url)),
+            )),
+            other => other,
+        };
+        if let Ok(n) = bytes {
+            self.stream.note_segment_downloaded(
+                n,
+                started.elapsed(),
+                Duration::from_millis(segment.duration_ms),
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// Pushes the segment's init segment when it differs from the one pushed last.
+    async fn push_init_if_new(
+        &mut self,
+        segment: &SegmentRef,
+    ) -> Result<Result<(), Failure>, Stopped> {
+        let Some(init) = segment
+            .init
+            .as_ref()
+            .filter(|i| Some(*i) != self.init.as_ref())
+        else {
+            return Ok(Ok(()));
+        };
+        match self.get_small(init, MAX_INIT_BYTES, "init").await {
+            Ok(bytes) => {
+                self.push(Bytes::from(bytes))?;
+                self.init = Some(init.clone());
+                Ok(Ok(()))
+            }
+            Err(f) => Ok(Err(f)),
+        }
+    }
+
+    /// Pushes the body as it arrives, decrypted when `decrypt` is set: the bytes received.
+    async fn push_body(
+        &mut self,
+        segment: &SegmentRef,
+        mut download: Download,
+        mut decrypt: Option<Aes128Stream>,
+    ) -> Result<Result<u64, Failure>, Stopped> {
         loop {
             match download.next().await {
                 Ok(Some(chunk)) => {
@@ -360,26 +399,12 @@ impl Fetcher {
             match d.finish() {
                 Ok(tail) => self.push(Bytes::from(tail))?,
                 Err(e) => {
-                    return Ok(Err(Failure::new(
-                        "invalid",
-                        format!("{}: {e}", shown(&segment.media.url)),
-                    )));
+                    let reason = format!("{}: {e}", shown(&segment.media.url));
+                    return Ok(Err(Failure::new("invalid", reason)));
                 }
             }
         }
-        let bytes = download.received() as u64;
-        if bytes == 0 {
-            return Ok(Err(Failure::new(
-                "invalid",
-                format!("{}: empty segment (0 bytes)", shown(&segment.media.url)),
-            )));
-        }
-        self.stream.note_segment_downloaded(
-            bytes,
-            started.elapsed(),
-            Duration::from_millis(segment.duration_ms),
-        );
-        Ok(Ok(bytes))
+        Ok(Ok(download.received() as u64))
     }
 
     /// The decryptor of the segment, `None` for clear segments.
