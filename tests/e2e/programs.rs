@@ -3,25 +3,12 @@
 //! (codecs, picture, audio layout) in `/api/streams` and `streamwatch_stream_info`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::proc::ffmpeg;
 use crate::support::{Streamwatch, events_of, metric_sum, run_cli, scan_json, temp_dir};
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Two programs, News (1) and Sport (2), each H.264 + AAC, 8 s; Sport is black from 3 to 6 s.
 fn two_program_ts(dir: &Path) -> PathBuf {
@@ -314,9 +301,8 @@ fn scan_of_an_audio_only_file_reports_its_silence() {
     }
 }
 
-#[test]
-fn api_and_stream_info_show_the_format() {
-    let dir = temp_dir("format");
+/// 3 s of 640x360p30 H.264 High with AAC-LC stereo, in MPEG-TS.
+fn h264_aac_clip(dir: &Path) -> PathBuf {
     let h264 = dir.join("h264-aac.ts");
     ffmpeg(&[
         "-f",
@@ -343,6 +329,11 @@ fn api_and_stream_info_show_the_format() {
         "mpegts",
         h264.to_str().unwrap(),
     ]);
+    h264
+}
+
+/// 2 s of 1080i25 MPEG-2 (top field first) with AC-3 5.1, in MPEG-TS.
+fn mpeg2_ac3_clip(dir: &Path) -> PathBuf {
     let mpeg2 = dir.join("mpeg2-ac3.ts");
     let six = "aevalsrc='0.1*sin(2*PI*440*t)|0.1*sin(2*PI*550*t)|0.1*sin(2*PI*660*t)|0.1*sin(2*PI*50*t)|0.1*sin(2*PI*770*t)|0.1*sin(2*PI*880*t)':s=48000:d=2";
     ffmpeg(&[
@@ -370,6 +361,14 @@ fn api_and_stream_info_show_the_format() {
         "mpegts",
         mpeg2.to_str().unwrap(),
     ]);
+    mpeg2
+}
+
+#[test]
+fn api_and_stream_info_show_the_format() {
+    let dir = temp_dir("format");
+    let h264 = h264_aac_clip(&dir);
+    let mpeg2 = mpeg2_ac3_clip(&dir);
     let sw = Streamwatch::start(
         &format!(
             "[[streams]]\nid = \"h264\"\nurl = \"file://{}\"\n\

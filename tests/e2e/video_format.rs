@@ -1,9 +1,9 @@
 //! Format changes mid-stream, decoder error counting and the per-frame statistics trace.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::proc::ffmpeg;
 use crate::support::{run_cli, scan_json, temp_dir};
 use gstreamer as gst;
 use streamwatch::app::services::Services;
@@ -12,19 +12,6 @@ use streamwatch::frame::Luma;
 use streamwatch::sinks::Outputs;
 use streamwatch::sinks::metrics::Metrics;
 use streamwatch::stream::StreamOptions;
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-y"])
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Two MPEG-TS pieces of different sizes, the second continuing the first's timestamps, joined
 /// byte for byte as a broadcast chain switching source would.

@@ -319,3 +319,18 @@ pub fn tail_str(s: &str, n: usize) -> &str {
     }
     &s[start..]
 }
+
+/// Runs ffmpeg quietly with `args` (overwriting outputs); panics with its error output when it
+/// fails.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
