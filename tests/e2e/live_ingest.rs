@@ -17,9 +17,16 @@ fn frames(s: &Value) -> u64 {
 
 #[test]
 fn every_protocol_comes_up_reports_injected_black_and_survives_a_server_restart() {
-    // Black from 9 s to 15 s of each source's own timeline: after streamwatch is up, and long
-    // enough for the 2 s minimum duration even behind HLS latency.
-    let spec = LiveSpec::new(320, 240, 25).with_black(9.0, 15.0);
+    // The file is encoded before any live source starts: on a cold, busy CI machine its encoding
+    // alone can take longer than the lead the black window gives streamwatch to come up.
+    let file = clip(&ClipSpec {
+        seconds: 120.0,
+        content: Content::TestPattern,
+        ..Default::default()
+    });
+    // Black from 14 s to 20 s of each source's own timeline: well after streamwatch is up even
+    // when it starts slowly, and long enough for the 2 s minimum duration behind HLS latency.
+    let spec = LiveSpec::new(320, 240, 25).with_black(14.0, 20.0);
     let mut nginx = Nginx::start();
     let mut rtmp_push = push_rtmp(&nginx, "cam", &spec);
     let hls = HlsOrigin::start(&spec);
@@ -27,11 +34,6 @@ fn every_protocol_comes_up_reports_injected_black_and_survives_a_server_restart(
     let _srt = srt_source(srt_port, &spec);
     let rtsp_port = free_port();
     let _rtsp = rtsp_server(rtsp_port, &spec);
-    let file = clip(&ClipSpec {
-        seconds: 120.0,
-        content: Content::TestPattern,
-        ..Default::default()
-    });
 
     let config = format!(
         r#"
@@ -77,7 +79,7 @@ url = "file://{file}"
         );
     }
     for id in LIVE {
-        let s = sw.wait_stream(id, Duration::from_secs(40), "a black event", |s| {
+        let s = sw.wait_stream(id, Duration::from_secs(45), "a black event", |s| {
             !events_of(s, "black").is_empty()
         });
         let event = events_of(&s, "black")[0].clone();
