@@ -53,6 +53,9 @@ pub struct DefectEvent {
     /// The audio channel (0-based) of a per-channel defect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<u32>,
+    /// That channel's position (`FL`, `FR`, `C`, `LFE`...), where the layout names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_position: Option<&'static str>,
     /// The HLS variant (`main`, `master`, `v0`...) of a manifest defect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -62,6 +65,7 @@ impl DefectEvent {
     pub fn scope(&self) -> Scope {
         Scope {
             channel: self.channel,
+            position: self.channel_position,
             variant: self.variant.clone(),
         }
     }

@@ -197,6 +197,9 @@ impl VideoFrame {
 #[derive(Clone, Debug)]
 pub struct AudioBuffer {
     pub channels: u32,
+    /// The caps' `channel-mask`: which position each channel has (None: mono or stereo, or
+    /// unpositioned).
+    pub channel_mask: Option<u64>,
     pub rate: u32,
     pub samples: Vec<f32>,
     pub pts: Duration,

@@ -199,6 +199,20 @@ const POSITIONS: [&str; 28] = [
 /// Channel positions from a `channel-mask`; without one GStreamer means mono or stereo for one
 /// or two channels, and an unpositioned layout otherwise (None).
 pub fn channel_layout(mask: Option<u64>, channels: u32) -> Option<String> {
+    let positions = channel_positions(mask, channels)?;
+    Some(if positions == [MONO] {
+        "mono".to_owned()
+    } else {
+        positions.join(" ")
+    })
+}
+
+/// The position name of a single channel without a mask.
+pub const MONO: &str = "MONO";
+
+/// The position of each channel, in buffer order (interleaved channels follow the order of the
+/// mask's bits); None for an unpositioned layout of more than two channels.
+pub fn channel_positions(mask: Option<u64>, channels: u32) -> Option<Vec<&'static str>> {
     match mask.filter(|&m| m != 0) {
         Some(mask) => Some(
             POSITIONS
@@ -206,15 +220,19 @@ pub fn channel_layout(mask: Option<u64>, channels: u32) -> Option<String> {
                 .enumerate()
                 .filter(|(bit, _)| mask & (1 << bit) != 0)
                 .map(|(_, name)| *name)
-                .collect::<Vec<_>>()
-                .join(" "),
+                .collect(),
         ),
         None => match channels {
-            1 => Some("mono".to_owned()),
-            2 => Some("FL FR".to_owned()),
+            1 => Some(vec![MONO]),
+            2 => Some(vec!["FL", "FR"]),
             _ => None,
         },
     }
+}
+
+/// Whether `name` is a channel position GStreamer knows (`FL`, `LFE`...; case-insensitive).
+pub fn is_channel_position(name: &str) -> bool {
+    name.eq_ignore_ascii_case(MONO) || POSITIONS.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
 
 /// `progressive` or `interlaced` from caps' `interlace-mode` (absent: progressive).

@@ -46,11 +46,27 @@ pub(super) fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), Config
     }
 }
 
-/// The learning window of a detector's baseline (`<key>.baseline_window`) and its warm-up
-/// (`<key>.baseline_warmup`), which cannot be longer than the window.
-pub(super) fn baseline(key: &str, window: f64, warmup: f64) -> Result<(), ConfigError> {
+/// The learning window of a detector's baseline (`<key>.baseline_window`), its warm-up
+/// (`<key>.baseline_warmup`), which cannot be longer than the window, and the time after which
+/// a lasting defect is relearnt as normal (`<key>.baseline_relearn`, 0 or at least the
+/// warm-up, at most a day).
+pub(super) fn baseline(
+    key: &str,
+    window: f64,
+    warmup: f64,
+    relearn: f64,
+) -> Result<(), ConfigError> {
     positive(&format!("{key}.baseline_window"), window)?;
-    in_range(&format!("{key}.baseline_warmup"), warmup, 0.0, window)
+    in_range(&format!("{key}.baseline_warmup"), warmup, 0.0, window)?;
+    if relearn != 0.0 {
+        in_range(
+            &format!("{key}.baseline_relearn"),
+            relearn,
+            warmup,
+            86_400.0,
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) fn invalid(key: &str, message: &str) -> ConfigError {

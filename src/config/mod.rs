@@ -8,7 +8,8 @@
 //! Each settings struct sits with its defaults and its `validate` (`pipeline`, `sinks`, one
 //! `detectors` file per family), so a new setting is added, defaulted and checked in one
 //! place; all of them are re-exported here, so callers only ever name `config::...`. This
-//! module imports nothing of the crate but `error`, so every other module can depend on it.
+//! module imports nothing of the crate but the leaf modules `error` and `media`, so every other
+//! module can depend on it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,12 +18,14 @@ use serde::Deserialize;
 
 use crate::error::{ConfigError, SourceUrlError};
 
+mod channels;
 mod check;
 mod detectors;
 mod pipeline;
 mod sinks;
 mod source_url;
 
+pub use channels::*;
 pub use detectors::*;
 pub use pipeline::*;
 pub use sinks::*;
@@ -102,6 +105,8 @@ pub struct StreamConfig {
     pub rendition: Rendition,
     /// With `rendition = "highest"`, the best rendition at most this tall.
     pub max_height: Option<u32>,
+    /// The audio channels the silence and channel detectors judge.
+    pub channels: ChannelSelection,
 }
 
 /// The `rendition` setting: the analysed rendition of an adaptive stream stays pinned, so
@@ -165,6 +170,12 @@ struct RawStream {
     max_height: Option<u32>,
     /// MPEG-TS program number (1-65535).
     program: Option<u16>,
+    /// Audio channels judged by silence and channel (positions or indices); default: the main
+    /// channels.
+    channels: Option<Vec<ChannelName>>,
+    /// Audio channels never judged.
+    #[serde(default)]
+    ignore_channels: Vec<ChannelName>,
 }
 
 /// URL schemes a stream may use.
@@ -227,6 +238,10 @@ impl Config {
                 rendition: s.rendition,
                 max_height: s.max_height,
                 program: s.program,
+                channels: ChannelSelection {
+                    channels: s.channels,
+                    ignore: s.ignore_channels,
+                },
             });
         }
         let mut webhooks = raw.webhooks;
@@ -274,6 +289,9 @@ impl Config {
                 source: Box::new(source),
             })?;
             validate_program(s.program).map_err(|m| invalid(&key("program"), &m))?;
+            if let Some(problem) = s.channels.problem() {
+                return Err(invalid(&key("channels"), &problem));
+            }
             s.detectors.validate(&key("detectors"))?;
             if s.max_height == Some(0) {
                 return Err(invalid(
@@ -572,5 +590,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("program"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_chooses_its_judged_channels_by_position_or_index() {
+        let stream = "[[streams]]\nid = \"surround\"\nurl = \"srt://h:9000\"\n";
+        let c = Config::parse(
+            &format!(
+                "{stream}channels = [\"FL\", \"FR\", 2, \"SL\"]\nignore_channels = [\"lfe\"]\n"
+            ),
+            "test",
+        )
+        .unwrap();
+        let chosen = &c.streams[0].channels;
+        assert_eq!(
+            chosen.channels.as_deref().map(<[_]>::len),
+            Some(4),
+            "{chosen:?}"
+        );
+        assert_eq!(chosen.ignore, vec![ChannelName::Position("lfe".into())]);
+        let err = Config::parse(&format!("{stream}ignore_channels = [\"LEFT\"]\n"), "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("streams[0].channels") && err.contains("LEFT"),
+            "{err}"
+        );
     }
 }

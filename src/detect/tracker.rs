@@ -26,6 +26,8 @@ impl Sample {
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Scope {
     pub channel: Option<u32>,
+    /// The channel's position (`FL`, `LFE`...), where the layout names it.
+    pub position: Option<&'static str>,
     pub variant: Option<String>,
 }
 
@@ -33,14 +35,14 @@ impl Scope {
     pub fn channel(channel: u32) -> Self {
         Self {
             channel: Some(channel),
-            variant: None,
+            ..Self::default()
         }
     }
 
     pub fn variant(variant: &str) -> Self {
         Self {
-            channel: None,
             variant: Some(variant.to_owned()),
+            ..Self::default()
         }
     }
 }

@@ -149,6 +149,7 @@ fn on_audio_sample(
     let s = caps.structure(0).ok_or(gst::FlowError::NotNegotiated)?;
     let channels = s.get::<i32>("channels").unwrap_or(1).max(1) as u32;
     let rate = s.get::<i32>("rate").unwrap_or(48_000).max(1) as u32;
+    let channel_mask = s.get::<gst::Bitmask>("channel-mask").ok().map(|m| m.0);
     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
     let samples: Vec<f32> = map
         .as_slice()
@@ -158,6 +159,7 @@ fn on_audio_sample(
     let running = running_time(&sample, pts);
     let mut audio = AudioBuffer {
         channels,
+        channel_mask,
         rate,
         samples,
         pts: running,

@@ -376,6 +376,7 @@ impl VideoFamilies {
 struct AudioFamilies {
     audio_level: GaugeVec,
     audio_channel_level: GaugeVec,
+    audio_channel_info: IntGaugeVec,
     loudness: GaugeVec,
     true_peak: GaugeVec,
     av_offset: GaugeVec,
@@ -396,6 +397,12 @@ impl AudioFamilies {
                 "streamwatch_audio_channel_level_dbfs",
                 "RMS level of the latest audio buffer per channel (0-based), in dBFS.",
                 &["stream", "channel"],
+            ),
+            audio_channel_info: gauge_vec(
+                r,
+                "streamwatch_audio_channel_info",
+                "Position of each audio channel (0-based) as the caps' channel mask names it (FL, FR, C, LFE, ...; MONO); always 1.",
+                &["stream", "channel", "position"],
             ),
             loudness: float_gauge_vec(
                 r,
@@ -635,6 +642,9 @@ impl VideoSeries {
 }
 
 struct AudioSeries {
+    channel_info: IntGaugeVec,
+    /// The positions the channel info series show now, by channel.
+    positions: Mutex<Vec<String>>,
     level: LazyGauge,
     channels: Vec<LazyGauge>,
     loudness: [LazyGauge; 3],
@@ -647,6 +657,8 @@ impl AudioSeries {
     fn new(f: &AudioFamilies, stream: &str) -> Self {
         let lazy = |family: &GaugeVec| LazyGauge::new(family, &[stream]);
         Self {
+            channel_info: f.audio_channel_info.clone(),
+            positions: Mutex::default(),
             level: lazy(&f.audio_level),
             channels: (0..MAX_CHANNELS)
                 .map(|ch| LazyGauge::new(&f.audio_channel_level, &[stream, &ch.to_string()]))
@@ -656,6 +668,32 @@ impl AudioSeries {
             av_offset: lazy(&f.av_offset),
             av_measured_offset: lazy(&f.av_measured_offset),
         }
+    }
+
+    /// Replaces the channel info series by those of `layout` (`FL FR C LFE SL SR`, `mono`);
+    /// with `removed` set, only removes them.
+    fn set_positions(&self, stream: &str, layout: Option<&str>, removed: &AtomicBool) {
+        let next: Vec<String> = match layout {
+            Some(l) if !removed.load(Ordering::Relaxed) => {
+                l.split(' ').map(|p| p.to_ascii_uppercase()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut current = lock(&self.positions);
+        if *current == next {
+            return;
+        }
+        for (ch, position) in current.iter().enumerate() {
+            let _ = self
+                .channel_info
+                .remove_label_values(&[stream, &ch.to_string(), position]);
+        }
+        for (ch, position) in next.iter().enumerate() {
+            self.channel_info
+                .with_label_values(&[stream, &ch.to_string(), position])
+                .set(1);
+        }
+        *current = next;
     }
 
     fn all(&self) -> impl Iterator<Item = &LazyGauge> {
@@ -829,6 +867,8 @@ impl StreamMetrics {
                 .remove_label_values(&[stream, variant]);
         }
         self.segments.remove();
+        self.audio
+            .set_positions(stream, None, &AtomicBool::new(true));
     }
 
     fn info_series<'a>(&'a self, labels: &'a [String; 4]) -> [&'a str; 6] {
@@ -858,6 +898,12 @@ impl StreamMetrics {
     }
 
     fn set_format(&self, format: &crate::media::MediaFormat) {
+        let layout = format
+            .audio
+            .as_ref()
+            .and_then(|a| a.channel_layout.as_deref());
+        self.audio
+            .set_positions(&self.stream, layout, &self.removed);
         let [video, audio, channels] = format.labels();
         self.set_info(|labels| {
             labels[1] = video;
@@ -1128,6 +1174,7 @@ mod tests {
         if let Some(audio) = format.audio.as_mut() {
             audio.channels = Some(6);
             audio.codec = Some("ac3");
+            audio.channel_layout = Some("FL FR C LFE SL SR".into());
         }
         s.consume(&Event::FormatKnown(format), None);
         let now = info(&m.render());
@@ -1135,6 +1182,18 @@ mod tests {
         assert!(
             now[0].contains("audio_channels=\"6\",audio_codec=\"ac3\""),
             "{now:?}"
+        );
+        let text = m.render();
+        let positions: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("streamwatch_audio_channel_info{"))
+            .collect();
+        assert_eq!(positions.len(), 6, "{positions:?}");
+        assert!(
+            text.contains(
+                "streamwatch_audio_channel_info{channel=\"3\",position=\"LFE\",stream=\"news\"} 1"
+            ),
+            "{positions:?}"
         );
         s.unregister();
         assert!(!m.render().contains("stream=\"news\""));
@@ -1156,6 +1215,7 @@ mod tests {
             value: -90.0,
             evidence: None,
             channel: Some(0),
+            channel_position: None,
             variant: None,
         };
         let active = || {

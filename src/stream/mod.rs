@@ -100,6 +100,7 @@ impl Stream {
             detectors: config.detectors.clone(),
             evidence_links: sinks.has_evidence(),
             program: config.program,
+            channels: config.channels.clone(),
         };
         Self {
             id: config.id.clone(),

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::DetectorsConfig;
+use crate::config::{ChannelSelection, DetectorsConfig};
 use crate::detect::audio::{AudioDetectors, AudioSummary};
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
@@ -43,6 +43,8 @@ pub struct Settings {
     pub evidence_links: bool,
     /// The MPEG-TS program to monitor (`program` in the config).
     pub program: Option<u16>,
+    /// The audio channels the silence and channel detectors judge.
+    pub channels: ChannelSelection,
 }
 
 /// Media time of one pipeline run: the first buffer's PTS is zero.
@@ -89,7 +91,7 @@ impl Monitor {
     pub fn new(settings: Settings, now: Instant) -> Self {
         Self {
             video: VideoDetectors::new(&settings.detectors),
-            audio: AudioDetectors::new(&settings.detectors),
+            audio: AudioDetectors::new(&settings.detectors, &settings.channels),
             transport: TransportDetectors::new(&settings.detectors),
             settings,
             clock: MediaClock::default(),
@@ -155,7 +157,7 @@ impl Monitor {
         if let Some(last) = self.clock.last_audio {
             self.audio.finish(last, &mut tagged);
         }
-        self.audio = AudioDetectors::new(&self.settings.detectors);
+        self.audio = AudioDetectors::new(&self.settings.detectors, &self.settings.channels);
         self.apply_scoped(&tagged, emit);
         let mut ended = Vec::new();
         self.transport.end_run(at, &mut ended);
@@ -281,7 +283,20 @@ impl Monitor {
     pub fn on_format(&mut self, update: &MediaFormat, wall: SystemTime, emit: &mut Emit<'_>) {
         self.carry(update.video.is_some(), update.audio.is_some(), emit);
         let before = self.format.clone();
-        let changes = self.format.merge(update);
+        let mut changes = self.format.merge(&MediaFormat {
+            video: update.video.clone(),
+            audio: None,
+        });
+        if !changes.is_empty() {
+            self.video.relearn();
+        }
+        changes.extend(self.format.merge(&MediaFormat {
+            video: None,
+            audio: update.audio.clone(),
+        }));
+        let video = self.format.video.as_ref();
+        self.video
+            .set_declared_fps(video.and_then(|v| v.frame_rate));
         if self.format == before {
             return;
         }
@@ -580,6 +595,7 @@ impl Monitor {
             end_time: end.map(|e| rfc3339(e.wall)),
             value,
             channel: scope.channel,
+            channel_position: scope.position,
             variant: scope.variant.clone(),
         }
     }
@@ -642,6 +658,7 @@ mod tests {
                 detectors: DetectorsConfig::default(),
                 evidence_links: false,
                 program: None,
+                channels: ChannelSelection::default(),
             };
             let mut monitor = Monitor::new(settings, origin);
             let mut events = Vec::new();
@@ -820,6 +837,7 @@ mod tests {
                 .collect();
             let buffer = AudioBuffer {
                 channels: 2,
+                channel_mask: None,
                 rate: 48_000,
                 samples,
                 pts: Duration::from_millis(20 * u64::from(n)),
@@ -848,6 +866,7 @@ mod tests {
     fn tone(n: u64) -> AudioBuffer {
         AudioBuffer {
             channels: 1,
+            channel_mask: None,
             rate: 48_000,
             samples: (0..960).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect(),
             pts: Duration::from_millis(20 * n),
@@ -954,6 +973,7 @@ mod tests {
             detectors: DetectorsConfig::default(),
             evidence_links: false,
             program: Some(3),
+            channels: ChannelSelection::default(),
         };
         let mut m = Monitor::new(settings, origin);
         let mut sink = |_: &Event, _: Option<&VideoFrame>| {};

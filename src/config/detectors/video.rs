@@ -221,6 +221,10 @@ impl ColorbarsConfig {
 pub const DEFAULT_BASELINE_WINDOW_SECS: f64 = 30.0;
 /// Baseline detectors: seconds of normal frames needed before they judge anything.
 pub const DEFAULT_BASELINE_WARMUP_SECS: f64 = 2.0;
+/// Baseline detectors: seconds a defect lasts before its level is taken as the new normal. Long
+/// enough that a real fault is reported for minutes, short enough that a channel whose content
+/// changed for good (4:3 programmes, a cartoon after sport) stops alarming.
+pub const DEFAULT_BASELINE_RELEARN_SECS: f64 = 300.0;
 
 /// Blur: detail below this share of the stream's normal detail is blur.
 pub const DEFAULT_BLUR_MAX_DETAIL_RATIO: f64 = 0.4;
@@ -241,6 +245,9 @@ pub struct BlurConfig {
     pub baseline_window: f64,
     /// Seconds of normal frames needed before blur is judged.
     pub baseline_warmup: f64,
+    /// Seconds a defect may last before its level becomes the stream\'s new normal (a lasting
+    /// change of content or format ends it); 0: never.
+    pub baseline_relearn: f64,
     /// Seconds the picture must stay blurred before it is a defect.
     pub min_duration: f64,
     /// Seconds of sharp picture needed to end it.
@@ -255,6 +262,7 @@ impl Default for BlurConfig {
             clear_detail_ratio: DEFAULT_BLUR_CLEAR_DETAIL_RATIO,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
             baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
+            baseline_relearn: DEFAULT_BASELINE_RELEARN_SECS,
             min_duration: DEFAULT_MIN_DURATION_SECS,
             clear_duration: DEFAULT_CLEAR_DURATION_SECS,
         }
@@ -271,7 +279,12 @@ impl BlurConfig {
             self.max_detail_ratio,
             1.0,
         )?;
-        baseline(key, self.baseline_window, self.baseline_warmup)?;
+        baseline(
+            key,
+            self.baseline_window,
+            self.baseline_warmup,
+            self.baseline_relearn,
+        )?;
         timing(key, self.timing())
     }
 }
@@ -314,6 +327,9 @@ pub struct BlockinessConfig {
     pub baseline_window: f64,
     /// Seconds of normal frames needed before blockiness is judged.
     pub baseline_warmup: f64,
+    /// Seconds a defect may last before its level becomes the stream\'s new normal (a lasting
+    /// change of content or format ends it); 0: never.
+    pub baseline_relearn: f64,
     /// Seconds the picture must stay blocky before it is a defect.
     pub min_duration: f64,
     /// Seconds of clean picture needed to end it.
@@ -331,6 +347,7 @@ impl Default for BlockinessConfig {
             damage_hold: DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
             baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
+            baseline_relearn: DEFAULT_BASELINE_RELEARN_SECS,
             min_duration: DEFAULT_BLOCKINESS_MIN_DURATION_SECS,
             clear_duration: DEFAULT_BLOCKINESS_CLEAR_DURATION_SECS,
         }
@@ -350,7 +367,12 @@ impl BlockinessConfig {
         in_range(&k("min_rate_ratio"), self.min_rate_ratio, 0.0, 100.0)?;
         in_range(&k("smoothing"), self.smoothing, 0.0, 60.0)?;
         in_range(&k("damage_hold"), self.damage_hold, 0.0, 60.0)?;
-        baseline(key, self.baseline_window, self.baseline_warmup)?;
+        baseline(
+            key,
+            self.baseline_window,
+            self.baseline_warmup,
+            self.baseline_relearn,
+        )?;
         timing(key, self.timing())
     }
 }
@@ -378,6 +400,9 @@ pub struct LetterboxConfig {
     pub baseline_window: f64,
     /// Seconds of normal frames needed before bars are judged.
     pub baseline_warmup: f64,
+    /// Seconds a defect may last before its level becomes the stream\'s new normal (a lasting
+    /// change of content or format ends it); 0: never.
+    pub baseline_relearn: f64,
     /// Seconds bars must stay before it is a defect.
     pub min_duration: f64,
     /// Seconds without bars needed to end it.
@@ -393,6 +418,7 @@ impl Default for LetterboxConfig {
             min_area_drop: DEFAULT_LETTERBOX_MIN_AREA_DROP,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
             baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
+            baseline_relearn: DEFAULT_BASELINE_RELEARN_SECS,
             min_duration: DEFAULT_MIN_DURATION_SECS,
             clear_duration: DEFAULT_CLEAR_DURATION_SECS,
         }
@@ -405,7 +431,12 @@ impl LetterboxConfig {
         in_range(&k("min_bar_ratio"), self.min_bar_ratio, 0.0, 0.5)?;
         unit_ratio(&k("max_bar_difference"), self.max_bar_difference)?;
         unit_ratio(&k("min_area_drop"), self.min_area_drop)?;
-        baseline(key, self.baseline_window, self.baseline_warmup)?;
+        baseline(
+            key,
+            self.baseline_window,
+            self.baseline_warmup,
+            self.baseline_relearn,
+        )?;
         timing(key, self.timing())
     }
 }

@@ -13,18 +13,30 @@ use crate::frame::AudioBuffer;
 pub struct ChannelDetector {
     config: ChannelConfig,
     pair: DefectTracker,
-    missing: Vec<DefectTracker>,
+    /// The judged channels and one tracker each, made anew when the judged set changes.
+    missing: Vec<(usize, DefectTracker)>,
+    /// Seconds of programme in which the pair was real stereo, and the time of the last pair
+    /// judged: identical channels are a fault only in a stream that carried stereo.
+    stereo_seen: f64,
+    last_pair: Option<f64>,
 }
 
-/// Normalised correlation of the first two channels and their side/mid energy ratio in dB.
-pub fn pair_stats(buffer: &AudioBuffer) -> Option<(f64, f64)> {
+/// Seconds of real stereo needed before identical channels are judged. A programme that is
+/// mono in both channels from its start (dual mono: news, archive) is normal; a stereo
+/// programme whose channels become identical has lost a channel upstream.
+const STEREO_EVIDENCE_SECS: f64 = 1.0;
+/// Gaps between buffers count as at most this much programme.
+const MAX_PAIR_STEP_SECS: f64 = 0.5;
+
+/// Normalised correlation of channels `a` and `b` and their side/mid energy ratio in dB.
+pub fn pair_stats(buffer: &AudioBuffer, (a, b): (usize, usize)) -> Option<(f64, f64)> {
     let n = buffer.channels as usize;
-    if n < 2 {
+    if a.max(b) >= n {
         return None;
     }
     let (mut mid, mut side) = (0.0f64, 0.0f64);
     for f in buffer.samples.chunks_exact(n) {
-        let (l, r) = (f64::from(f[0]), f64::from(f[1]));
+        let (l, r) = (f64::from(f[a]), f64::from(f[b]));
         mid += (l + r) * (l + r);
         side += (l - r) * (l - r);
     }
@@ -43,42 +55,54 @@ impl ChannelDetector {
             config,
             pair,
             missing: Vec::new(),
+            stereo_seen: 0.0,
+            last_pair: None,
         }
     }
 
-    /// `levels` are the buffer's per-channel RMS levels in dBFS.
+    /// `levels` are the buffer's per-channel RMS levels in dBFS; `judged` the channels that
+    /// may be reported missing; `pair` the front pair (left, right) judged for fake stereo and
+    /// inverted phase.
     pub fn observe(
         &mut self,
         at: Sample,
         buffer: &AudioBuffer,
         levels: &[f64],
+        (judged, pair): (&[usize], Option<(usize, usize)>),
         out: &mut Vec<Scoped>,
     ) {
-        let c = &self.config;
-        if !c.enabled || levels.len() < 2 {
+        if !self.config.enabled || levels.len() < 2 || judged.is_empty() {
             return;
         }
-        let loudest = levels.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let loudest = judged
+            .iter()
+            .filter_map(|&ch| levels.get(ch).copied())
+            .fold(f64::NEG_INFINITY, f64::max);
         // Without programme in any channel there is nothing to compare: verdicts wait.
-        if loudest < c.programme_dbfs {
+        if loudest < self.config.programme_dbfs {
             return;
         }
-        if self.missing.len() != levels.len() {
-            self.missing = (0..levels.len())
-                .map(|_| DefectTracker::new(DetectorKind::Channel, c.timing()))
-                .collect();
-        }
-        for (ch, (tracker, &l)) in self.missing.iter_mut().zip(levels).enumerate() {
-            let t = tracker.update(at, l <= c.missing_dbfs, l);
-            out.extend(t.map(|t| (t, Scope::channel(ch as u32))));
-        }
-        let (l, r) = (levels[0], levels[1]);
+        self.judge_missing(at, levels, judged, out);
+        let c = &self.config;
+        let Some((a, b)) = pair else {
+            return;
+        };
+        let (l, r) = (levels[a], levels[b]);
         if l.max(r) < c.programme_dbfs || l.min(r) <= c.missing_dbfs {
             return;
         }
-        if let Some((correlation, side_to_mid)) = pair_stats(buffer) {
-            let identical = c.report_identical && side_to_mid <= c.similarity_db;
+        if let Some((correlation, side_to_mid)) = pair_stats(buffer, (a, b)) {
+            let identical = side_to_mid <= c.similarity_db;
             let inverted = -side_to_mid <= c.similarity_db;
+            let step = self
+                .last_pair
+                .replace(at.media)
+                .map_or(0.0, |last| (at.media - last).clamp(0.0, MAX_PAIR_STEP_SECS));
+            if !identical && !inverted {
+                self.stereo_seen += step;
+            }
+            let identical =
+                identical && c.report_identical && self.stereo_seen >= STEREO_EVIDENCE_SECS;
             out.extend(
                 self.pair
                     .update(at, identical || inverted, correlation)
@@ -87,11 +111,49 @@ impl ChannelDetector {
         }
     }
 
+    fn judge_missing(
+        &mut self,
+        at: Sample,
+        levels: &[f64],
+        judged: &[usize],
+        out: &mut Vec<Scoped>,
+    ) {
+        if judged.len() < 2 {
+            return;
+        }
+        if !self
+            .missing
+            .iter()
+            .map(|(ch, _)| *ch)
+            .eq(judged.iter().copied())
+        {
+            self.finish_missing(at, out);
+            self.missing = judged
+                .iter()
+                .map(|&ch| {
+                    (
+                        ch,
+                        DefectTracker::new(DetectorKind::Channel, self.config.timing()),
+                    )
+                })
+                .collect();
+        }
+        for (ch, tracker) in &mut self.missing {
+            let l = levels.get(*ch).copied().unwrap_or(f64::NEG_INFINITY);
+            let t = tracker.update(at, l <= self.config.missing_dbfs, l);
+            out.extend(t.map(|t| (t, Scope::channel(*ch as u32))));
+        }
+    }
+
+    fn finish_missing(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        for (ch, tracker) in &mut self.missing {
+            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(*ch as u32))));
+        }
+    }
+
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         out.extend(self.pair.finish(at).map(|t| (t, Scope::default())));
-        for (ch, tracker) in self.missing.iter_mut().enumerate() {
-            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(ch as u32))));
-        }
+        self.finish_missing(at, out);
     }
 }
 
@@ -115,6 +177,7 @@ mod tests {
             .collect();
         AudioBuffer {
             channels: 2,
+            channel_mask: None,
             rate: 48_000,
             samples,
             pts: Duration::ZERO,
@@ -122,17 +185,32 @@ mod tests {
     }
 
     fn run(fault: impl Fn(f32, f32) -> f32) -> Vec<Scoped> {
+        run_faulty(fault, 2.0)
+    }
+
+    fn run_from_start(fault: impl Fn(f32, f32) -> f32) -> Vec<Scoped> {
+        run_faulty(fault, 0.0)
+    }
+
+    /// Stereo with `fault` applied from `from` s to 5 s, for 400 buffers.
+    fn run_faulty(fault: impl Fn(f32, f32) -> f32, from: f64) -> Vec<Scoped> {
         let mut d = ChannelDetector::new(ChannelConfig::default());
         let mut out = Vec::new();
         let step = 1024.0 / 48_000.0;
         for i in 0..400 {
             let t = i as f64 * step;
-            let buf = if (2.0..5.0).contains(&t) {
+            let buf = if (from..5.0).contains(&t) {
                 stereo(i * 1024, &fault)
             } else {
                 stereo(i * 1024, |_, o| o)
             };
-            d.observe(Sample::at(t), &buf, &channel_dbfs(&buf), &mut out);
+            d.observe(
+                Sample::at(t),
+                &buf,
+                &channel_dbfs(&buf),
+                (&[0, 1], Some((0, 1))),
+                &mut out,
+            );
         }
         d.finish(Sample::at(400.0 * step), &mut out);
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
@@ -148,6 +226,63 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn dual_mono_from_the_start_is_normal() {
+        assert!(run_from_start(|l, _| l).is_empty());
+    }
+
+    #[test]
+    fn quiet_surrounds_and_lfe_of_5_1_raise_nothing_and_a_missing_front_is_named() {
+        use crate::detect::audio::AudioDetectors;
+        let five_one_mask = 0b1100_0000_1111u64; // FL FR C LFE SL SR
+        let mut d = AudioDetectors::new(&Default::default(), &Default::default());
+        let mut out = Vec::new();
+        let step = 1024.0 / 48_000.0;
+        for i in 0..600 {
+            let t = i as f64 * step;
+            let front = stereo(i * 1024, |_, o| o);
+            let left_gone = (5.0..9.0).contains(&t);
+            let samples = front
+                .samples
+                .chunks_exact(2)
+                .flat_map(|f| {
+                    let l = if left_gone { 0.0 } else { f[0] };
+                    // Dialogue in the centre; LFE and surrounds silent.
+                    [l, f[1], (f[0] + f[1]) / 2.0, 0.0, 0.0, 0.0]
+                })
+                .collect();
+            let buf = AudioBuffer {
+                channels: 6,
+                channel_mask: Some(five_one_mask),
+                samples,
+                ..front
+            };
+            d.observe(Sample::at(t), &buf, &mut out);
+        }
+        d.finish(Sample::at(600.0 * step), &mut out);
+        let ended: Vec<_> = out
+            .iter()
+            .filter_map(|(t, scope)| match t {
+                Transition::Ended { detector, .. } => {
+                    Some((*detector, scope.channel, scope.position))
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            ended.contains(&(DetectorKind::Channel, Some(0), Some("FL")))
+                && ended.contains(&(DetectorKind::Silence, Some(0), Some("FL"))),
+            "{ended:?}"
+        );
+        let per_channel = ended
+            .iter()
+            .filter(|(d, ..)| matches!(d, DetectorKind::Silence | DetectorKind::Channel));
+        assert!(
+            per_channel.clone().all(|(_, ch, _)| *ch == Some(0)) && per_channel.count() == 2,
+            "only the front left may be reported: {ended:?}"
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ mod tests {
             .collect();
         AudioBuffer {
             channels: 1,
+            channel_mask: None,
             rate: 48_000,
             samples,
             pts: Duration::ZERO,

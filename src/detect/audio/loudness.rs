@@ -301,6 +301,7 @@ mod tests {
                 .collect();
             let buf = AudioBuffer {
                 channels: 2,
+                channel_mask: None,
                 rate: RATE,
                 samples,
                 pts: std::time::Duration::from_secs_f64(t),

@@ -14,7 +14,7 @@ pub mod sync;
 
 use serde::Serialize;
 
-use crate::config::DetectorsConfig;
+use crate::config::{ChannelSelection, DetectorsConfig};
 use crate::detect::{Sample, Scope, Scoped};
 use crate::frame::AudioBuffer;
 
@@ -60,10 +60,56 @@ pub struct AudioDetectors {
     sync: sync::AvSyncDetector,
     levels: Vec<f64>,
     format: (u32, u32),
+    layout: ChannelLayout,
+}
+
+/// The positions of a buffer's channels and the ones the silence and channel detectors judge.
+#[derive(Debug, Default)]
+struct ChannelLayout {
+    selection: ChannelSelection,
+    /// (channels, channel-mask) the rest was worked out for.
+    key: Option<(u32, Option<u64>)>,
+    positions: Option<Vec<&'static str>>,
+    judged: Vec<usize>,
+    /// The front pair (left, right) judged for fake stereo and inverted phase.
+    pair: Option<(usize, usize)>,
+}
+
+impl ChannelLayout {
+    fn follow(&mut self, buffer: &AudioBuffer) {
+        let key = (buffer.channels, buffer.channel_mask);
+        if self.key == Some(key) {
+            return;
+        }
+        self.key = Some(key);
+        self.positions = crate::media::channel_positions(buffer.channel_mask, buffer.channels);
+        let positions = self.positions.as_deref();
+        self.judged = self.selection.judged(positions, buffer.channels as usize);
+        let index_of = |name: &str| positions.and_then(|p| p.iter().position(|&q| q == name));
+        self.pair = match (index_of("FL"), index_of("FR")) {
+            (Some(l), Some(r)) if self.judged.contains(&l) && self.judged.contains(&r) => {
+                Some((l, r))
+            }
+            (Some(_), Some(_)) => None,
+            _ => (self.judged.len() >= 2).then(|| (self.judged[0], self.judged[1])),
+        };
+    }
+
+    /// Names the position of the channel of each per-channel transition from `from` on.
+    fn name_positions(&self, out: &mut [Scoped], from: usize) {
+        let Some(positions) = &self.positions else {
+            return;
+        };
+        for (_, scope) in out.iter_mut().skip(from) {
+            if let Some(ch) = scope.channel {
+                scope.position = positions.get(ch as usize).copied();
+            }
+        }
+    }
 }
 
 impl AudioDetectors {
-    pub fn new(config: &DetectorsConfig) -> Self {
+    pub fn new(config: &DetectorsConfig, channels: &ChannelSelection) -> Self {
         Self {
             silence: silence::SilenceDetector::new(config.silence.clone()),
             loudness: loudness::LoudnessDetector::new(config.loudness.clone()),
@@ -73,6 +119,10 @@ impl AudioDetectors {
             sync: sync::AvSyncDetector::new(config.av_sync.clone()),
             levels: Vec::new(),
             format: (0, 0),
+            layout: ChannelLayout {
+                selection: channels.clone(),
+                ..ChannelLayout::default()
+            },
         }
     }
 
@@ -86,11 +136,17 @@ impl AudioDetectors {
         let end = at.media + frames as f64 / f64::from(buffer.rate.max(1));
         self.loss.on_audio(at, end, out);
         self.levels = silence::channel_dbfs(buffer);
-        self.silence.observe(at, buffer, &self.levels, out);
+        self.layout.follow(buffer);
+        let first = out.len();
+        let judged = &self.layout.judged;
+        self.silence.observe(at, &self.levels, judged, out);
         self.loudness.observe(at, buffer, out);
         self.clipping.observe(at, buffer, out);
-        self.channel.observe(at, buffer, &self.levels, out);
+        let channels = (judged.as_slice(), self.layout.pair);
+        self.channel
+            .observe(at, buffer, &self.levels, channels, out);
         self.sync.on_audio(at, buffer, out);
+        self.layout.name_positions(out, first);
     }
 
     /// A video frame as the decoder hands it over (before the engine): media time advances
@@ -135,6 +191,7 @@ impl AudioDetectors {
     }
 
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        let first = out.len();
         self.silence.finish(at, out);
         self.loudness.finish(at, out);
         out.extend(
@@ -146,6 +203,7 @@ impl AudioDetectors {
         self.channel.finish(at, out);
         self.loss.finish(at, out);
         self.sync.finish(at, out);
+        self.layout.name_positions(out, first);
     }
 }
 

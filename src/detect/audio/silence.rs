@@ -13,8 +13,8 @@ pub const FLOOR_DBFS: f64 = -200.0;
 pub struct SilenceDetector {
     config: SilenceConfig,
     pub(super) tracker: DefectTracker,
-    /// One tracker per channel, created when the channel count is first seen.
-    channels: Vec<DefectTracker>,
+    /// The judged channels and one tracker each, made anew when the judged set changes.
+    channels: Vec<(usize, DefectTracker)>,
 }
 
 impl SilenceDetector {
@@ -27,46 +27,72 @@ impl SilenceDetector {
         }
     }
 
-    /// `levels` are the buffer's per-channel RMS levels in dBFS.
-    pub fn observe(
-        &mut self,
-        at: Sample,
-        buffer: &AudioBuffer,
-        levels: &[f64],
-        out: &mut Vec<Scoped>,
-    ) {
-        if !self.config.enabled || buffer.samples.is_empty() {
+    /// `levels` are the buffer's per-channel RMS levels in dBFS; `judged` the channels that
+    /// make the programme (the others, an LFE or quiet surrounds, are neither the programme's
+    /// level nor reported on their own).
+    pub fn observe(&mut self, at: Sample, levels: &[f64], judged: &[usize], out: &mut Vec<Scoped>) {
+        if !self.config.enabled || judged.is_empty() {
             return;
         }
-        let level = rms_dbfs(&buffer.samples);
+        let level = programme_dbfs(levels, judged);
         let silent = level < self.config.threshold_dbfs;
         out.extend(
             self.tracker
                 .update(at, silent, level)
                 .map(|t| (t, Scope::default())),
         );
-        // Mono has no channel of its own to report; a silent programme is one event, not one
-        // per channel as well, so the channels are not judged while it lasts.
-        if !self.config.per_channel || levels.len() < 2 || silent {
-            return;
-        }
-        if self.channels.len() != levels.len() {
-            self.channels = (0..levels.len())
-                .map(|_| DefectTracker::new(DetectorKind::Silence, self.config.timing()))
+        if !self
+            .channels
+            .iter()
+            .map(|(ch, _)| *ch)
+            .eq(judged.iter().copied())
+        {
+            self.finish_channels(at, out);
+            self.channels = judged
+                .iter()
+                .map(|&ch| {
+                    (
+                        ch,
+                        DefectTracker::new(DetectorKind::Silence, self.config.timing()),
+                    )
+                })
                 .collect();
         }
-        for (ch, (tracker, &l)) in self.channels.iter_mut().zip(levels).enumerate() {
+        // Mono has no channel of its own to report; a silent programme is one event, not one
+        // per channel as well, so the channels are not judged while it lasts.
+        if !self.config.per_channel || judged.len() < 2 || silent {
+            return;
+        }
+        for (ch, tracker) in &mut self.channels {
+            let l = levels.get(*ch).copied().unwrap_or(FLOOR_DBFS);
             let t = tracker.update(at, l < self.config.threshold_dbfs, l);
-            out.extend(t.map(|t| (t, Scope::channel(ch as u32))));
+            out.extend(t.map(|t| (t, Scope::channel(*ch as u32))));
+        }
+    }
+
+    fn finish_channels(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        for (ch, tracker) in &mut self.channels {
+            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(*ch as u32))));
         }
     }
 
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         out.extend(self.tracker.finish(at).map(|t| (t, Scope::default())));
-        for (ch, tracker) in self.channels.iter_mut().enumerate() {
-            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(ch as u32))));
-        }
+        self.finish_channels(at, out);
     }
+}
+
+/// The level of the judged channels together (their RMS over all their samples), dBFS.
+pub fn programme_dbfs(levels: &[f64], judged: &[usize]) -> f64 {
+    let powers: Vec<f64> = judged
+        .iter()
+        .filter_map(|&ch| levels.get(ch))
+        .map(|l| 10f64.powf(l / 10.0))
+        .collect();
+    if powers.is_empty() {
+        return FLOOR_DBFS;
+    }
+    energy_dbfs(powers.iter().sum::<f64>() / powers.len() as f64)
 }
 
 /// RMS level in dBFS of each channel of interleaved samples.
@@ -117,6 +143,7 @@ mod tests {
             .collect();
         AudioBuffer {
             channels: 2,
+            channel_mask: None,
             rate: 48_000,
             samples,
             pts: Duration::ZERO,
@@ -142,7 +169,7 @@ mod tests {
             } else {
                 tone(0.1)
             };
-            d.observe(Sample::at(t), &buf, &channel_dbfs(&buf), &mut out);
+            d.observe(Sample::at(t), &channel_dbfs(&buf), &[0, 1], &mut out);
         }
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));
         assert_eq!(out.len(), 2, "{out:?}");
@@ -167,7 +194,7 @@ mod tests {
                     .step_by(2)
                     .for_each(|s| *s = 0.0);
             }
-            d.observe(Sample::at(t), &buf, &channel_dbfs(&buf), &mut out);
+            d.observe(Sample::at(t), &channel_dbfs(&buf), &[0, 1], &mut out);
         }
         d.finish(Sample::at(400.0 * step), &mut out);
         out.retain(|(t, _)| !matches!(t, Transition::Progress { .. }));

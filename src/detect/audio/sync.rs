@@ -232,6 +232,7 @@ mod tests {
                     .collect();
                 let buf = AudioBuffer {
                     channels: 1,
+                    channel_mask: None,
                     rate: rate as u32,
                     samples,
                     pts: Duration::from_secs_f64(t0),

@@ -31,7 +31,13 @@ pub struct BlockinessDetector {
 impl BlockinessDetector {
     pub fn new(config: BlockinessConfig) -> Self {
         let tracker = DefectTracker::new(DetectorKind::Blockiness, config.timing());
-        let baseline = || Baseline::new(config.baseline_window, config.baseline_warmup);
+        let baseline = || {
+            Baseline::new(
+                config.baseline_window,
+                config.baseline_warmup,
+                config.baseline_relearn,
+            )
+        };
         Self {
             normal_share: baseline(),
             normal_rate: baseline(),
@@ -91,18 +97,35 @@ impl BlockinessDetector {
         } else {
             (smoothed, c.min_increase)
         };
-        let picture_blocky = match (self.normal_share.get(), self.normal_rate.get()) {
-            (Some(normal_share), Some(normal_rate)) => {
-                judged >= normal_share + rise && rate >= c.min_rate_ratio * normal_rate
-            }
-            _ => false,
-        };
-        let blocky = picture_blocky || damaged;
-        if !blocky && !engaged {
+        let mut picture_blocky = self.picture_blocky(judged, rise, rate);
+        if !picture_blocky && !damaged && !engaged {
             self.normal_share.update(at.media, smoothed);
             self.normal_rate.update(at.media, rate);
+        } else if !damaged {
+            // Decoder damage is never relearnt as normal; a lasting change of the picture is.
+            let share_relearnt = self.normal_share.reject(at.media, smoothed);
+            if self.normal_rate.reject(at.media, rate) || share_relearnt {
+                picture_blocky = self.picture_blocky(judged, rise, rate);
+            }
         }
-        out.extend(self.tracker.update(at, blocky, smoothed));
+        out.extend(self.tracker.update(at, picture_blocky || damaged, smoothed));
+    }
+
+    /// Whether both the grid share (`judged`) and the grid rate rose above their normal.
+    fn picture_blocky(&self, judged: f64, rise: f64, rate: f64) -> bool {
+        match (self.normal_share.get(), self.normal_rate.get()) {
+            (Some(normal_share), Some(normal_rate)) => {
+                judged >= normal_share + rise && rate >= self.config.min_rate_ratio * normal_rate
+            }
+            _ => false,
+        }
+    }
+
+    /// The picture's format or timeline changed: its normal blocking is learnt anew.
+    pub fn relearn(&mut self) {
+        self.normal_share.reset();
+        self.normal_rate.reset();
+        self.smoothed = None;
     }
 }
 

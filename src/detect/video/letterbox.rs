@@ -21,7 +21,11 @@ pub struct LetterboxDetector {
 impl LetterboxDetector {
     pub fn new(config: LetterboxConfig) -> Self {
         let tracker = DefectTracker::new(DetectorKind::Letterbox, config.timing());
-        let baseline = Baseline::new(config.baseline_window, config.baseline_warmup);
+        let baseline = Baseline::new(
+            config.baseline_window,
+            config.baseline_warmup,
+            config.baseline_relearn,
+        );
         Self {
             config,
             baseline,
@@ -52,15 +56,26 @@ impl LetterboxDetector {
             return;
         }
         let area = stats.active_area_ratio();
-        let boxed = Self::has_bars(&self.config, stats)
+        let mut boxed = self.is_boxed(stats, area);
+        if !boxed && !self.tracker.engaged() {
+            self.baseline.update(at.media, area);
+        } else if self.baseline.reject(at.media, area) {
+            boxed = self.is_boxed(stats, area);
+        }
+        out.extend(self.tracker.update(at, boxed, area));
+    }
+
+    fn is_boxed(&self, stats: &FrameStats, area: f64) -> bool {
+        Self::has_bars(&self.config, stats)
             && self
                 .baseline
                 .get()
-                .is_some_and(|normal| normal - area >= self.config.min_area_drop);
-        if !boxed && !self.tracker.engaged() {
-            self.baseline.update(at.media, area);
-        }
-        out.extend(self.tracker.update(at, boxed, area));
+                .is_some_and(|normal| normal - area >= self.config.min_area_drop)
+    }
+
+    /// The picture's format or timeline changed: its normal active area is learnt anew.
+    pub fn relearn(&mut self) {
+        self.baseline.reset();
     }
 }
 

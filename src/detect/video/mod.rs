@@ -25,6 +25,8 @@ pub struct VideoDetectors {
     blockiness: blockiness::BlockinessDetector,
     freeze: freeze::FreezeDetector,
     stutter: stutter::StutterDetector,
+    /// Picture size and media time of the previous frame, to notice a new format or a splice.
+    last_frame: Option<((u32, u32), f64)>,
 }
 
 /// Per-frame readings the stream exports as gauges.
@@ -49,6 +51,32 @@ impl VideoDetectors {
             blockiness: blockiness::BlockinessDetector::new(config.blockiness.clone()),
             freeze: freeze::FreezeDetector::new(config.freeze.clone()),
             stutter: stutter::StutterDetector::new(config.stutter.clone()),
+            last_frame: None,
+        }
+    }
+
+    /// The stream's format changed (codec, frame rate, scan, picture size) or its timeline
+    /// broke: what is normal for the picture is learnt anew, so the old content's normal
+    /// does not judge the new one.
+    pub fn relearn(&mut self) {
+        self.blur.relearn();
+        self.blockiness.relearn();
+        self.letterbox.relearn();
+        self.stutter.relearn();
+    }
+
+    /// The frame rate the stream's caps declare, if any.
+    pub fn set_declared_fps(&mut self, fps: Option<f64>) {
+        self.stutter.set_declared_fps(fps);
+    }
+
+    /// Relearns on a new picture size or a step back in media time (a splice).
+    fn follow_format(&mut self, at: Sample, stats: &FrameStats) {
+        let size = (stats.width, stats.height);
+        if let Some((last_size, last_media)) = self.last_frame.replace((size, at.media))
+            && (last_size != size || at.media < last_media)
+        {
+            self.relearn();
         }
     }
 
@@ -72,6 +100,7 @@ impl VideoDetectors {
         decode_errors: u64,
         out: &mut Vec<Transition>,
     ) -> VideoReadings {
+        self.follow_format(at, stats);
         let black = self.black.observe(at, stats, out);
         let flat = self.flat.observe(at, stats, black, out);
         let bars = self.colorbars.observe(at, stats, black || flat, out);

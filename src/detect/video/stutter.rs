@@ -1,8 +1,11 @@
 //! Stutter: the picture does not advance smoothly. Two signs, both per frame:
 //! - a short run of repeated pictures followed by motion (a source that drops to a lower rate
 //!   and repeats frames to fill in); long runs are freezes, the freeze detector's;
-//! - a timestamp gap: frames missing, judged against the stream's frame interval (the shortest
-//!   interval of the last seconds).
+//! - a timestamp gap: frames missing, judged against the stream's frame interval: the median
+//!   interval of the last seconds, or the declared frame rate where the median agrees with it.
+//!   A median, because one short interval (a splice of two files, a field-rate frame) must not
+//!   make every normal frame look like a gap; it is learnt anew after a splice that steps back
+//!   in time and on a format change.
 //!
 //! A frame is stuttering while such a sign was seen within `hold` seconds, so a steady pattern
 //! (every third frame new) is one defect. Whether a repeated frame belongs to a short run or to
@@ -20,8 +23,14 @@ use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
 use crate::stats::FrameStats;
 
 /// Seconds of intervals that give the nominal frame interval: a lasting change of frame rate is
-/// reported for this long, then becomes the new normal.
+/// reported for about half this long, then becomes the new normal.
 const INTERVAL_WINDOW_SECS: f64 = 10.0;
+/// Intervals needed before their median is trusted (without a declared frame rate).
+const MIN_INTERVALS: usize = 5;
+/// New intervals between two computations of the median (a sort of the window).
+const MEDIAN_REFRESH: u32 = 8;
+/// The declared frame interval is used when the observed median is within this share of it.
+const DECLARED_TOLERANCE: f64 = 0.15;
 /// Seconds of frames needed before the normal cadence is known and stutter can be judged.
 const CADENCE_WARMUP_SECS: f64 = 2.0;
 /// Seconds of frames counted for the frame-rate gauge.
@@ -31,9 +40,13 @@ const FPS_WINDOW_SECS: f64 = 1.0;
 pub struct StutterDetector {
     config: StutterConfig,
     last_pts: Option<f64>,
-    /// (pts, interval to the previous frame) of the last INTERVAL_WINDOW_SECS, kept as a
-    /// sliding minimum: intervals increase from front to back, the front is the minimum.
+    /// (pts, interval to the previous frame) of the last INTERVAL_WINDOW_SECS.
     intervals: VecDeque<(f64, f64)>,
+    /// Median of `intervals` when last computed, and intervals added since.
+    median_interval: Option<f64>,
+    since_median: u32,
+    /// The frame interval the stream's caps declare.
+    declared_interval: Option<f64>,
     /// Frame times of the last FPS_WINDOW_SECS.
     recent: VecDeque<f64>,
     /// Repeated frames of the current run, waiting for their verdict: `(sample, gap)`.
@@ -49,10 +62,13 @@ impl StutterDetector {
     pub fn new(config: StutterConfig) -> Self {
         let tracker = DefectTracker::new(DetectorKind::Stutter, config.timing());
         Self {
-            cadence: Baseline::new(config.cadence_window, CADENCE_WARMUP_SECS),
+            cadence: Baseline::new(config.cadence_window, CADENCE_WARMUP_SECS, 0.0),
             config,
             last_pts: None,
             intervals: VecDeque::new(),
+            median_interval: None,
+            since_median: 0,
+            declared_interval: None,
             recent: VecDeque::new(),
             pending: VecDeque::new(),
             in_freeze: false,
@@ -67,9 +83,52 @@ impl StutterDetector {
         (last > first).then(|| (self.recent.len() - 1) as f64 / (last - first))
     }
 
-    /// The shortest recent interval between frames: gaps only make intervals longer.
+    /// The stream's frame interval: the declared one where the stream keeps to it, otherwise
+    /// the median of the recent intervals.
     fn nominal_interval(&self) -> Option<f64> {
-        self.intervals.front().map(|&(_, d)| d)
+        match (self.declared_interval, self.median_interval) {
+            (Some(declared), Some(median))
+                if (median / declared - 1.0).abs() <= DECLARED_TOLERANCE =>
+            {
+                Some(declared)
+            }
+            (_, Some(median)) => Some(median),
+            (declared, None) => declared,
+        }
+    }
+
+    /// The frame rate the stream's caps declare (None or 0: unknown or variable).
+    pub fn set_declared_fps(&mut self, fps: Option<f64>) {
+        self.declared_interval = fps.filter(|f| f.is_finite() && *f > 0.0).map(|f| 1.0 / f);
+    }
+
+    /// A splice back in time or a format change: the frame interval is learnt anew.
+    pub fn relearn(&mut self) {
+        self.intervals.clear();
+        self.median_interval = None;
+        self.since_median = 0;
+        self.last_pts = None;
+    }
+
+    fn note_interval(&mut self, pts: f64, interval: f64) {
+        if interval > 1e-4 {
+            self.intervals.push_back((pts, interval));
+            self.since_median += 1;
+        }
+        while self
+            .intervals
+            .front()
+            .is_some_and(|&(t, _)| pts - t > INTERVAL_WINDOW_SECS)
+        {
+            self.intervals.pop_front();
+        }
+        let due = self.since_median >= MEDIAN_REFRESH || self.median_interval.is_none();
+        if due && self.intervals.len() >= MIN_INTERVALS {
+            let mut values: Vec<f64> = self.intervals.iter().map(|&(_, d)| d).collect();
+            values.sort_by(f64::total_cmp);
+            self.median_interval = Some(values[values.len() / 2]);
+            self.since_median = 0;
+        }
     }
 
     /// `masked` frames (black, flat, bars) are still pictures by nature: they neither repeat
@@ -92,19 +151,7 @@ impl StutterDetector {
                 // The stutter began with the first missing frame, not with this one.
                 at.media = last + nominal;
             }
-            if interval > 1e-4 {
-                while self.intervals.back().is_some_and(|&(_, d)| d >= interval) {
-                    self.intervals.pop_back();
-                }
-                self.intervals.push_back((pts, interval));
-            }
-            while self
-                .intervals
-                .front()
-                .is_some_and(|&(t, _)| pts - t > INTERVAL_WINDOW_SECS)
-            {
-                self.intervals.pop_front();
-            }
+            self.note_interval(pts, interval);
         }
         self.recent.push_back(pts);
         while self
@@ -239,6 +286,68 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!((found[0].0 - 5.0).abs() <= 0.1, "{found:?}");
         assert!((found[0].1 - 8.0).abs() <= 0.25, "{found:?}");
+    }
+
+    #[test]
+    fn one_short_interval_at_a_splice_is_not_the_frame_interval() {
+        // The splice report: 25 fps, and at 12 s two files joined with one 18.7 ms interval.
+        let mut d = StutterDetector::new(StutterConfig::default());
+        let mut out = Vec::new();
+        let mut t = 0.0;
+        for i in 0..1000 {
+            d.observe(Sample::at(t), &frame(true), false, &mut out);
+            t += if i == 300 { 0.0187 } else { 0.04 };
+        }
+        assert!(events(&out).is_empty(), "{:?}", events(&out));
+    }
+
+    #[test]
+    fn the_declared_rate_is_the_interval_only_where_the_stream_keeps_to_it() {
+        // 29.97 fps with timestamps rounded to the millisecond (33 and 34 ms intervals).
+        let nominal = |declared: Option<f64>| {
+            let mut d = StutterDetector::new(StutterConfig::default());
+            d.set_declared_fps(declared);
+            let mut out = Vec::new();
+            for i in 0..300 {
+                let t = (f64::from(i) * 1000.0 / 29.97).round() / 1000.0;
+                d.observe(Sample::at(t), &frame(true), false, &mut out);
+            }
+            assert!(events(&out).is_empty());
+            d.nominal_interval().unwrap()
+        };
+        assert!((nominal(Some(29.97)) - 1.0 / 29.97).abs() < 1e-9);
+        let observed = nominal(None);
+        assert!(
+            (observed - 0.033).abs() < 1e-6 || (observed - 0.034).abs() < 1e-6,
+            "{observed}"
+        );
+        // Caps that say 59.94 (a field rate) for this picture: the observed interval wins.
+        assert!((nominal(Some(59.94)) - observed).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_splice_back_in_time_relearns_the_interval() {
+        // 25 fps, then a splice to a 50 fps file whose timeline restarts at 0.
+        let mut d = StutterDetector::new(StutterConfig::default());
+        let mut out = Vec::new();
+        for i in 0..300 {
+            d.observe(
+                Sample::at(f64::from(i) * 0.04),
+                &frame(true),
+                false,
+                &mut out,
+            );
+        }
+        d.relearn();
+        for i in 0..600 {
+            d.observe(
+                Sample::at(f64::from(i) * 0.02),
+                &frame(true),
+                false,
+                &mut out,
+            );
+        }
+        assert!(events(&out).is_empty(), "{:?}", events(&out));
     }
 
     #[test]
