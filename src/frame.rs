@@ -118,6 +118,9 @@ pub struct VideoFrame {
     /// The stream's decoder error count when the frame was decoded: the errors since the
     /// previous frame belong to this one (or to the references it was predicted from).
     pub decode_errors: u64,
+    /// The frame entered the decoder as a keyframe (a picture decoded without references),
+    /// so damage from earlier frames ends here.
+    pub keyframe: bool,
 }
 
 impl VideoFrame {
@@ -152,6 +155,7 @@ impl VideoFrame {
             pts,
             decoded_at,
             decode_errors: 0,
+            keyframe: false,
         })
     }
 
@@ -180,6 +184,7 @@ impl VideoFrame {
             pts,
             decoded_at,
             decode_errors: 0,
+            keyframe: false,
         })
     }
 

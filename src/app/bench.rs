@@ -191,6 +191,7 @@ pub fn synthetic_frames(width: u32, height: u32, count: usize) -> Vec<VideoFrame
                 pts: Duration::ZERO,
                 decoded_at: Instant::now(),
                 decode_errors: 0,
+                keyframe: false,
             }
         })
         .collect()

@@ -120,6 +120,7 @@ fn on_video_sample(
     };
     crate::perf::PERF.add(crate::perf::Stage::Copy, copying.elapsed(), 1);
     video.decode_errors = feed.marks.errors_at(pts.nseconds(), stream.decode_errors());
+    video.keyframe = feed.marks.is_keyframe(pts.nseconds());
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
 }

@@ -28,17 +28,49 @@ thread_local! {
 
 /// Frames between the decoder and the appsink whose decode-time error count is kept.
 const DECODE_MARKS: usize = 256;
+/// Keyframes entering the decoder whose timestamps are kept until their frame leaves it.
+const KEYFRAME_MARKS: usize = 64;
 
-/// (PTS in ns, the stream's decoder error count) of each frame of one pipeline run as it left
-/// the decoder, oldest first: the count when the frame reaches the appsink may already include
-/// errors of later frames that the decoder has run ahead to.
+/// What the decoder's pads tell about the frames of one pipeline run.
 #[derive(Default)]
-pub struct DecodeMarks(Mutex<VecDeque<(u64, u64)>>);
+pub struct DecodeMarks {
+    /// (PTS in ns, the stream's decoder error count) of each frame as it left the decoder,
+    /// oldest first: the count when the frame reaches the appsink may already include errors
+    /// of later frames that the decoder has run ahead to.
+    errors: Mutex<VecDeque<(u64, u64)>>,
+    /// PTS of the keyframes (IDR, I-frames, recovery points: what the parser does not mark
+    /// as a delta unit) that entered the decoder, in order. Decoded buffers carry no such
+    /// flag, so the input side tells which output frames start a clean picture.
+    keyframes: Mutex<VecDeque<u64>>,
+}
 
 impl DecodeMarks {
+    /// Notes a keyframe entering the decoder.
+    fn note_keyframe(&self, pts_ns: u64) {
+        let mut keyframes = crate::sync::lock(&self.keyframes);
+        if keyframes.len() >= KEYFRAME_MARKS {
+            keyframes.pop_front();
+        }
+        keyframes.push_back(pts_ns);
+    }
+
+    /// Whether the decoded frame with this PTS was a keyframe. Frames leave in display order
+    /// and keyframes come in that order too, so older marks are of frames gone.
+    pub fn is_keyframe(&self, pts_ns: u64) -> bool {
+        let mut keyframes = crate::sync::lock(&self.keyframes);
+        while keyframes.front().is_some_and(|&k| k < pts_ns) {
+            keyframes.pop_front();
+        }
+        if keyframes.front() == Some(&pts_ns) {
+            keyframes.pop_front();
+            return true;
+        }
+        false
+    }
+
     /// Notes the error count as a frame leaves the decoder (its streaming thread).
     fn mark(&self, pts_ns: u64, errors: u64) {
-        let mut marks = crate::sync::lock(&self.0);
+        let mut marks = crate::sync::lock(&self.errors);
         if marks.len() >= DECODE_MARKS {
             marks.pop_front();
         }
@@ -48,7 +80,7 @@ impl DecodeMarks {
     /// The error count when the frame with this PTS left the decoder (`current` when it was
     /// not marked).
     pub fn errors_at(&self, pts_ns: u64, current: u64) -> u64 {
-        let mut marks = crate::sync::lock(&self.0);
+        let mut marks = crate::sync::lock(&self.errors);
         while let Some(&(pts, count)) = marks.front() {
             marks.pop_front();
             if pts == pts_ns {
@@ -126,10 +158,11 @@ pub fn watch_decoder(
     let Some(pad) = element.static_pad("sink") else {
         return;
     };
-    let stream = stream.clone();
+    let (stream, marks) = (stream.clone(), marks.clone());
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, _| {
+        move |_, info| {
+            note_keyframes(info, &marks);
             DECODING.with(|current| {
                 let mut current = current.borrow_mut();
                 if !current.as_ref().is_some_and(|s| same_stream(s, &stream)) {
@@ -139,6 +172,21 @@ pub fn watch_decoder(
             gst::PadProbeReturn::Ok
         },
     );
+}
+
+fn note_keyframes(info: &gst::PadProbeInfo, marks: &DecodeMarks) {
+    let note = |buffer: &gst::BufferRef| {
+        if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)
+            && let Some(pts) = buffer.pts()
+        {
+            marks.note_keyframe(pts.nseconds());
+        }
+    };
+    if let Some(buffer) = info.buffer() {
+        note(buffer);
+    } else if let Some(list) = info.buffer_list() {
+        list.iter().for_each(note);
+    }
 }
 
 /// Whether two handles are the same stream (their data, whatever the vtable).

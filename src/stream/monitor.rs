@@ -10,7 +10,7 @@ use crate::config::{ChannelSelection, DetectorsConfig};
 use crate::detect::audio::{AudioDetectors, AudioSummary};
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
-use crate::detect::video::VideoDetectors;
+use crate::detect::video::{Decoded, VideoDetectors};
 use crate::detect::{DetectorKind, Sample, Scoped, Transition};
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, StreamState, rfc3339, round_ms};
 use crate::frame::{AudioBuffer, VideoFrame};
@@ -387,7 +387,11 @@ impl Monitor {
         let new_errors = frame.decode_errors.saturating_sub(self.errors_seen);
         self.errors_seen = frame.decode_errors;
         let mut transitions = Vec::new();
-        let readings = self.video.observe(at, stats, new_errors, &mut transitions);
+        let decoded = Decoded {
+            errors: new_errors,
+            keyframe: frame.keyframe,
+        };
+        let readings = self.video.observe(at, stats, decoded, &mut transitions);
         self.apply(&transitions, &Scope::default(), Some(frame), emit);
         let mut tagged = Vec::new();
         self.audio.on_video_luma(at, stats.luma_mean(), &mut tagged);

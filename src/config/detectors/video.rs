@@ -297,8 +297,12 @@ pub const DEFAULT_BLOCKINESS_CLEAR_INCREASE: f64 = 0.04;
 pub const DEFAULT_BLOCKINESS_MIN_RATE_RATIO: f64 = 1.4;
 /// Blockiness: media seconds the per-frame share is smoothed over.
 pub const DEFAULT_BLOCKINESS_SMOOTHING_SECS: f64 = 0.3;
-/// Blockiness: seconds after a decoder error during which the picture counts as damaged.
+/// Blockiness: seconds after a decoder error during which the picture counts as damaged, in a
+/// stream whose keyframes are not known.
 pub const DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS: f64 = 0.4;
+/// Blockiness: the longest damage is held after a decoder error while waiting for the keyframe
+/// that refreshes the picture (GOPs are rarely longer).
+pub const DEFAULT_BLOCKINESS_DAMAGE_MAX_HOLD_SECS: f64 = 10.0;
 /// Blockiness: seconds without blocking needed to end it (longer than the smoothing).
 pub const DEFAULT_BLOCKINESS_CLEAR_DURATION_SECS: f64 = 0.5;
 /// Blockiness reacts faster than the picture-loss detectors: corruption often lasts until the
@@ -323,6 +327,9 @@ pub struct BlockinessConfig {
     /// Seconds after a decoder error during which the picture counts as damaged (0: decoder
     /// errors alone are no defect).
     pub damage_hold: f64,
+    /// Seconds damage is held at most after the last decoder error while waiting for the next
+    /// keyframe (the picture stays wrong until one refreshes it).
+    pub damage_max_hold: f64,
     /// Seconds of normal frames the normal share is averaged over.
     pub baseline_window: f64,
     /// Seconds of normal frames needed before blockiness is judged.
@@ -345,6 +352,7 @@ impl Default for BlockinessConfig {
             min_rate_ratio: DEFAULT_BLOCKINESS_MIN_RATE_RATIO,
             smoothing: DEFAULT_BLOCKINESS_SMOOTHING_SECS,
             damage_hold: DEFAULT_BLOCKINESS_DAMAGE_HOLD_SECS,
+            damage_max_hold: DEFAULT_BLOCKINESS_DAMAGE_MAX_HOLD_SECS,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
             baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
             baseline_relearn: DEFAULT_BASELINE_RELEARN_SECS,
@@ -367,6 +375,12 @@ impl BlockinessConfig {
         in_range(&k("min_rate_ratio"), self.min_rate_ratio, 0.0, 100.0)?;
         in_range(&k("smoothing"), self.smoothing, 0.0, 60.0)?;
         in_range(&k("damage_hold"), self.damage_hold, 0.0, 60.0)?;
+        in_range(
+            &k("damage_max_hold"),
+            self.damage_max_hold,
+            self.damage_hold,
+            600.0,
+        )?;
         baseline(
             key,
             self.baseline_window,

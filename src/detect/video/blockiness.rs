@@ -10,11 +10,14 @@
 //! over `smoothing` seconds; the end on the frame's own share, so that it is not late.
 //!
 //! Corruption that the decoder conceals well (damaged macroblocks replaced by their neighbours)
-//! barely moves either, but the decoder reports it: frames within `damage_hold` seconds of a
-//! decoder error count as blocky too.
+//! barely moves either, but the decoder reports it. Damage spreads through every frame
+//! predicted from a damaged one, so it lasts from the first frame with a decoder error until
+//! the next keyframe after the last error (at most `damage_max_hold` seconds); in a stream
+//! whose keyframes are not known (intra refresh), `damage_hold` seconds after the last error.
 
 use crate::config::BlockinessConfig;
 use crate::detect::baseline::Baseline;
+use crate::detect::video::Decoded;
 use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
 use crate::stats::FrameStats;
 
@@ -22,7 +25,7 @@ use crate::stats::FrameStats;
 pub struct BlockinessDetector {
     config: BlockinessConfig,
     smoothed: Option<(f64, f64)>,
-    last_damage: Option<f64>,
+    damage: Damage,
     normal_share: Baseline,
     normal_rate: Baseline,
     pub(super) tracker: DefectTracker,
@@ -43,7 +46,7 @@ impl BlockinessDetector {
             normal_rate: baseline(),
             config,
             smoothed: None,
-            last_damage: None,
+            damage: Damage::default(),
             tracker,
         }
     }
@@ -53,25 +56,21 @@ impl BlockinessDetector {
         self.smoothed.map(|(_, v)| v)
     }
 
-    /// `decode_errors`: errors the decoder reported since the previous frame. `masked` frames
-    /// (black, flat, bars) are other detectors' and do not move the baseline.
+    /// `decoded`: the decoder's errors since the previous frame and whether this frame is a
+    /// keyframe. `masked` frames (black, flat, bars) are other detectors' and do not move the
+    /// baseline.
     pub fn observe(
         &mut self,
         at: Sample,
         stats: &FrameStats,
-        decode_errors: u64,
+        decoded: Decoded,
         masked: bool,
         out: &mut Vec<Transition>,
     ) {
-        if decode_errors > 0 {
-            self.last_damage = Some(at.media);
-        }
+        let damaged = self.damage.update(at.media, decoded, &self.config);
         if !self.config.enabled || masked {
             return;
         }
-        let damaged = self
-            .last_damage
-            .is_some_and(|t| at.media >= t && at.media - t <= self.config.damage_hold);
         let Some(share) = stats.blockiness() else {
             if damaged {
                 out.extend(
@@ -129,6 +128,42 @@ impl BlockinessDetector {
     }
 }
 
+/// Damage from decoder errors, held until the picture is refreshed.
+#[derive(Debug, Default)]
+struct Damage {
+    last_error: Option<f64>,
+    /// Keyframes seen in the stream: from the second on, they are known to come.
+    keyframes: u32,
+}
+
+impl Damage {
+    /// Whether the frame at `media` shows damage.
+    fn update(&mut self, media: f64, decoded: Decoded, config: &BlockinessConfig) -> bool {
+        if decoded.keyframe {
+            self.keyframes = self.keyframes.saturating_add(1);
+        }
+        if config.damage_hold <= 0.0 {
+            return false;
+        }
+        if decoded.errors > 0 {
+            self.last_error = Some(media);
+            return true;
+        }
+        let Some(last) = self.last_error else {
+            return false;
+        };
+        let held = if self.keyframes >= 2 {
+            !decoded.keyframe && media - last <= config.damage_max_hold
+        } else {
+            media - last <= config.damage_hold
+        };
+        if !held || media < last {
+            self.last_error = None;
+        }
+        held && media >= last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +196,7 @@ mod tests {
             d.observe(
                 Sample::at(i as f64 * 0.04),
                 &frame(series(i)),
-                0,
+                Decoded::default(),
                 false,
                 &mut out,
             );
@@ -202,7 +237,13 @@ mod tests {
             } else {
                 frame_with(0.6, 0.05)
             };
-            d.observe(Sample::at(f64::from(i) * 0.04), &s, 0, false, &mut out);
+            d.observe(
+                Sample::at(f64::from(i) * 0.04),
+                &s,
+                Decoded::default(),
+                false,
+                &mut out,
+            );
         }
         assert!(out.is_empty(), "{out:?}");
     }
@@ -213,32 +254,51 @@ mod tests {
         assert!(run(|i| 0.45 + jitter(i) / 2.0).is_empty());
     }
 
-    #[test]
-    fn decoder_errors_are_blockiness_even_when_the_picture_hides_them() {
+    /// Runs 20 s of a normal picture at 25 fps with `errors(i)` decoder errors on frame `i`
+    /// and a keyframe every `gop` frames (0: none known); returns the (start, end) of events.
+    fn damage_events(errors: impl Fn(usize) -> u64, gop: usize) -> Vec<(f64, f64)> {
         let mut d = BlockinessDetector::new(BlockinessConfig::default());
         let mut out = Vec::new();
         for i in 0..500 {
-            // Errors in every other frame from 8 s to 12 s; the picture stays normal.
-            let errors = u64::from((200..300).contains(&i) && i % 2 == 0);
+            let decoded = Decoded {
+                errors: errors(i),
+                keyframe: gop > 0 && i % gop == 0,
+            };
             d.observe(
-                Sample::at(f64::from(i) * 0.04),
+                Sample::at(i as f64 * 0.04),
                 &frame(0.6),
-                errors,
+                decoded,
                 false,
                 &mut out,
             );
         }
-        let ended: Vec<(f64, f64)> = out
-            .iter()
+        out.iter()
             .filter_map(|t| match t {
                 Transition::Ended { start, end, .. } => Some((start.media, end.media)),
                 _ => None,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn decoder_errors_are_blockiness_even_when_the_picture_hides_them() {
+        // Errors in every other frame from 8 s to 12 s; the picture stays normal; no keyframes
+        // known (intra refresh): the end waits out damage_hold after the last error.
+        let ended = damage_events(|i| u64::from((200..300).contains(&i) && i % 2 == 0), 0);
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert!((ended[0].0 - 8.0).abs() < 0.05, "{ended:?}");
-        // The end waits out damage_hold after the last reported error.
         assert!((ended[0].1 - 12.0).abs() < 0.45, "{ended:?}");
+    }
+
+    #[test]
+    fn damage_lasts_until_the_keyframe_after_the_last_error() {
+        // The damage report: errors from 8 s to 11 s (decoded frames conceal, the picture
+        // stays wrong), keyframes every 2 s (8, 10, 12...): the event ends at 12 s exactly,
+        // the keyframe after the last error, not 0.4 s after it.
+        let ended = damage_events(|i| u64::from((200..275).contains(&i) && i % 3 == 0), 50);
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert!((ended[0].0 - 8.0).abs() < 0.05, "{ended:?}");
+        assert!((ended[0].1 - 12.0).abs() < 0.05, "{ended:?}");
     }
 
     #[test]

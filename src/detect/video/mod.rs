@@ -29,6 +29,15 @@ pub struct VideoDetectors {
     last_frame: Option<((u32, u32), f64)>,
 }
 
+/// What the decoder told about a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Errors the decoder reported since the previous frame.
+    pub errors: u64,
+    /// The frame was a keyframe: it does not carry earlier damage.
+    pub keyframe: bool,
+}
+
 /// Per-frame readings the stream exports as gauges.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct VideoReadings {
@@ -92,12 +101,11 @@ impl VideoDetectors {
     ///
     /// A picture that is lost (black, flat, bars) is reported as that alone: such pictures are
     /// also still, soft and edge-free, so freeze, blur, blockiness and stutter skip them.
-    /// `decode_errors`: errors the decoder reported since the previous frame.
     pub fn observe(
         &mut self,
         at: Sample,
         stats: &FrameStats,
-        decode_errors: u64,
+        decoded: Decoded,
         out: &mut Vec<Transition>,
     ) -> VideoReadings {
         self.follow_format(at, stats);
@@ -109,7 +117,7 @@ impl VideoDetectors {
         // Against the normal detail before this frame moves it.
         let relative_detail = self.blur.relative_detail(stats);
         self.blur.observe(at, stats, lost, out);
-        self.blockiness.observe(at, stats, decode_errors, lost, out);
+        self.blockiness.observe(at, stats, decoded, lost, out);
         self.freeze.observe(at, stats, lost, out);
         self.stutter.observe(at, stats, lost, out);
         VideoReadings {
