@@ -137,6 +137,7 @@ fn fixed_settings_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("ingest", old.ingest != new.ingest),
         ("webhooks", old.webhooks != new.webhooks),
         ("evidence", old.evidence != new.evidence),
+        ("server", old.server != new.server),
     ]
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
