@@ -76,6 +76,11 @@ impl Streamwatch {
     /// Starts `streamwatch run --config <config>` (the `listen` key is added here) plus `args`,
     /// and waits for `/readyz`.
     pub fn start(config: &str, args: &[&str]) -> Streamwatch {
+        Self::start_with_env(config, args, &[])
+    }
+
+    /// [`Streamwatch::start`] with environment variables (e.g. `STREAMWATCH_TOKEN`).
+    pub fn start_with_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Streamwatch {
         let dir = temp_dir("streamwatch");
         let port = free_port();
         let path = dir.join("streamwatch.toml");
@@ -96,6 +101,7 @@ impl Streamwatch {
             .arg("--config")
             .arg(&path)
             .args(args)
+            .envs(env.iter().copied())
             .env("NODEVICE_SELECT", "1");
         let proc = Proc::spawn("streamwatch", &mut cmd, &dir.join("streamwatch.log"));
         let sw = Streamwatch { proc, port, dir };
