@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    ClipSpec, Proc, Streamwatch, clip, free_port, http_get, metric_sum, run_cli, temp_dir,
-    wait_until,
+    ClipSpec, Proc, Streamwatch, clip, free_port, http_get, http_get_with_token, metric_sum,
+    run_cli, temp_dir, wait_until,
 };
 use serde_json::Value;
 
@@ -210,7 +210,7 @@ fn reload_adds_removes_and_restarts_only_the_changed_streams_and_refuses_bad_fil
     assert_eq!(info("moved", &url), 0.0, "old URL of `moved` still listed");
     assert_eq!(info("fresh", &url), 1.0);
     assert!(matches!(
-        http_get(&sw.url("/api/streams/drop")),
+        http_get_with_token(&sw.url("/api/streams/drop"), Some(TOKEN)),
         Ok((404, _))
     ));
 
