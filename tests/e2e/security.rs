@@ -310,6 +310,33 @@ fn metrics_on_their_own_listener_with_and_without_their_token() {
     assert!(sw.terminate().success());
 }
 
+#[test]
+fn the_status_page_asks_for_the_token_when_the_api_wants_one() {
+    let sw = start(&format!(
+        "token_file = \"{}\"\n",
+        token_file(TOKEN).display()
+    ));
+    let dom = crate::evidence_status::chromium(&[
+        "--virtual-time-budget=3000",
+        "--dump-dom",
+        &sw.url("/"),
+    ]);
+    let form = dom
+        .split("<form id=\"login\"")
+        .nth(1)
+        .and_then(|f| f.split('>').next())
+        .unwrap_or_else(|| panic!("no token form in the page:\n{dom}"));
+    assert!(
+        !form.contains("hidden"),
+        "the token form stays hidden: {form}"
+    );
+    assert!(
+        dom.contains("needs its API token"),
+        "the summary does not ask for the token:\n{dom}"
+    );
+    assert!(sw.terminate().success());
+}
+
 /// Raises this process's descriptor limit to its hard limit; returns the soft limit.
 fn raise_own_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
