@@ -446,8 +446,8 @@ fn idle_connections_and_a_slowloris_do_not_starve_metrics_or_probes() {
         )
     };
     println!(
-        "{opened} idle connections opened (of {n}); server held at most {} connections and \
-         {server_fds} descriptors; {} evicted, {} refused; slowest /metrics or /healthz {:.0} ms; \
+        "{opened} idle connections opened (of {n}); {} connections open at the server at the end, at most \
+         {server_fds} descriptors in all; {} evicted, {} refused; slowest /metrics or /healthz {:.0} ms; \
          slowloris closed after {closed_after:?}",
         metric_sum(
             &metrics,
