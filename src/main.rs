@@ -407,7 +407,8 @@ fn monitor(
     println!("streamwatch: statistics on {}", backend.describe());
     println!(
         "streamwatch: metrics on http://{}/metrics, streams on http://{}/api/streams",
-        config.listen, config.listen
+        config.server.metrics_listen.unwrap_or(config.listen),
+        config.listen
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

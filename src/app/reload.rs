@@ -137,6 +137,7 @@ fn fixed_settings_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("ingest", old.ingest != new.ingest),
         ("webhooks", old.webhooks != new.webhooks),
         ("evidence", old.evidence != new.evidence),
+        ("server", old.server != new.server),
     ]
     .into_iter()
     .filter_map(|(key, changed)| changed.then_some(key))
@@ -495,6 +496,14 @@ mod tests {
         new.detectors.black.min_duration = 7.0;
         assert_eq!(fixed_settings_changed(&old, &new), ["listen", "ingest"]);
         assert!(fixed_settings_changed(&old, &old).is_empty());
+        let public = Config::parse(&format!("{TWO}\n[server]\npublic_read = true\n"), "new");
+        assert_eq!(fixed_settings_changed(&old, &public.unwrap()), ["server"]);
+        // The same address moved into [server] is no change.
+        let moved = Config::parse(
+            &format!("{TWO}\n[server]\nlisten = \"{}\"\n", old.listen),
+            "new",
+        );
+        assert!(fixed_settings_changed(&old, &moved.unwrap()).is_empty());
     }
 
     /// Records which slots the engine releases; the sizes of the batches in flight.

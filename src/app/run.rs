@@ -10,9 +10,10 @@ use tokio::task::JoinHandle;
 
 use crate::app::reload::{self, ReloadSource, Reloader};
 use crate::app::services::Services;
-use crate::config::Config;
+use crate::config::{Config, Secret, ServerConfig, TOKEN_ENV};
 use crate::ingest;
-use crate::server::{self, AppState};
+use crate::server::listen::{self, Limits};
+use crate::server::{self, Access, AppState, Policy};
 use crate::sinks::Outputs;
 use crate::sinks::evidence::{Evidence, EvidenceStore, Uploader};
 use crate::sinks::metrics::Metrics;
@@ -20,12 +21,20 @@ use crate::sinks::webhooks::Notifier;
 use crate::stats::StatsBackend;
 use crate::stream::StreamOptions;
 
+/// Connections the metrics listener takes at most: a few Prometheus servers and a person.
+const METRICS_CONNECTIONS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("no streams to monitor: give URLs on the command line or [[streams]] in the config")]
     NoStreams,
     #[error("cannot listen on {addr}: {source} (choose another with --listen)")]
     Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} (config server.metrics_listen): {source}")]
+    MetricsListen {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -85,7 +94,7 @@ pub async fn run_with_reload(
         evidence,
         reloader: Some(Arc::new(reloader.clone())),
     };
-    let server = serve_http(config.listen, state, shutdown_rx).await?;
+    let server = serve_http(&config, state, shutdown_rx).await?;
 
     reloader.start().await;
 
@@ -105,28 +114,147 @@ pub async fn run_with_reload(
     Ok(())
 }
 
-/// Serves the metrics and the API on `addr` until `shutdown` changes.
+/// Serves the API (and `/metrics`, on its own listener when configured) until `shutdown`.
 async fn serve_http(
-    addr: SocketAddr,
+    config: &Config,
     state: AppState,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, RunError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let server = &config.server;
+    let access = Arc::new(
+        Access::new(
+            api_token(server),
+            server.public_read,
+            server.allowed_hosts.clone(),
+        )
+        .counted(&state.metrics),
+    );
+    warn_about_access(&access, config);
+    let (main_limits, metrics_limits) = http_limits(server);
+    let policy = Policy {
+        access: access.clone(),
+        metrics_here: server.metrics_listen.is_none() || !access.reads_need_token(),
+        request_timeout: Duration::from_secs_f64(server.request_timeout),
+        max_body_bytes: server.max_body_bytes,
+    };
+    let addr = config.listen;
+    let main = bind(addr)
         .await
         .map_err(|source| RunError::Listen { addr, source })?;
-    let addr = listener.local_addr().unwrap_or(addr);
-    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and /api/streams");
-    let app = server::router(state);
-    Ok(tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.changed().await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "HTTP server failed");
+    tracing::info!(addr = %local(&main, addr), "serving the API, /healthz and /readyz{}",
+        if policy.metrics_here { " and /metrics" } else { "" });
+    let metrics_listener = match server.metrics_listen {
+        Some(addr) => {
+            let l = bind(addr)
+                .await
+                .map_err(|source| RunError::MetricsListen { addr, source })?;
+            tracing::info!(addr = %local(&l, addr), token = server.metrics_token.is_some(), "serving /metrics");
+            Some(l)
         }
+        None => None,
+    };
+    let app = server::router(state.clone(), &policy);
+    let metrics_app = metrics_listener.map(|l| {
+        let access = Arc::new(Access::new(server.metrics_token.clone(), false, Vec::new()));
+        (
+            l,
+            server::metrics_router(state.clone(), access, policy.request_timeout),
+        )
+    });
+    let metrics = state.metrics.clone();
+    Ok(tokio::spawn(async move {
+        let main = listen::serve(main, app, main_limits, &metrics, "main", shutdown.clone());
+        let side = async {
+            if let Some((l, app)) = metrics_app {
+                listen::serve(l, app, metrics_limits, &metrics, "metrics", shutdown).await;
+            }
+        };
+        tokio::join!(main, side);
     }))
+}
+
+async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+fn local(l: &tokio::net::TcpListener, addr: SocketAddr) -> SocketAddr {
+    l.local_addr().unwrap_or(addr)
+}
+
+/// The API token: `server.token_file`, else `STREAMWATCH_TOKEN`.
+fn api_token(server: &ServerConfig) -> Option<Secret> {
+    let env = std::env::var(TOKEN_ENV).ok();
+    if let Some(t) = &server.token {
+        if env.is_some() {
+            tracing::info!("server.token_file is set: {TOKEN_ENV} is ignored");
+        }
+        return Some(t.clone());
+    }
+    let env = env?;
+    let secret = Secret::new(&env);
+    if secret.is_none() {
+        tracing::warn!("{TOKEN_ENV} is empty: no API token");
+    }
+    secret
+}
+
+fn warn_about_access(access: &Access, config: &Config) {
+    if access.token.is_none() {
+        tracing::warn!(
+            listen = %config.listen,
+            "no API token (server.token_file or {TOKEN_ENV}): reads are open to anyone who can \
+             reach the listener, and POST /api/reload is refused"
+        );
+    } else if config.server.public_read {
+        tracing::info!("server.public_read: reads need no token; POST /api/reload does");
+    }
+}
+
+/// Connection caps of the main and metrics listeners within the descriptor budget, logged
+/// with the figures they come from.
+fn http_limits(server: &ServerConfig) -> (Limits, Limits) {
+    let fds = match listen::raise_fd_limit() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the file descriptor limit (RLIMIT_NOFILE)");
+            listen::FdLimit {
+                before: 1024,
+                soft: 1024,
+                hard: 1024,
+            }
+        }
+    };
+    let metrics_wanted = if server.metrics_listen.is_some() {
+        METRICS_CONNECTIONS
+    } else {
+        0
+    };
+    let budget = listen::connection_budget(server.max_connections + metrics_wanted, fds.soft);
+    let metrics_cap = metrics_wanted.min(budget / 2).max(1);
+    let main_cap = budget.saturating_sub(metrics_wanted.min(budget / 2)).max(1);
+    if main_cap < server.max_connections {
+        tracing::warn!(
+            "server.max_connections = {} is over a quarter of the file descriptor limit ({}): \
+             capped at {main_cap}",
+            server.max_connections,
+            fds.soft
+        );
+    }
+    tracing::info!(
+        fd_soft = fds.soft,
+        fd_soft_at_start = fds.before,
+        fd_hard = fds.hard,
+        http_connections = main_cap,
+        metrics_connections = if metrics_wanted > 0 { metrics_cap } else { 0 },
+        left_for_streams = fds.soft.saturating_sub((main_cap + metrics_wanted) as u64),
+        "file descriptors: HTTP connections capped, the rest left to streams and evidence"
+    );
+    let header_read_timeout = Duration::from_secs_f64(server.header_read_timeout);
+    let limits = |max_connections| Limits {
+        max_connections,
+        header_read_timeout,
+    };
+    (limits(main_cap), limits(metrics_cap))
 }
 
 /// Metrics, webhooks and evidence as the config asks.

@@ -22,12 +22,14 @@ mod channels;
 mod check;
 mod detectors;
 mod pipeline;
+mod server;
 mod sinks;
 mod source_url;
 
 pub use channels::*;
 pub use detectors::*;
 pub use pipeline::*;
+pub use server::*;
 pub use sinks::*;
 pub use source_url::*;
 
@@ -85,6 +87,8 @@ pub struct Config {
     /// Endpoints that receive every defect start and end as JSON.
     pub webhooks: Vec<WebhookConfig>,
     pub evidence: EvidenceConfig,
+    /// Authentication, the metrics listener and HTTP limits (`[server]`).
+    pub server: ServerConfig,
 }
 
 /// One monitored stream.
@@ -155,6 +159,8 @@ struct RawConfig {
     webhooks: Vec<WebhookConfig>,
     #[serde(default)]
     evidence: EvidenceConfig,
+    #[serde(default)]
+    server: ServerConfig,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +202,7 @@ impl Default for Config {
             streams: Vec::new(),
             webhooks: Vec::new(),
             evidence: EvidenceConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -215,15 +222,9 @@ impl Config {
             origin: origin.to_owned(),
             message: one_line(&e.to_string()),
         })?;
-        let listen = match raw.listen {
-            None => DEFAULT_LISTEN
-                .parse()
-                .expect("default listen address is valid"),
-            Some(s) => s.parse().map_err(|e| ConfigError::Invalid {
-                key: "listen".into(),
-                message: format!("`{s}` is not an address like 127.0.0.1:9723 ({e})"),
-            })?,
-        };
+        let mut server = raw.server;
+        let listen = resolve_listen(raw.listen, server.listen.take())?;
+        server.load_tokens("server")?;
         let detectors = typed_detectors(raw.detectors.clone(), "detectors")?;
         let mut streams = Vec::with_capacity(raw.streams.len());
         for (i, s) in raw.streams.into_iter().enumerate() {
@@ -259,6 +260,7 @@ impl Config {
             streams,
             webhooks,
             evidence: raw.evidence,
+            server,
         };
         config.validate()?;
         Ok(config)
@@ -273,6 +275,7 @@ impl Config {
             w.validate(&format!("webhooks[{i}]"))?;
         }
         self.evidence.validate("evidence")?;
+        self.server.validate("server", self.listen)?;
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.streams.iter().enumerate() {
             let key = |k: &str| format!("streams[{i}].{k}");
@@ -301,6 +304,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// The main listener: the top-level `listen` or `server.listen` (not both), else the default.
+fn resolve_listen(
+    top: Option<String>,
+    server: Option<SocketAddr>,
+) -> Result<SocketAddr, ConfigError> {
+    match (top, server) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            key: "server.listen".into(),
+            message: "the top-level `listen` is set too: give the address once".into(),
+        }),
+        (None, Some(addr)) => Ok(addr),
+        (None, None) => Ok(DEFAULT_LISTEN
+            .parse()
+            .expect("default listen address is valid")),
+        (Some(s), None) => s.parse().map_err(|e| ConfigError::Invalid {
+            key: "listen".into(),
+            message: format!("`{s}` is not an address like 127.0.0.1:9723 ({e})"),
+        }),
     }
 }
 

@@ -86,7 +86,43 @@ pub struct Metrics {
     pub engine_batch_seconds: Histogram,
     pub webhook_deliveries: IntCounterVec,
     pub evidence_uploads: IntCounterVec,
+    /// The HTTP server's own health: its connections and the requests it refused.
+    pub http: HttpMetrics,
     streams: StreamFamilies,
+}
+
+/// Series of the HTTP server (labels: `listener` is `main` or `metrics`).
+pub struct HttpMetrics {
+    pub connections: IntGaugeVec,
+    pub connections_closed: IntCounterVec,
+    pub refused: IntCounterVec,
+}
+
+impl HttpMetrics {
+    fn new(r: &Registry) -> Self {
+        Self {
+            connections: gauge_vec(
+                r,
+                "streamwatch_http_connections",
+                "Open HTTP connections, by listener (main, metrics).",
+                &["listener"],
+            ),
+            connections_closed: counter_vec(
+                r,
+                "streamwatch_http_connections_shed_total",
+                "HTTP connections closed by the connection cap, by listener and reason (evicted: \
+                 the oldest idle one, to admit a new one; refused: no idle one to close).",
+                &["listener", "reason"],
+            ),
+            refused: counter_vec(
+                r,
+                "streamwatch_http_requests_refused_total",
+                "HTTP requests refused by the access checks, by reason (host, origin, token, \
+                 no_token, content_type).",
+                &["reason"],
+            ),
+        }
+    }
 }
 
 impl Metrics {
@@ -141,6 +177,7 @@ impl Metrics {
                 "Evidence thumbnails copied to object storage, by result (ok, failed).",
                 &["result"],
             ),
+            http: HttpMetrics::new(&r),
             streams: StreamFamilies {
                 lifecycle: LifecycleFamilies::new(&r),
                 defects: DefectFamilies::new(&r),

@@ -28,7 +28,8 @@ fn jpeg_mean(url: &str) -> f64 {
     grey.pixels().map(|p| f64::from(p.0[0])).sum::<f64>() / f64::from(grey.width() * grey.height())
 }
 
-fn chromium(args: &[&str]) -> String {
+/// Headless Chromium with `args` (shared with `security.rs`): its stdout.
+pub(crate) fn chromium(args: &[&str]) -> String {
     let profile = temp_dir("chromium-profile");
     let out = Command::new("chromium")
         .args([

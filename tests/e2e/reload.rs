@@ -8,15 +8,18 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    ClipSpec, Proc, Streamwatch, clip, free_port, http_get, metric_sum, run_cli, temp_dir,
-    wait_until,
+    ClipSpec, Proc, Streamwatch, clip, free_port, http_get, http_get_with_token, metric_sum,
+    run_cli, temp_dir, wait_until,
 };
 use serde_json::Value;
 
 const UP: Duration = Duration::from_secs(40);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `POST url` with an empty body → (status, JSON body).
+/// The API token these tests give streamwatch (`STREAMWATCH_TOKEN`): reloads need one.
+const TOKEN: &str = "reload-test-token-0123456789";
+
+/// `POST url` with an empty body and the API token → (status, JSON body).
 fn post(url: &str) -> (u16, Value) {
     let agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(60)))
@@ -26,6 +29,7 @@ fn post(url: &str) -> (u16, Value) {
         .new_agent();
     let mut resp = agent
         .post(url)
+        .header("Authorization", format!("Bearer {TOKEN}"))
         .send_empty()
         .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let status = resp.status().as_u16();
@@ -154,7 +158,7 @@ fn reload_adds_removes_and_restarts_only_the_changed_streams_and_refuses_bad_fil
         stream_toml("drop", &url, ""),
         stream_toml("moved", &url, "")
     );
-    let sw = Streamwatch::start(&first, &[]);
+    let sw = Streamwatch::start_with_env(&first, &[], &[("STREAMWATCH_TOKEN", TOKEN)]);
     for id in ["keep", "drop", "moved"] {
         sw.wait_stream(id, UP, "up", |s| s["state"] == "up" && frames(s) > 25);
     }
@@ -206,7 +210,7 @@ fn reload_adds_removes_and_restarts_only_the_changed_streams_and_refuses_bad_fil
     assert_eq!(info("moved", &url), 0.0, "old URL of `moved` still listed");
     assert_eq!(info("fresh", &url), 1.0);
     assert!(matches!(
-        http_get(&sw.url("/api/streams/drop")),
+        http_get_with_token(&sw.url("/api/streams/drop"), Some(TOKEN)),
         Ok((404, _))
     ));
 
@@ -320,6 +324,7 @@ fn without_a_config_file_reload_is_refused_and_sighup_does_not_end_the_process()
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_streamwatch"));
     cmd.args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .arg(&clip)
+        .env("STREAMWATCH_TOKEN", TOKEN)
         .env("NODEVICE_SELECT", "1");
     let mut proc = Proc::spawn("streamwatch", &mut cmd, &dir.join("streamwatch.log"));
     let base = format!("http://127.0.0.1:{port}");

@@ -19,10 +19,16 @@ fn agent() -> ureq::Agent {
 
 /// GET `url` → (status, body); only transport failures are errors (404 is `Ok((404, ..))`).
 pub fn http_get(url: &str) -> Result<(u16, String), String> {
-    let mut resp = agent()
-        .get(url)
-        .call()
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    http_get_with_token(url, None)
+}
+
+/// [`http_get`] with `Authorization: Bearer TOKEN` when a token is given.
+pub fn http_get_with_token(url: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let mut req = agent().get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let mut resp = req.call().map_err(|e| format!("GET {url}: {e}"))?;
     let status = resp.status().as_u16();
     let body = resp
         .body_mut()
@@ -35,7 +41,15 @@ pub fn http_get(url: &str) -> Result<(u16, String), String> {
 
 /// GET `url` and parse JSON; errors on transport failure, non-2xx status or bad JSON.
 pub fn http_get_json(url: &str) -> Result<serde_json::Value, String> {
-    let (status, body) = http_get(url)?;
+    http_get_json_with_token(url, None)
+}
+
+/// [`http_get_json`] with `Authorization: Bearer TOKEN` when a token is given.
+pub fn http_get_json_with_token(
+    url: &str,
+    token: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let (status, body) = http_get_with_token(url, token)?;
     if !(200..300).contains(&status) {
         return Err(format!("GET {url}: status {status}: {body}"));
     }

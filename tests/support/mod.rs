@@ -26,7 +26,9 @@ pub mod udp;
 
 pub use alerting::{Alertmanager, Delivery, WebhookReceiver};
 pub use clips::{ClipSpec, Container, Content, clip, clip_in, mpegts_clip};
-pub use http::{StubServer, http_get, http_get_json};
+pub use http::{
+    StubServer, http_get, http_get_json, http_get_json_with_token, http_get_with_token,
+};
 pub use live::{HlsOrigin, LiveSpec, Nginx, push_rtmp, rtsp_server, rtsp_server_with, srt_source};
 pub use media::{
     Detections, LumaStats, detect_defects, detect_defects_with, luma_stats, read_frames,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::http::{http_get, http_get_json};
+use super::http::{http_get, http_get_json_with_token, http_get_with_token};
 use super::proc::{Proc, free_port, temp_dir, wait_until};
 
 /// Path of the binary cargo built for the integration tests.
@@ -70,12 +70,19 @@ pub struct Streamwatch {
     proc: Proc,
     port: u16,
     pub dir: PathBuf,
+    /// `STREAMWATCH_TOKEN` as given at start: sent on the helper's own API reads.
+    token: Option<String>,
 }
 
 impl Streamwatch {
     /// Starts `streamwatch run --config <config>` (the `listen` key is added here) plus `args`,
     /// and waits for `/readyz`.
     pub fn start(config: &str, args: &[&str]) -> Streamwatch {
+        Self::start_with_env(config, args, &[])
+    }
+
+    /// [`Streamwatch::start`] with environment variables (e.g. `STREAMWATCH_TOKEN`).
+    pub fn start_with_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Streamwatch {
         let dir = temp_dir("streamwatch");
         let port = free_port();
         let path = dir.join("streamwatch.toml");
@@ -96,9 +103,19 @@ impl Streamwatch {
             .arg("--config")
             .arg(&path)
             .args(args)
+            .envs(env.iter().copied())
             .env("NODEVICE_SELECT", "1");
         let proc = Proc::spawn("streamwatch", &mut cmd, &dir.join("streamwatch.log"));
-        let sw = Streamwatch { proc, port, dir };
+        let token = env
+            .iter()
+            .find(|(k, _)| *k == "STREAMWATCH_TOKEN")
+            .map(|(_, v)| v.to_string());
+        let sw = Streamwatch {
+            proc,
+            port,
+            dir,
+            token,
+        };
         let ready = wait_until(Duration::from_secs(30), || {
             matches!(http_get(&sw.url("/readyz")), Ok((200, _)))
         });
@@ -140,7 +157,7 @@ impl Streamwatch {
 
     /// `/api/streams`.
     pub fn streams(&self) -> Vec<Value> {
-        match http_get_json(&self.url("/api/streams")) {
+        match http_get_json_with_token(&self.url("/api/streams"), self.token.as_deref()) {
             Ok(Value::Array(v)) => v,
             other => panic!("bad /api/streams answer: {other:?}"),
         }
@@ -148,12 +165,13 @@ impl Streamwatch {
 
     /// `/api/streams/{id}`.
     pub fn stream(&self, id: &str) -> Value {
-        http_get_json(&self.url(&format!("/api/streams/{id}")))
+        let url = self.url(&format!("/api/streams/{id}"));
+        http_get_json_with_token(&url, self.token.as_deref())
             .unwrap_or_else(|e| panic!("stream {id}: {e}"))
     }
 
     pub fn metrics(&self) -> String {
-        match http_get(&self.url("/metrics")) {
+        match http_get_with_token(&self.url("/metrics"), self.token.as_deref()) {
             Ok((200, body)) => body,
             other => panic!("bad /metrics answer: {other:?}"),
         }
