@@ -275,11 +275,8 @@ impl Config {
             })?;
             validate_program(s.program).map_err(|m| invalid(&key("program"), &m))?;
             s.detectors.validate(&key("detectors"))?;
-            if s.max_height == Some(0) {
-                return Err(invalid(
-                    &key("max_height"),
-                    "must be a height in pixels above 0",
-                ));
+            if let Some(h) = s.max_height {
+                check::count(&key("max_height"), h, 1, 16_384)?;
             }
         }
         Ok(())
@@ -485,6 +482,53 @@ mod tests {
             "at least one batch must be able to go out"
         );
         assert!(err("backend = \"tpu\"").contains("tpu"));
+    }
+
+    #[test]
+    fn durations_have_floors_and_ceilings() {
+        let e = err("[ingest]\nrestart_backoff_initial = 1e-9");
+        assert!(
+            e.contains("ingest.restart_backoff_initial") && e.contains("at least 0.1 s"),
+            "{e}"
+        );
+        for (text, key) in [
+            (
+                "[ingest]\nrestart_backoff_max = 1e300",
+                "ingest.restart_backoff_max",
+            ),
+            ("[ingest]\nstall_timeout = 0.01", "ingest.stall_timeout"),
+            ("[ingest]\nstall_timeout = nan", "ingest.stall_timeout"),
+            ("[ingest]\nhttp_timeout = inf", "ingest.http_timeout"),
+            ("[ingest]\nhttp_timeout = -1", "ingest.http_timeout"),
+            (
+                "[evidence]\nthumbnail_interval = 1e-6",
+                "evidence.thumbnail_interval",
+            ),
+            (
+                "[evidence]\nmax_bytes = 9223372036854775807",
+                "evidence.max_bytes",
+            ),
+            ("[detectors.stall]\nafter = 1e-12", "detectors.stall.after"),
+            (
+                "[detectors.bitrate]\nwindow = 1e20",
+                "detectors.bitrate.window",
+            ),
+            (
+                "[detectors.black]\nmin_duration = inf",
+                "detectors.black.min_duration",
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://h/x\"\ntimeout = 1e-9",
+                "webhooks[0].timeout",
+            ),
+            ("[engine]\nbatch_timeout_ms = 0", "engine.batch_timeout_ms"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let stream = "[[streams]]\nid = \"a\"\nurl = \"rtmp://h/a\"\n";
+        assert!(err(&format!("{stream}max_height = 100000")).contains("streams[0].max_height"));
+        Config::parse("[ingest]\nrestart_backoff_initial = 0.1", "test").unwrap();
     }
 
     #[test]
