@@ -86,6 +86,7 @@ pub struct Metrics {
     pub engine_batch_seconds: Histogram,
     pub webhook_deliveries: IntCounterVec,
     pub evidence_uploads: IntCounterVec,
+    pub evidence_errors: IntCounter,
     streams: StreamFamilies,
 }
 
@@ -140,6 +141,11 @@ impl Metrics {
                 "streamwatch_evidence_uploads_total",
                 "Evidence thumbnails copied to object storage, by result (ok, failed).",
                 &["result"],
+            ),
+            evidence_errors: counter(
+                &r,
+                "streamwatch_evidence_errors_total",
+                "Evidence directory failures: opening it at start (evidence then disabled) and each thumbnail that could not be written.",
             ),
             streams: StreamFamilies {
                 lifecycle: LifecycleFamilies::new(&r),
