@@ -176,7 +176,14 @@ async fn watch_run(
                         return Outcome::Failed(pipeline::describe_message(&msg));
                     }
                     gst::MessageView::Eos(_) => {
-                        return Outcome::Failed("end of stream".into());
+                        if !pipeline::loops(&stream.url) {
+                            return Outcome::Failed("end of stream".into());
+                        }
+                        // A file loops in place: no failure, no backoff, same run.
+                        if let Err(reason) = running.rewind(stream) {
+                            return Outcome::Failed(reason);
+                        }
+                        tracing::debug!(stream = %stream.id, "end of file: playing it again");
                     }
                     gst::MessageView::Warning(_) => pipeline::note_warning(stream, &msg),
                     _ => {}

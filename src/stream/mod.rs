@@ -469,6 +469,11 @@ impl Stream {
         lock(&self.monitor).last_video_media_time()
     }
 
+    /// A looped file was rewound: media time continues across the loop.
+    pub fn file_rewound(&self) {
+        lock(&self.monitor).rewound();
+    }
+
     /// The latest media time of video or audio (`scan` of an audio-only source).
     pub fn last_media_time(&self) -> Option<f64> {
         lock(&self.monitor).last_media_time()
