@@ -102,6 +102,8 @@ pub struct StreamConfig {
     pub rendition: Rendition,
     /// With `rendition = "highest"`, the best rendition at most this tall.
     pub max_height: Option<u32>,
+    /// The last segment of the URL's path is a secret (an RTMP stream key): shown as `***`.
+    pub secret_path: bool,
 }
 
 /// The `rendition` setting: the analysed rendition of an adaptive stream stays pinned, so
@@ -150,6 +152,8 @@ struct RawConfig {
     webhooks: Vec<WebhookConfig>,
     #[serde(default)]
     evidence: EvidenceConfig,
+    #[serde(default)]
+    redact_query_params: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +169,8 @@ struct RawStream {
     max_height: Option<u32>,
     /// MPEG-TS program number (1-65535).
     program: Option<u16>,
+    #[serde(default)]
+    secret_path: bool,
 }
 
 /// URL schemes a stream may use.
@@ -213,6 +219,12 @@ impl Config {
                 message: format!("`{s}` is not an address like 127.0.0.1:9723 ({e})"),
             })?,
         };
+        validate_param_names(&raw.redact_query_params)?;
+        // Before anything can show a URL, even in an error about a later key.
+        add_secret_query_params(&raw.redact_query_params);
+        for s in raw.streams.iter().filter(|s| s.secret_path) {
+            mark_secret_path(&s.url);
+        }
         let detectors = typed_detectors(raw.detectors.clone(), "detectors")?;
         let mut streams = Vec::with_capacity(raw.streams.len());
         for (i, s) in raw.streams.into_iter().enumerate() {
@@ -227,6 +239,7 @@ impl Config {
                 rendition: s.rendition,
                 max_height: s.max_height,
                 program: s.program,
+                secret_path: s.secret_path,
             });
         }
         let mut webhooks = raw.webhooks;
@@ -298,6 +311,25 @@ fn typed_detectors(table: toml::Table, key: &str) -> Result<DetectorsConfig, Con
             }
         },
     )
+}
+
+/// `redact_query_params`: query parameter names, as they appear before `=`.
+fn validate_param_names(names: &[String]) -> Result<(), ConfigError> {
+    if names.len() > 256 {
+        return Err(invalid("redact_query_params", "at most 256 names"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c));
+        if name.is_empty() || name.len() > 128 || !plain {
+            return Err(invalid(
+                &format!("redact_query_params[{i}]"),
+                &format!("`{name}` is not a query parameter name (1-128 letters, digits, `-_.~`)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Recursively overlays `overrides` on `base`.
@@ -537,6 +569,7 @@ mod tests {
         assert!(err(dup).contains("duplicate stream id `a`"));
         assert!(err("[[streams]]\nid = \"a b\"\nurl = \"rtmp://h/a\"").contains("streams[0].id"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"gopher://h/a\"").contains("gopher"));
+        assert!(err("redact_query_params = [\"a b\"]").contains("redact_query_params[0]"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"not a url\"").contains("streams[0].url"));
         let bad_option = err("[[streams]]\nid = \"cam\"\nurl = \"udp://239.1.1.1:5000?bufer=1\"");
         assert!(
@@ -598,6 +631,27 @@ mod tests {
         assert_eq!(secret, "9000-2");
         let userinfo = id_from_url("rtsp://admin:hunter2@cam", 3);
         assert!(!userinfo.contains("hunter2"), "{userinfo}");
+    }
+
+    #[test]
+    fn configured_secrets_are_redacted_everywhere_redact_url_is_used() {
+        let c = Config::parse(
+            "redact_query_params = [\"X-Cdn-Token\"]\n[[streams]]\nid = \"a\"\n\
+             url = \"rtmp://origin.test/live/sk-live-0042\"\nsecret_path = true\n\
+             [[streams]]\nid = \"b\"\nurl = \"https://cdn.test/b.m3u8?x-cdn-token=zz99&q=1\"\n",
+            "test",
+        )
+        .unwrap();
+        assert!(c.streams[0].secret_path);
+        assert_eq!(redact_url(&c.streams[0].url), "rtmp://origin.test/live/***");
+        assert_eq!(
+            redact_url(&c.streams[1].url),
+            "https://cdn.test/b.m3u8?x-cdn-token=***&q=1"
+        );
+        // An id generated from a secret path never shows the key.
+        let id = id_from_url(&c.streams[0].url, 4);
+        assert!(!id.contains("sk-live"), "{id}");
+        validate_stream_id(&id).unwrap();
     }
 
     #[test]

@@ -365,7 +365,12 @@ impl Stream {
     /// `text` with the stream's URL, wherever it appears (GStreamer messages name it), in its
     /// redacted form.
     pub fn redact(&self, text: &str) -> String {
-        text.replace(&self.url, &crate::config::redact_url(&self.url))
+        let mut shown = text.replace(&self.url, &crate::config::redact_url(&self.url));
+        // Messages also quote parts of the URL alone (a location without its query, a key).
+        for secret in crate::config::url_secrets(&self.url) {
+            shown = shown.replace(&secret, "***");
+        }
+        shown
     }
 
     // ---- transport side (supervisor watchdog, manifest checks) ----
