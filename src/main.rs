@@ -90,7 +90,7 @@ struct ScanArgs {
     /// URL or file path.
     source: String,
     /// Media seconds to analyse (needed for live sources that never end), 0.1 to 86400.
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, value_parser = parse_seconds)]
     duration: Option<f64>,
     #[arg(long, value_enum, default_value = "text")]
     format: ReportFormat,
@@ -120,7 +120,7 @@ struct DemoArgs {
 #[derive(Args)]
 struct BenchArgs {
     /// Simultaneous streams (1 to 4096).
-    #[arg(long, default_value_t = 4, allow_negative_numbers = true,
+    #[arg(long, default_value_t = 4, allow_hyphen_values = true,
           value_parser = clap::value_parser!(u16).range(1..=4096))]
     streams: u16,
     /// `synthetic` (frames generated in memory: the engine alone), a file path or a URL
@@ -133,12 +133,12 @@ struct BenchArgs {
     #[arg(long, value_enum)]
     backend: Option<BackendChoice>,
     /// Seconds measured (after a warm-up of up to 1 s), 0.1 to 86400.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", allow_negative_numbers = true,
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", allow_hyphen_values = true,
           value_parser = parse_seconds)]
     duration: f64,
     /// Synthetic frames per second per stream, 0.1 to 1000 (0: as fast as the engine takes
     /// them).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = parse_fps)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = parse_fps)]
     fps: f64,
     /// Files: play in real time like live streams, dropping frames when the engine falls
     /// behind (default: as fast as decoding allows, dropping nothing). Network URLs are
