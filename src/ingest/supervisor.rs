@@ -154,6 +154,27 @@ async fn start(
     pipeline::start_with(stream, Pacing::RealTime, source).map_err(|e| e.to_string())
 }
 
+/// At the end of the source: a file loops in place (no failure, no backoff, same run); any
+/// other source has failed. A file that played nothing since its last start (no frame, no
+/// sample) would loop as fast as it can seek, so that is a failure too, restarted with backoff.
+fn loop_file(
+    running: &RunningPipeline,
+    stream: &Stream,
+    rewound_at: &mut Option<f64>,
+) -> Result<(), String> {
+    if !pipeline::loops(&stream.url) {
+        return Err("end of stream".into());
+    }
+    let played = stream.last_media_time();
+    if played.is_none() || played == *rewound_at {
+        return Err("end of file with nothing played".into());
+    }
+    running.rewind(stream)?;
+    *rewound_at = played;
+    tracing::debug!(stream = %stream.id, "end of file: playing it again");
+    Ok(())
+}
+
 async fn watch_run(
     running: &RunningPipeline,
     stream: &Stream,
@@ -165,6 +186,8 @@ async fn watch_run(
     };
     let mut messages = bus.stream();
     let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
+    // Media time when the file was last rewound: a pass that plays nothing must not loop.
+    let mut rewound_at: Option<f64> = None;
     loop {
         tokio::select! {
             msg = messages.next() => {
@@ -176,14 +199,9 @@ async fn watch_run(
                         return Outcome::Failed(pipeline::describe_message(&msg));
                     }
                     gst::MessageView::Eos(_) => {
-                        if !pipeline::loops(&stream.url) {
-                            return Outcome::Failed("end of stream".into());
-                        }
-                        // A file loops in place: no failure, no backoff, same run.
-                        if let Err(reason) = running.rewind(stream) {
+                        if let Err(reason) = loop_file(running, stream, &mut rewound_at) {
                             return Outcome::Failed(reason);
                         }
-                        tracing::debug!(stream = %stream.id, "end of file: playing it again");
                     }
                     gst::MessageView::Warning(_) => pipeline::note_warning(stream, &msg),
                     _ => {}
