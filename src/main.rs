@@ -89,8 +89,8 @@ struct RunArgs {
 struct ScanArgs {
     /// URL or file path.
     source: String,
-    /// Media seconds to analyse (needed for live sources that never end).
-    #[arg(long)]
+    /// Media seconds to analyse (needed for live sources that never end), 0.1 to 86400.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true, value_parser = parse_seconds)]
     duration: Option<f64>,
     #[arg(long, value_enum, default_value = "text")]
     format: ReportFormat,
@@ -119,23 +119,26 @@ struct DemoArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Simultaneous streams.
-    #[arg(long, default_value_t = 4)]
-    streams: usize,
+    /// Simultaneous streams (1 to 4096).
+    #[arg(long, default_value_t = 4, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    streams: u16,
     /// `synthetic` (frames generated in memory: the engine alone), a file path or a URL
     /// (one GStreamer pipeline per stream, as `run` builds them).
     #[arg(long, default_value = "synthetic")]
     source: String,
-    /// Frame size of synthetic frames, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1280x720")]
-    resolution: String,
+    /// Frame size of synthetic frames, WIDTHxHEIGHT (each 16 to 8192).
+    #[arg(long, default_value = "1280x720", value_parser = parse_resolution)]
+    resolution: (u32, u32),
     #[arg(long, value_enum)]
     backend: Option<BackendChoice>,
-    /// Seconds measured (after a warm-up of up to 1 s).
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds measured (after a warm-up of up to 1 s), 0.1 to 86400.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", allow_hyphen_values = true,
+          value_parser = parse_seconds)]
     duration: f64,
-    /// Synthetic frames per second per stream (0: as fast as the engine takes them).
-    #[arg(long, default_value_t = 0.0)]
+    /// Synthetic frames per second per stream, 0.1 to 1000 (0: as fast as the engine takes
+    /// them).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, value_parser = parse_fps)]
     fps: f64,
     /// Files: play in real time like live streams, dropping frames when the engine falls
     /// behind (default: as fast as decoding allows, dropping nothing). Network URLs are
@@ -148,6 +151,62 @@ struct BenchArgs {
     /// TOML configuration file (its detector, ingest and engine settings are used).
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+/// `--duration`: a finite number of seconds within bench's bounds (the same for scan), so
+/// that no later `Duration` conversion can overflow.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if (bench::MIN_SECONDS..=bench::MAX_SECONDS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v:?} s is out of range: use {} to {} seconds",
+            bench::MIN_SECONDS,
+            bench::MAX_SECONDS
+        ))
+    }
+}
+
+fn parse_fps(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a frame rate"))?;
+    if v == 0.0 || (bench::MIN_FPS..=bench::MAX_FPS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v:?} is out of range: use 0 (as fast as possible) or {} to {} frames per second",
+            bench::MIN_FPS,
+            bench::MAX_FPS
+        ))
+    }
+}
+
+fn parse_resolution(text: &str) -> Result<(u32, u32), String> {
+    bench::parse_resolution(text).map_err(|e| e.to_string())
+}
+
+/// Stdout was closed by its reader (`streamwatch check-config x | head`): not a failure of
+/// streamwatch, so the process ends quietly with status 0.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout closed")]
+struct StdoutClosed;
+
+/// Writes to stdout without `print!`'s panic on a closed pipe.
+fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to stdout")),
+    }
 }
 
 fn init_logging(format: LogFormat, to_stderr: bool) {
@@ -187,8 +246,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("streamwatch: error: {e:#}");
+            // Not eprintln!: it panics when stderr is a closed pipe too.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("streamwatch: error: {e:#}\n").as_bytes(),
+            );
             ExitCode::from(2)
         }
     }
@@ -206,21 +270,22 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
-    println!(
-        "{}: ok ({} streams, listen {}, backend {:?})",
+    let mut text = format!(
+        "{}: ok ({} streams, listen {}, backend {:?})\n",
         file.display(),
         config.streams.len(),
         config.listen,
         config.backend
     );
     for s in &config.streams {
-        println!(
-            "  {} {} {:?}",
+        text.push_str(&format!(
+            "  {} {} {:?}\n",
             s.id,
             config::redact_url(&s.url),
             s.detectors
-        );
+        ));
     }
+    out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -228,11 +293,6 @@ fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
     init_logging(LogFormat::Text, true);
     let config = load_config(args.config.as_ref())?;
     let url = config::source_to_url(&args.source).map_err(anyhow::Error::msg)?;
-    if let Some(d) = args.duration
-        && !(d.is_finite() && d > 0.0)
-    {
-        anyhow::bail!("--duration must be a positive number of seconds");
-    }
     let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
     let source = scan::ScanSource {
         url: &url,
@@ -246,8 +306,8 @@ fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
         args.frame_stats.as_deref(),
     )?;
     match args.format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        ReportFormat::Text => print!("{}", report.to_text()),
+        ReportFormat::Json => out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
+        ReportFormat::Text => out(&report.to_text())?,
     }
     Ok(if report.error.is_some() {
         ExitCode::from(1)
@@ -259,9 +319,9 @@ fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
 fn bench_command(args: BenchArgs) -> anyhow::Result<ExitCode> {
     init_logging(LogFormat::Text, true);
     let config = load_config(args.config.as_ref())?;
-    let (width, height) = bench::parse_resolution(&args.resolution)?;
+    let (width, height) = args.resolution;
     let options = bench::BenchOptions {
-        streams: args.streams,
+        streams: usize::from(args.streams),
         source: args.source,
         width,
         height,
@@ -271,11 +331,16 @@ fn bench_command(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
     let report = bench::bench(&options, &config, backend)?;
-    print!("{}", report.to_text());
     if let Some(path) = args.json {
         report.write_json(&path)?;
     }
-    Ok(ExitCode::SUCCESS)
+    out(&report.to_text())?;
+    // A stream whose pipeline or feeder failed was not measured: the figures are partial.
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -334,9 +399,10 @@ fn demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ingest::demo::FREEZE,
         ingest::demo::SILENCE,
     );
-    println!(
+    // Monitoring goes on without a reader of stdout (the metrics and the API remain).
+    let _ = out(&format!(
         "streamwatch demo: a synthetic live channel with black at {}-{} s, a freeze at {}-{} s \
-         and silence at {}-{} s of every {} s; defects are reported {} s after they start.",
+         and silence at {}-{} s of every {} s; defects are reported {} s after they start.\n",
         b.0,
         b.1,
         f.0,
@@ -345,7 +411,7 @@ fn demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
         s.1,
         ingest::demo::CYCLE,
         config.detectors.black.min_duration
-    );
+    ));
     monitor(config, args.listen, args.backend, None)
 }
 
@@ -404,12 +470,13 @@ fn monitor(
         config.listen = l;
     }
     let backend = gpu::create_backend(backend.unwrap_or(config.backend))?;
-    println!("streamwatch: statistics on {}", backend.describe());
-    println!(
-        "streamwatch: metrics on http://{}/metrics, streams on http://{}/api/streams",
+    // A closed stdout loses the banner and the event lines, never the monitoring.
+    let _ = out(&format!(
+        "streamwatch: statistics on {}\nstreamwatch: metrics on http://{}/metrics, streams on http://{}/api/streams\n",
+        backend.describe(),
         config.server.metrics_listen.unwrap_or(config.listen),
         config.listen
-    );
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -39,6 +39,13 @@ const SYNTHETIC_MEDIA_FPS: f64 = 30.0;
 const UNPACED_QUEUE_FRAMES: usize = 32;
 /// Longest warm-up before the measured window.
 const MAX_WARMUP: Duration = Duration::from_secs(1);
+/// Bounds of `--duration` (seconds measured) and `--fps` (synthetic frames per second per
+/// stream, besides 0 for unpaced): below 0.1 fps a frame comes every ten seconds, and past
+/// a day or 1000 fps the figures measure nothing `run` would meet.
+pub const MIN_SECONDS: f64 = 0.1;
+pub const MAX_SECONDS: f64 = 86_400.0;
+pub const MIN_FPS: f64 = 0.1;
+pub const MAX_FPS: f64 = 1000.0;
 /// Thread name of the synthetic producers (grouped under it in the CPU profile).
 const FEEDER_THREAD: &str = "bench-feed";
 
@@ -46,11 +53,11 @@ const FEEDER_THREAD: &str = "bench-feed";
 pub enum BenchError {
     #[error("--streams must be between 1 and 4096")]
     Streams,
-    #[error("--duration must be a positive number of seconds")]
+    #[error("--duration must be a number of seconds between 0.1 and 86400")]
     Duration,
     #[error("--resolution `{0}` is not WIDTHxHEIGHT with both between 16 and 8192")]
     Resolution(String),
-    #[error("--fps must be zero (as fast as possible) or a positive frame rate")]
+    #[error("--fps must be 0 (as fast as possible) or a frame rate between 0.1 and 1000")]
     Fps,
     #[error("{0}")]
     Source(String),
@@ -210,7 +217,13 @@ fn feed(
     let mut n: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         if fps > 0.0 {
-            let due = started + Duration::from_secs_f64(n as f64 / fps);
+            // Checked: a feeder that panics would leave the bench measuring a dead stream.
+            let Some(due) = Duration::try_from_secs_f64(n as f64 / fps)
+                .ok()
+                .and_then(|d| started.checked_add(d))
+            else {
+                return;
+            };
             let now = Instant::now();
             if due > now {
                 std::thread::sleep(due - now);
@@ -222,7 +235,9 @@ fn feed(
         let mut frame = source.clone();
         PERF.add(Stage::Copy, copying.elapsed(), 1);
         n += 1;
-        let pts = Duration::from_secs_f64(n as f64 / media_fps);
+        let Ok(pts) = Duration::try_from_secs_f64(n as f64 / media_fps) else {
+            return;
+        };
         let Some((session, media)) = stream.media_time(pts, true) else {
             continue;
         };
@@ -299,10 +314,10 @@ impl SourcePlan {
         if !(1..=4096).contains(&options.streams) {
             return Err(BenchError::Streams);
         }
-        if !(options.duration.is_finite() && options.duration > 0.0) {
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&options.duration) {
             return Err(BenchError::Duration);
         }
-        if !(options.fps.is_finite() && options.fps >= 0.0) {
+        if !(options.fps == 0.0 || (MIN_FPS..=MAX_FPS).contains(&options.fps)) {
             return Err(BenchError::Fps);
         }
         let synthetic = options.source == "synthetic";
@@ -457,7 +472,8 @@ impl Rig {
 
     /// Warms up, then measures for `duration` seconds.
     fn measure(&mut self, duration: f64) -> Window {
-        let warmup = MAX_WARMUP.min(Duration::from_secs_f64(duration / 4.0));
+        let measured = Duration::try_from_secs_f64(duration).unwrap_or(Duration::MAX);
+        let warmup = MAX_WARMUP.min(measured / 4);
         watch(&self.streams, &mut self.pipelines, &mut self.errors, warmup);
         PERF.reset();
         let first = sample(&self.streams);
@@ -465,7 +481,7 @@ impl Rig {
             &self.streams,
             &mut self.pipelines,
             &mut self.errors,
-            Duration::from_secs_f64(duration),
+            measured,
         );
         let last = sample(&self.streams);
         Window {
@@ -488,8 +504,11 @@ impl Rig {
         for s in &self.streams {
             s.close();
         }
-        for f in self.feeders.drain(..) {
-            let _ = f.join();
+        for (i, f) in self.feeders.drain(..).enumerate() {
+            if f.join().is_err() {
+                self.errors
+                    .push(format!("stream {i}: the synthetic feeder thread panicked"));
+            }
         }
         self.pipelines.clear();
         self.engine.stop();
@@ -619,7 +638,10 @@ fn watch(
     errors: &mut Vec<String>,
     span: Duration,
 ) {
-    let until = Instant::now() + span;
+    let now = Instant::now();
+    let until = now
+        .checked_add(span)
+        .unwrap_or_else(|| now + Duration::from_secs(MAX_SECONDS as u64));
     while Instant::now() < until {
         for (stream, slot) in streams.iter().zip(pipelines.iter_mut()) {
             let Some(running) = slot else { continue };

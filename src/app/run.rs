@@ -15,7 +15,7 @@ use crate::ingest;
 use crate::server::listen::{self, Limits};
 use crate::server::{self, Access, AppState, Policy};
 use crate::sinks::Outputs;
-use crate::sinks::evidence::{Evidence, EvidenceStore, Uploader};
+use crate::sinks::evidence::{Evidence, EvidenceOptions, Uploader};
 use crate::sinks::metrics::Metrics;
 use crate::sinks::webhooks::Notifier;
 use crate::stats::StatsBackend;
@@ -46,7 +46,7 @@ pub enum RunError {
     Engine(std::io::Error),
     #[error("evidence upload (config evidence.s3): {0}")]
     ObjectStore(String),
-    #[error("evidence directory {dir} (config evidence.dir): {source}")]
+    #[error("evidence encoder for {dir} (config evidence.dir): {source}")]
     Evidence {
         dir: std::path::PathBuf,
         source: std::io::Error,
@@ -259,20 +259,23 @@ fn http_limits(server: &ServerConfig) -> (Limits, Limits) {
 
 /// Metrics, webhooks and evidence as the config asks.
 fn outputs(config: &Config, metrics: Arc<Metrics>) -> Result<Outputs, RunError> {
-    let evidence_error = |source| RunError::Evidence {
-        dir: config.evidence.dir.clone(),
-        source,
-    };
-    let store = EvidenceStore::open(&config.evidence.dir, config.evidence.max_bytes)
-        .map_err(evidence_error)?;
     let uploader = match &config.evidence.s3 {
         Some(s3) => Some(
             Uploader::new(s3, metrics.clone()).map_err(|e| RunError::ObjectStore(e.to_string()))?,
         ),
         None => None,
     };
-    let evidence = Evidence::start(store, config.evidence.thumbnail_width, uploader)
-        .map_err(evidence_error)?;
+    let evidence = Evidence::start(EvidenceOptions {
+        dir: config.evidence.dir.clone(),
+        max_bytes: config.evidence.max_bytes,
+        max_width: config.evidence.thumbnail_width,
+        uploader,
+        metrics: metrics.clone(),
+    })
+    .map_err(|source| RunError::Evidence {
+        dir: config.evidence.dir.clone(),
+        source,
+    })?;
     let notifier = (!config.webhooks.is_empty())
         .then(|| Arc::new(Notifier::start(&config.webhooks, metrics.clone())));
     Ok(Outputs {

@@ -98,7 +98,8 @@ pub fn scan(
         reason: "pipeline has no bus".into(),
     })?;
     let stall = Duration::from_secs_f64(config.ingest.stall_timeout);
-    let limit = duration.map(Duration::from_secs_f64);
+    // `main` bounds --duration; a library caller's absurd value means "no limit", not a panic.
+    let limit = duration.map(|d| Duration::try_from_secs_f64(d).unwrap_or(Duration::MAX));
     let failure = watch_until_done(&stream, &bus, began, stall, limit);
     let analysed = drain_and_stop(&stream, running, engine);
     if let Some(csv) = &csv
@@ -239,7 +240,7 @@ fn watch_until_done(
             }
         }
         if limit.is_some_and(|l| stream.last_media_time().unwrap_or(0.0) >= l.as_secs_f64())
-            || limit.is_some_and(|l| began.elapsed() >= l + stall)
+            || limit.is_some_and(|l| began.elapsed() >= l.saturating_add(stall))
         {
             return None;
         }

@@ -111,6 +111,8 @@ pub struct StreamConfig {
     pub max_height: Option<u32>,
     /// The audio channels the silence and channel detectors judge.
     pub channels: ChannelSelection,
+    /// The last segment of the URL's path is a secret (an RTMP stream key): shown as `***`.
+    pub secret_path: bool,
 }
 
 /// The `rendition` setting: the analysed rendition of an adaptive stream stays pinned, so
@@ -161,6 +163,8 @@ struct RawConfig {
     evidence: EvidenceConfig,
     #[serde(default)]
     server: ServerConfig,
+    #[serde(default)]
+    redact_query_params: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +186,8 @@ struct RawStream {
     /// Audio channels never judged.
     #[serde(default)]
     ignore_channels: Vec<ChannelName>,
+    #[serde(default)]
+    secret_path: bool,
 }
 
 /// URL schemes a stream may use.
@@ -225,6 +231,12 @@ impl Config {
         let mut server = raw.server;
         let listen = resolve_listen(raw.listen, server.listen.take())?;
         server.load_tokens("server")?;
+        validate_param_names(&raw.redact_query_params)?;
+        // Before anything can show a URL, even in an error about a later key.
+        add_secret_query_params(&raw.redact_query_params);
+        for s in raw.streams.iter().filter(|s| s.secret_path) {
+            mark_secret_path(&s.url);
+        }
         let detectors = typed_detectors(raw.detectors.clone(), "detectors")?;
         let mut streams = Vec::with_capacity(raw.streams.len());
         for (i, s) in raw.streams.into_iter().enumerate() {
@@ -243,6 +255,7 @@ impl Config {
                     channels: s.channels,
                     ignore: s.ignore_channels,
                 },
+                secret_path: s.secret_path,
             });
         }
         let mut webhooks = raw.webhooks;
@@ -296,11 +309,8 @@ impl Config {
                 return Err(invalid(&key("channels"), &problem));
             }
             s.detectors.validate(&key("detectors"))?;
-            if s.max_height == Some(0) {
-                return Err(invalid(
-                    &key("max_height"),
-                    "must be a height in pixels above 0",
-                ));
+            if let Some(h) = s.max_height {
+                check::count(&key("max_height"), h, 1, 16_384)?;
             }
         }
         Ok(())
@@ -343,6 +353,25 @@ fn typed_detectors(table: toml::Table, key: &str) -> Result<DetectorsConfig, Con
             }
         },
     )
+}
+
+/// `redact_query_params`: query parameter names, as they appear before `=`.
+fn validate_param_names(names: &[String]) -> Result<(), ConfigError> {
+    if names.len() > 256 {
+        return Err(invalid("redact_query_params", "at most 256 names"));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let plain = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c));
+        if name.is_empty() || name.len() > 128 || !plain {
+            return Err(invalid(
+                &format!("redact_query_params[{i}]"),
+                &format!("`{name}` is not a query parameter name (1-128 letters, digits, `-_.~`)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Recursively overlays `overrides` on `base`.
@@ -530,11 +559,59 @@ mod tests {
     }
 
     #[test]
+    fn durations_have_floors_and_ceilings() {
+        let e = err("[ingest]\nrestart_backoff_initial = 1e-9");
+        assert!(
+            e.contains("ingest.restart_backoff_initial") && e.contains("at least 0.1 s"),
+            "{e}"
+        );
+        for (text, key) in [
+            (
+                "[ingest]\nrestart_backoff_max = 1e300",
+                "ingest.restart_backoff_max",
+            ),
+            ("[ingest]\nstall_timeout = 0.01", "ingest.stall_timeout"),
+            ("[ingest]\nstall_timeout = nan", "ingest.stall_timeout"),
+            ("[ingest]\nhttp_timeout = inf", "ingest.http_timeout"),
+            ("[ingest]\nhttp_timeout = -1", "ingest.http_timeout"),
+            (
+                "[evidence]\nthumbnail_interval = 1e-6",
+                "evidence.thumbnail_interval",
+            ),
+            (
+                "[evidence]\nmax_bytes = 9223372036854775807",
+                "evidence.max_bytes",
+            ),
+            ("[detectors.stall]\nafter = 1e-12", "detectors.stall.after"),
+            (
+                "[detectors.bitrate]\nwindow = 1e20",
+                "detectors.bitrate.window",
+            ),
+            (
+                "[detectors.black]\nmin_duration = inf",
+                "detectors.black.min_duration",
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://h/x\"\ntimeout = 1e-9",
+                "webhooks[0].timeout",
+            ),
+            ("[engine]\nbatch_timeout_ms = 0", "engine.batch_timeout_ms"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let stream = "[[streams]]\nid = \"a\"\nurl = \"rtmp://h/a\"\n";
+        assert!(err(&format!("{stream}max_height = 100000")).contains("streams[0].max_height"));
+        Config::parse("[ingest]\nrestart_backoff_initial = 0.1", "test").unwrap();
+    }
+
+    #[test]
     fn streams_are_checked() {
         let dup = "[[streams]]\nid = \"a\"\nurl = \"rtmp://h/a\"\n[[streams]]\nid = \"a\"\nurl = \"rtmp://h/b\"";
         assert!(err(dup).contains("duplicate stream id `a`"));
         assert!(err("[[streams]]\nid = \"a b\"\nurl = \"rtmp://h/a\"").contains("streams[0].id"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"gopher://h/a\"").contains("gopher"));
+        assert!(err("redact_query_params = [\"a b\"]").contains("redact_query_params[0]"));
         assert!(err("[[streams]]\nid = \"a\"\nurl = \"not a url\"").contains("streams[0].url"));
         let bad_option = err("[[streams]]\nid = \"cam\"\nurl = \"udp://239.1.1.1:5000?bufer=1\"");
         assert!(
@@ -596,6 +673,27 @@ mod tests {
         assert_eq!(secret, "9000-2");
         let userinfo = id_from_url("rtsp://admin:hunter2@cam", 3);
         assert!(!userinfo.contains("hunter2"), "{userinfo}");
+    }
+
+    #[test]
+    fn configured_secrets_are_redacted_everywhere_redact_url_is_used() {
+        let c = Config::parse(
+            "redact_query_params = [\"X-Cdn-Token\"]\n[[streams]]\nid = \"a\"\n\
+             url = \"rtmp://origin.test/live/sk-live-0042\"\nsecret_path = true\n\
+             [[streams]]\nid = \"b\"\nurl = \"https://cdn.test/b.m3u8?x-cdn-token=zz99&q=1\"\n",
+            "test",
+        )
+        .unwrap();
+        assert!(c.streams[0].secret_path);
+        assert_eq!(redact_url(&c.streams[0].url), "rtmp://origin.test/live/***");
+        assert_eq!(
+            redact_url(&c.streams[1].url),
+            "https://cdn.test/b.m3u8?x-cdn-token=***&q=1"
+        );
+        // An id generated from a secret path never shows the key.
+        let id = id_from_url(&c.streams[0].url, 4);
+        assert!(!id.contains("sk-live"), "{id}");
+        validate_stream_id(&id).unwrap();
     }
 
     #[test]

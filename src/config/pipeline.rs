@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::DecoderChoice;
-use crate::config::check::{invalid, positive};
+use crate::config::check::{MIN_TIMER_SECONDS, count, invalid, seconds};
 use crate::error::ConfigError;
 
 pub const DEFAULT_STALL_TIMEOUT_SECS: f64 = 5.0;
@@ -13,6 +13,14 @@ pub const DEFAULT_BACKOFF_INITIAL_SECS: f64 = 1.0;
 pub const DEFAULT_BACKOFF_MAX_SECS: f64 = 30.0;
 pub const DEFAULT_HTTP_TIMEOUT_SECS: f64 = 5.0;
 pub const DEFAULT_HLS_MAX_VARIANTS: usize = 8;
+/// Below half a second a stream with a one-frame hiccup (a 2 fps slideshow, a slow keyframe
+/// after a restart) would be torn down; past an hour a dead stream is never noticed.
+pub const MIN_STALL_TIMEOUT_SECS: f64 = 0.5;
+pub const MAX_STALL_TIMEOUT_SECS: f64 = 3600.0;
+/// Restart delays beyond an hour leave a recovered source unmonitored for too long.
+pub const MAX_BACKOFF_SECS: f64 = 3600.0;
+/// A request that takes ten minutes is a hung origin, not a slow one.
+pub const MAX_HTTP_TIMEOUT_SECS: f64 = 600.0;
 /// Hardware decoding where GStreamer has NVDEC, software otherwise.
 pub const DEFAULT_DECODER: DecoderChoice = DecoderChoice::Auto;
 
@@ -57,23 +65,39 @@ impl Default for IngestConfig {
 impl IngestConfig {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let k = |name: &str| format!("{key}.{name}");
-        positive(&k("stall_timeout"), self.stall_timeout)?;
-        positive(&k("restart_backoff_initial"), self.restart_backoff_initial)?;
-        positive(&k("restart_backoff_max"), self.restart_backoff_max)?;
+        seconds(
+            &k("stall_timeout"),
+            self.stall_timeout,
+            MIN_STALL_TIMEOUT_SECS,
+            MAX_STALL_TIMEOUT_SECS,
+        )?;
+        let initial = self.restart_backoff_initial;
+        seconds(
+            &k("restart_backoff_initial"),
+            initial,
+            MIN_TIMER_SECONDS,
+            MAX_BACKOFF_SECS,
+        )?;
+        seconds(
+            &k("restart_backoff_max"),
+            self.restart_backoff_max,
+            MIN_TIMER_SECONDS,
+            MAX_BACKOFF_SECS,
+        )?;
         if self.restart_backoff_max < self.restart_backoff_initial {
             return Err(invalid(
                 &k("restart_backoff_max"),
                 "must not be smaller than ingest.restart_backoff_initial",
             ));
         }
-        positive(&k("http_timeout"), self.http_timeout)?;
-        if !(1..=64).contains(&self.hls_max_variants) {
-            return Err(invalid(&k("hls_max_variants"), "must be between 1 and 64"));
-        }
-        if !(1..=1024).contains(&self.queue_frames) {
-            return Err(invalid(&k("queue_frames"), "must be between 1 and 1024"));
-        }
-        Ok(())
+        seconds(
+            &k("http_timeout"),
+            self.http_timeout,
+            MIN_TIMER_SECONDS,
+            MAX_HTTP_TIMEOUT_SECS,
+        )?;
+        count(&k("hls_max_variants"), self.hls_max_variants, 1, 64)?;
+        count(&k("queue_frames"), self.queue_frames, 1, 1024)
     }
 }
 
@@ -110,21 +134,13 @@ impl Default for EngineConfig {
 impl EngineConfig {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let k = |name: &str| format!("{key}.{name}");
-        if !(1..=10_000).contains(&self.batch_timeout_ms) {
-            return Err(invalid(
-                &k("batch_timeout_ms"),
-                "must be between 1 and 10000",
-            ));
-        }
-        if !(1..=256).contains(&self.max_frames_per_stream) {
-            return Err(invalid(
-                &k("max_frames_per_stream"),
-                "must be between 1 and 256",
-            ));
-        }
-        if !(1..=16).contains(&self.batches_in_flight) {
-            return Err(invalid(&k("batches_in_flight"), "must be between 1 and 16"));
-        }
-        Ok(())
+        count(&k("batch_timeout_ms"), self.batch_timeout_ms, 1, 10_000)?;
+        count(
+            &k("max_frames_per_stream"),
+            self.max_frames_per_stream,
+            1,
+            256,
+        )?;
+        count(&k("batches_in_flight"), self.batches_in_flight, 1, 16)
     }
 }

@@ -4,12 +4,17 @@
 use serde::Deserialize;
 
 use super::validate_stream_id;
-use crate::config::check::{invalid, positive};
+use crate::config::check::{MIN_TIMER_SECONDS, count, invalid, seconds};
 use crate::error::ConfigError;
 
 pub const DEFAULT_EVIDENCE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_THUMBNAIL_WIDTH: u32 = 320;
 pub const DEFAULT_THUMBNAIL_INTERVAL_SECS: f64 = 1.0;
+/// A status page refreshed less than hourly shows nothing useful.
+pub const MAX_THUMBNAIL_INTERVAL_SECS: f64 = 3600.0;
+/// 1 MiB holds a few dozen thumbnails; 1 TiB is more disk than evidence deserves.
+pub const MIN_EVIDENCE_MAX_BYTES: u64 = 1024 * 1024;
+pub const MAX_EVIDENCE_MAX_BYTES: u64 = 1 << 40;
 
 /// Thumbnails: per defect (on disk) and the latest per stream (in memory).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -66,23 +71,27 @@ impl Default for EvidenceConfig {
 impl EvidenceConfig {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let k = |name: &str| format!("{key}.{name}");
-        positive(&k("thumbnail_interval"), self.thumbnail_interval)?;
-        if !(16..=3840).contains(&self.thumbnail_width) {
-            return Err(invalid(
-                &k("thumbnail_width"),
-                "must be between 16 and 3840",
-            ));
-        }
-        if self.max_bytes < 1024 * 1024 {
-            return Err(invalid(&k("max_bytes"), "must be at least 1048576 (1 MiB)"));
-        }
-        Ok(())
+        seconds(
+            &k("thumbnail_interval"),
+            self.thumbnail_interval,
+            MIN_TIMER_SECONDS,
+            MAX_THUMBNAIL_INTERVAL_SECS,
+        )?;
+        count(&k("thumbnail_width"), self.thumbnail_width, 16, 3840)?;
+        count(
+            &k("max_bytes"),
+            self.max_bytes,
+            MIN_EVIDENCE_MAX_BYTES,
+            MAX_EVIDENCE_MAX_BYTES,
+        )
     }
 }
 
 pub const DEFAULT_WEBHOOK_TIMEOUT_SECS: f64 = 5.0;
 pub const DEFAULT_WEBHOOK_RETRIES: u32 = 5;
 pub const DEFAULT_WEBHOOK_QUEUE: usize = 1000;
+/// A receiver that needs more than ten minutes to answer is down.
+pub const MAX_WEBHOOK_TIMEOUT_SECS: f64 = 600.0;
 
 /// A webhook notified directly by streamwatch on each defect start and end.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -125,13 +134,13 @@ impl WebhookConfig {
             ));
         }
         validate_stream_id(&self.name).map_err(|m| invalid(&k("name"), &m))?;
-        positive(&k("timeout"), self.timeout)?;
-        if self.max_retries > 100 {
-            return Err(invalid(&k("max_retries"), "must be at most 100"));
-        }
-        if !(1..=1_000_000).contains(&self.queue) {
-            return Err(invalid(&k("queue"), "must be between 1 and 1000000"));
-        }
-        Ok(())
+        seconds(
+            &k("timeout"),
+            self.timeout,
+            MIN_TIMER_SECONDS,
+            MAX_WEBHOOK_TIMEOUT_SECS,
+        )?;
+        count(&k("max_retries"), self.max_retries, 0, 100)?;
+        count(&k("queue"), self.queue, 1, 1_000_000)
     }
 }

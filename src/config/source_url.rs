@@ -252,9 +252,107 @@ const SECRET_PARAMS: &[&str] = &[
     "key-pair-id",
 ];
 
+/// Parameter names the config adds to `SECRET_PARAMS` (`redact_query_params`), lowercase.
+/// Process-wide, as `redact_url` is called from everywhere a URL is shown; names are only
+/// ever added (a reload that drops one keeps hiding it until restart: hiding too much is safe).
+static EXTRA_SECRET_PARAMS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// URLs (without query or fragment) of streams configured with `secret_path = true`: the
+/// last segment of their path is a key (an RTMP stream key, a tokenised path).
+static SECRET_PATHS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds query parameter names whose values `redact_url` hides (case-insensitive).
+pub fn add_secret_query_params(names: &[String]) {
+    let mut extra = EXTRA_SECRET_PARAMS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for name in names {
+        let name = name.to_ascii_lowercase();
+        if !extra.contains(&name) {
+            extra.push(name);
+        }
+    }
+}
+
+/// Marks the last path segment of `url` as a secret wherever the URL is shown.
+pub fn mark_secret_path(url: &str) {
+    let base = without_query(url).to_owned();
+    let mut paths = SECRET_PATHS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !paths.contains(&base) {
+        paths.push(base);
+    }
+}
+
+fn without_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
 fn is_secret_param(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    SECRET_PARAMS.contains(&name.as_str()) || name.starts_with("x-amz-")
+    SECRET_PARAMS.contains(&name.as_str())
+        || name.starts_with("x-amz-")
+        || EXTRA_SECRET_PARAMS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&name)
+}
+
+fn has_secret_path(base: &str) -> bool {
+    SECRET_PATHS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .any(|p| p == base)
+}
+
+/// `scheme://host/app/key` → `scheme://host/app/***` (trailing slashes kept).
+fn redact_last_segment(base: &str) -> String {
+    let trimmed = base.trim_end_matches('/');
+    let authority_start = trimmed.find("://").map_or(0, |i| i + 3);
+    match trimmed.rfind('/') {
+        Some(slash) if slash >= authority_start => {
+            format!("{}***{}", &trimmed[..=slash], &base[trimmed.len()..])
+        }
+        _ => base.to_owned(),
+    }
+}
+
+/// The secret values inside `url` (password, secret parameter values, a secret last path
+/// segment), for scrubbing text that quotes them without the URL around them (a GStreamer
+/// message naming the stream key). Values shorter than 4 characters are left out: replacing
+/// them would mangle ordinary words, and they are not credentials worth the name.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let base = without_query(url);
+    if let Some((_, rest)) = base.split_once("://") {
+        let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            found.push(password.to_owned());
+        }
+        if has_secret_path(base)
+            && let Some(last) = base.trim_end_matches('/').rsplit('/').next()
+        {
+            found.push(last.to_owned());
+        }
+    }
+    if let Some(query) = url
+        .split('#')
+        .next()
+        .and_then(|u| u.split_once('?'))
+        .map(|(_, q)| q)
+    {
+        for (k, v) in query.split('&').filter_map(|p| p.split_once('=')) {
+            if is_secret_param(k) {
+                found.push(v.to_owned());
+            }
+        }
+    }
+    found.retain(|v| v.len() >= 4);
+    found
 }
 
 /// The URL as it may be shown: the userinfo password and the values of credential query
@@ -269,7 +367,11 @@ pub fn redact_url(url: &str) -> String {
         Some((b, q)) => (b, Some(q)),
         None => (base, None),
     };
-    let mut out = redact_userinfo(base);
+    let mut out = if has_secret_path(base) {
+        redact_userinfo(&redact_last_segment(base))
+    } else {
+        redact_userinfo(base)
+    };
     if let Some(query) = query {
         out.push('?');
         let pairs: Vec<String> = query
@@ -418,6 +520,50 @@ mod tests {
         ] {
             assert_eq!(redact_url(plain), plain);
         }
+    }
+
+    #[test]
+    fn configured_params_and_secret_paths_are_redacted() {
+        add_secret_query_params(&["Hdnts".to_owned()]);
+        assert_eq!(
+            redact_url("https://cdn/a.m3u8?hdnts=exp~hmac&x=1"),
+            "https://cdn/a.m3u8?hdnts=***&x=1"
+        );
+        // Marked with its query: the mark is on the URL without it.
+        mark_secret_path("rtmp://origin/live/sk-9f8e7d6c?vhost=a");
+        assert_eq!(
+            redact_url("rtmp://origin/live/sk-9f8e7d6c?vhost=a"),
+            "rtmp://origin/live/***?vhost=a"
+        );
+        assert_eq!(
+            redact_url("rtmp://u:pw@origin/live/sk-9f8e7d6c"),
+            "rtmp://u:***@origin/live/sk-9f8e7d6c",
+            "another URL (other userinfo) is not marked"
+        );
+        assert_eq!(
+            redact_url("rtmp://origin/live/other"),
+            "rtmp://origin/live/other"
+        );
+        assert_eq!(
+            redact_last_segment("rtmp://h/app/key/"),
+            "rtmp://h/app/***/"
+        );
+        assert_eq!(redact_last_segment("rtmp://h"), "rtmp://h");
+    }
+
+    #[test]
+    fn secrets_inside_a_url_are_listed_for_scrubbing() {
+        mark_secret_path("rtmp://h2/live/streamkey123");
+        let found = url_secrets("rtmp://h2/live/streamkey123");
+        assert_eq!(found, vec!["streamkey123".to_owned()]);
+        let found = url_secrets("srt://:9000?mode=listener&passphrase=hunter2hunter2&streamid=ab");
+        assert_eq!(
+            found,
+            vec!["hunter2hunter2".to_owned()],
+            "short values are left out"
+        );
+        let found = url_secrets("rtsp://admin:s3cr3t@cam/x?token=tok-123");
+        assert_eq!(found, vec!["s3cr3t".to_owned(), "tok-123".to_owned()]);
     }
 
     #[test]

@@ -51,6 +51,21 @@ impl RunningPipeline {
     pub fn bus(&self) -> Option<gst::Bus> {
         self.pipeline.bus()
     }
+
+    /// Plays a file again from its start, in the same run: a flushing seek to zero, with the
+    /// stream told first so that its media time carries on from the end of this pass.
+    pub fn rewind(&self, stream: &Stream) -> Result<(), String> {
+        stream.file_rewound();
+        self.pipeline
+            .seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO)
+            .map_err(|e| format!("end of file, and it cannot be rewound to loop ({e})"))
+    }
+}
+
+/// Whether `run` plays this source in a loop: local media files (an SDP file describes a live
+/// RTP session instead).
+pub fn loops(url: &str) -> bool {
+    url.starts_with("file://") && crate::config::sdp_path(url).is_none()
 }
 
 pub(super) fn missing(stream: &Stream, element: &str) -> IngestError {

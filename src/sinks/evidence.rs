@@ -133,6 +133,11 @@ impl EvidenceStore {
         std::fs::read(self.dir.join(name)).ok()
     }
 
+    /// Whether `name` is on disk now (written, and neither evicted nor removed by hand).
+    pub fn contains(&self, name: &str) -> bool {
+        !(name.contains('/') || name.starts_with('.')) && self.dir.join(name).is_file()
+    }
+
     fn evict(&self) {
         let mut files = lock(&self.files);
         while files.1 > self.max_bytes {
@@ -208,30 +213,62 @@ impl Uploader {
     }
 }
 
+/// Where defect thumbnails go and what happens when that fails: evidence is a help to the
+/// operator, never a reason to stop monitoring, so a directory that cannot be created or
+/// written disables it (with a warning and `streamwatch_evidence_errors_total`) and events
+/// then link to no evidence.
+#[derive(Clone)]
+pub struct EvidenceOptions {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    /// Thumbnail width in pixels.
+    pub max_width: u32,
+    pub uploader: Option<Uploader>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Thumbnails of every stream: the latest per stream in memory, one per defect on disk.
 pub struct Evidence {
-    pub store: Arc<EvidenceStore>,
+    /// None when the directory could not be opened: the latest thumbnails still work.
+    store: Option<Arc<EvidenceStore>>,
     latest: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
     jobs: SyncSender<Job>,
     pub max_width: u32,
 }
 
 impl Evidence {
-    pub fn start(
-        store: EvidenceStore,
-        max_width: u32,
-        uploader: Option<Uploader>,
-    ) -> std::io::Result<Self> {
-        let store = Arc::new(store);
+    /// Fails only when the encoder thread cannot start; a bad directory disables the store.
+    pub fn start(options: EvidenceOptions) -> std::io::Result<Self> {
+        let EvidenceOptions {
+            dir,
+            max_bytes,
+            max_width,
+            uploader,
+            metrics,
+        } = options;
+        let store = match EvidenceStore::open(&dir, max_bytes) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "evidence directory (evidence.dir) unusable: defect thumbnails are disabled, monitoring goes on");
+                metrics.evidence_errors.inc();
+                None
+            }
+        };
         let latest: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>> = Arc::default();
         let (jobs, rx) = mpsc::sync_channel::<Job>(QUEUE);
         {
-            let (store, latest) = (store.clone(), latest.clone());
+            let writer = StoreWriter {
+                store: store.clone(),
+                metrics,
+                failing: false,
+            };
+            let latest = latest.clone();
             std::thread::Builder::new()
                 .name("streamwatch-evidence".into())
                 .spawn(move || {
+                    let mut writer = writer;
                     for job in rx {
-                        encode_job(job, &store, &latest, uploader.as_ref());
+                        encode_job(job, &mut writer, &latest, uploader.as_ref());
                     }
                 })?;
         }
@@ -241,6 +278,18 @@ impl Evidence {
             jobs,
             max_width,
         })
+    }
+
+    /// Whether defect events should link to evidence: the store opened.
+    pub fn links(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Whether the evidence of event `id` exists now (links are shown only then).
+    pub fn has_event(&self, id: &str) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|s| s.contains(&file_name(id)))
     }
 
     fn submit(&self, job: Job) {
@@ -281,7 +330,7 @@ impl Evidence {
     }
 
     pub fn event(&self, id: &str) -> Option<Vec<u8>> {
-        self.store.get(&file_name(id))
+        self.store.as_ref()?.get(&file_name(id))
     }
 }
 
@@ -289,9 +338,40 @@ fn file_name(event_id: &str) -> String {
     format!("{event_id}.jpg")
 }
 
+/// The encoder thread's side of the store: writes, counts failures, and warns once per run of
+/// failures rather than once per defect.
+struct StoreWriter {
+    store: Option<Arc<EvidenceStore>>,
+    metrics: Arc<Metrics>,
+    failing: bool,
+}
+
+impl StoreWriter {
+    fn put(&mut self, id: &str, name: &str, jpeg: &[u8]) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        match store.put(name, jpeg) {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!(event = %id, "evidence is stored again");
+                }
+                self.failing = false;
+            }
+            Err(e) => {
+                self.metrics.evidence_errors.inc();
+                if !self.failing {
+                    tracing::warn!(event = %id, error = %e, "cannot store evidence; events link to none until it can");
+                }
+                self.failing = true;
+            }
+        }
+    }
+}
+
 fn encode_job(
     job: Job,
-    store: &EvidenceStore,
+    writer: &mut StoreWriter,
     latest: &Mutex<HashMap<String, Arc<Vec<u8>>>>,
     uploader: Option<&Uploader>,
 ) {
@@ -318,9 +398,7 @@ fn encode_job(
         },
     };
     let name = file_name(&id);
-    if let Err(e) = store.put(&name, &jpeg) {
-        tracing::warn!(event = %id, error = %e, "cannot store evidence");
-    }
+    writer.put(&id, &name, &jpeg);
     if let Some(u) = uploader {
         u.upload(&name, jpeg);
     }

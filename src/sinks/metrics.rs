@@ -88,6 +88,7 @@ pub struct Metrics {
     pub evidence_uploads: IntCounterVec,
     /// The HTTP server's own health: its connections and the requests it refused.
     pub http: HttpMetrics,
+    pub evidence_errors: IntCounter,
     streams: StreamFamilies,
 }
 
@@ -178,6 +179,11 @@ impl Metrics {
                 &["result"],
             ),
             http: HttpMetrics::new(&r),
+            evidence_errors: counter(
+                &r,
+                "streamwatch_evidence_errors_total",
+                "Evidence directory failures: opening it at start (evidence then disabled) and each thumbnail that could not be written.",
+            ),
             streams: StreamFamilies {
                 lifecycle: LifecycleFamilies::new(&r),
                 defects: DefectFamilies::new(&r),

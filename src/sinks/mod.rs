@@ -61,7 +61,7 @@ impl Outputs {
     pub fn for_stream(&self, id: &str, url: &str) -> StreamSinks {
         let url = redact_url(url);
         let metrics = Arc::new(StreamMetrics::register(&self.metrics, id, &url));
-        let status = Arc::new(StatusSink::new(id, &url));
+        let status = Arc::new(StatusSink::new(id, &url).with_evidence(self.evidence.clone()));
         let collector = self.collect.then(|| Arc::new(Collector::default()));
         let mut all: Vec<Arc<dyn Sink>> = vec![
             metrics.clone(),
@@ -89,7 +89,7 @@ impl Outputs {
             status,
             metrics,
             collector,
-            evidence: self.evidence.is_some(),
+            evidence: self.evidence.as_ref().is_some_and(|e| e.links()),
             all,
         }
     }

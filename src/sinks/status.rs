@@ -1,6 +1,7 @@
 //! What `/api/streams` shows of a stream, kept up to date from its events.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -10,6 +11,7 @@ use crate::detect::transport::psi::Program;
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, Sink, StreamState};
 use crate::frame::VideoFrame;
 use crate::media::{Carried, MediaFormat};
+use crate::sinks::evidence::Evidence;
 use crate::sync::lock;
 
 /// Ended events kept per stream.
@@ -106,6 +108,9 @@ pub struct StatusSink {
     id: String,
     url: String,
     state: std::sync::Mutex<State>,
+    /// Where event evidence lives: a link is shown only for evidence that exists (it is
+    /// written after the event, and a full or broken disk may never write it).
+    evidence: Option<Arc<Evidence>>,
 }
 
 impl StatusSink {
@@ -137,10 +142,39 @@ impl StatusSink {
                 programs: Vec::new(),
                 program: None,
             }),
+            evidence: None,
+        }
+    }
+
+    pub fn with_evidence(mut self, evidence: Option<Arc<Evidence>>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+
+    /// Drops the evidence link of an event whose evidence is not (or no longer) on disk.
+    fn check_link(&self, event: &mut DefectEvent) {
+        if event.evidence.is_some()
+            && !self
+                .evidence
+                .as_ref()
+                .is_some_and(|e| e.has_event(&event.id))
+        {
+            event.evidence = None;
         }
     }
 
     pub fn snapshot(&self) -> StreamStatus {
+        let mut status = self.snapshot_unchecked();
+        // Outside the lock: checking evidence touches the disk.
+        for list in [&mut status.active_defects, &mut status.last_events] {
+            for e in list.iter_mut() {
+                self.check_link(e);
+            }
+        }
+        status
+    }
+
+    fn snapshot_unchecked(&self) -> StreamStatus {
         let st = lock(&self.state);
         StreamStatus {
             id: self.id.clone(),
@@ -171,12 +205,18 @@ impl StatusSink {
 
     /// The event with this id, active or recent.
     pub fn event(&self, id: &str) -> Option<DefectEvent> {
-        let st = lock(&self.state);
-        st.active
-            .values()
-            .chain(st.recent.iter())
-            .find(|e| e.id == id)
-            .cloned()
+        let found = {
+            let st = lock(&self.state);
+            st.active
+                .values()
+                .chain(st.recent.iter())
+                .find(|e| e.id == id)
+                .cloned()
+        };
+        found.map(|mut e| {
+            self.check_link(&mut e);
+            e
+        })
     }
 }
 

@@ -112,10 +112,11 @@ async fn deliver(
             let error = match sent {
                 Ok(r) if r.status().is_success() => break "ok",
                 Ok(r) => format!("HTTP {}", r.status()),
-                Err(e) => e.to_string(),
+                // reqwest quotes the whole URL, whose path or query often is the secret.
+                Err(e) => e.without_url().to_string(),
             };
             if attempt > hook.max_retries {
-                tracing::warn!(webhook = %hook.name, url = %hook.url, error = %error, attempts = attempt, "webhook delivery failed");
+                tracing::warn!(webhook = %hook.name, endpoint = %endpoint(&hook.url), error = %error, attempts = attempt, "webhook delivery failed");
                 break "failed";
             }
             tracing::debug!(webhook = %hook.name, error = %error, retry_in = ?delay, "webhook delivery failed; retrying");
@@ -149,5 +150,34 @@ impl Sink for WebhookSink {
             Event::DefectEnded { defect, .. } => self.notifier.publish(Phase::DefectEnd, defect),
             _ => {}
         }
+    }
+}
+
+/// Where a webhook goes, as it may be logged: scheme and host only, since receivers such as
+/// Slack's carry their token in the path (and others in the query or userinfo).
+fn endpoint(url: &str) -> String {
+    let redacted = crate::config::redact_url(url);
+    let Some((scheme, rest)) = redacted.split_once("://") else {
+        return "***".to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    format!("{scheme}://{host}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_endpoints_are_logged_without_path_query_or_credentials() {
+        assert_eq!(
+            endpoint("https://hooks.slack.com/services/T0/B0/XXXXsecret"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            endpoint("http://u:pw@127.0.0.1:9/hook?token=t"),
+            "http://127.0.0.1:9"
+        );
     }
 }

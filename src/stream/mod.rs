@@ -366,7 +366,12 @@ impl Stream {
     /// `text` with the stream's URL, wherever it appears (GStreamer messages name it), in its
     /// redacted form.
     pub fn redact(&self, text: &str) -> String {
-        text.replace(&self.url, &crate::config::redact_url(&self.url))
+        let mut shown = text.replace(&self.url, &crate::config::redact_url(&self.url));
+        // Messages also quote parts of the URL alone (a location without its query, a key).
+        for secret in crate::config::url_secrets(&self.url) {
+            shown = shown.replace(&secret, "***");
+        }
+        shown
     }
 
     // ---- transport side (supervisor watchdog, manifest checks) ----
@@ -468,6 +473,11 @@ impl Stream {
 
     pub fn last_video_media_time(&self) -> Option<f64> {
         lock(&self.monitor).last_video_media_time()
+    }
+
+    /// A looped file was rewound: media time continues across the loop.
+    pub fn file_rewound(&self) {
+        lock(&self.monitor).rewound();
     }
 
     /// The latest media time of video or audio (`scan` of an audio-only source).

@@ -52,10 +52,24 @@ pub struct Settings {
 struct MediaClock {
     session: u64,
     base: Option<Duration>,
+    /// Added to every PTS once a looped file was rewound: the flushing seek restarts running
+    /// time at zero, and media time must continue where the previous pass ended, so the
+    /// detectors see one monotonic timeline and no gap or jump at the loop point.
+    loop_offset: Duration,
+    /// A file was rewound: the next buffer re-anchors `loop_offset`.
+    rewound: bool,
+    /// The latest video media time handed out, and the spacing of the last two frames (the
+    /// step the first frame of the next pass comes after).
+    last_media: Option<Duration>,
+    frame_interval: Option<Duration>,
     first_audio: Option<Duration>,
     last_video: Option<Sample>,
     last_audio: Option<Sample>,
 }
+
+/// Step between the last frame of a pass and the first of the next when the frame rate is not
+/// known yet (a file shorter than two frames): one frame at 25 fps.
+const LOOP_STEP: Duration = Duration::from_millis(40);
 
 pub struct Monitor {
     settings: Settings,
@@ -185,7 +199,25 @@ impl Monitor {
             }
         }
         let base = clock.base.unwrap_or(pts);
-        Some((clock.session, pts.saturating_sub(base)))
+        if std::mem::take(&mut clock.rewound) {
+            let step = clock.frame_interval.unwrap_or(LOOP_STEP);
+            let resume = clock.last_media.map_or(Duration::ZERO, |m| m + step);
+            // media = pts + offset - base, and the first buffer of the new pass is `resume`.
+            clock.loop_offset = (resume + base).saturating_sub(pts);
+        }
+        let media = (pts + clock.loop_offset).saturating_sub(base);
+        if video {
+            if let Some(prev) = clock.last_media.filter(|&p| media > p) {
+                clock.frame_interval = Some(media - prev);
+            }
+            clock.last_media = Some(media);
+        }
+        Some((clock.session, media))
+    }
+
+    /// A looped file was rewound to its start (its running time restarts at zero).
+    pub fn rewound(&mut self) {
+        self.clock.rewound = true;
     }
 
     /// Keeps an audio buffer that came before media time zero (its PTS is the running time).
@@ -992,5 +1024,40 @@ mod tests {
         );
         m.on_programs(vec![program(1), program(3)], Some(3), &mut sink);
         assert_eq!(m.program_problem(origin + PROGRAM_WAIT), None);
+    }
+
+    /// A looped file restarts its running time at zero; media time carries on one frame after
+    /// the last frame of the pass, for video and audio alike.
+    #[test]
+    fn media_time_continues_across_a_file_loop() {
+        let origin = Instant::now();
+        let settings = Settings {
+            stream: "s".into(),
+            detectors: DetectorsConfig::default(),
+            evidence_links: false,
+            program: None,
+            channels: ChannelSelection::default(),
+        };
+        let mut m = Monitor::new(settings, origin);
+        m.begin_run(origin, &mut |_: &Event, _: Option<&VideoFrame>| {});
+        let ms = Duration::from_millis;
+        let mut last = Duration::ZERO;
+        for pass in 0..3u64 {
+            if pass > 0 {
+                m.rewound();
+            }
+            // Running time after the rewind restarts near zero (a few ms of preroll).
+            let start = ms(500) * u32::from(pass == 0) + ms(3) * (pass as u32);
+            for n in 0..50u32 {
+                let (_, media) = m.media_time(start + ms(40) * n, true).unwrap();
+                if pass > 0 || n > 0 {
+                    assert_eq!(media, last + ms(40), "pass {pass} frame {n}");
+                }
+                last = media;
+            }
+            let (_, audio) = m.media_time(start + ms(40) * 49, false).unwrap();
+            assert_eq!(audio, last);
+        }
+        assert_eq!(last, ms(40) * 149);
     }
 }

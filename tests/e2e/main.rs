@@ -26,6 +26,7 @@ mod live_ingest;
 mod programs;
 mod prometheus;
 mod reload;
+mod resilience;
 mod security;
 mod shaders_validate;
 mod shard;

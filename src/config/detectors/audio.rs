@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::{DEFAULT_CLEAR_DURATION_SECS, DEFAULT_MIN_DURATION_SECS};
-use crate::config::check::{in_range, invalid, timing};
+use crate::config::check::{count, in_range, invalid, timing};
 use crate::error::ConfigError;
 
 pub const DEFAULT_SILENCE_THRESHOLD_DBFS: f64 = -60.0;
@@ -144,9 +144,8 @@ impl ClippingConfig {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let k = |name: &str| format!("{key}.{name}");
         in_range(&k("level"), self.level, 0.0, 1.0)?;
-        if self.min_run == 0 {
-            return Err(invalid(&k("min_run"), "must be at least 1 sample"));
-        }
+        // A second of 192 kHz audio: a longer run could never be seen in one buffer anyway.
+        count(&k("min_run"), self.min_run, 1, 192_000)?;
         timing(key, self.timing())
     }
 }
