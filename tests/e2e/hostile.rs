@@ -3,17 +3,18 @@
 //! bomb, empty and garbage segments, a redirect to `file://`, NaN/negative/huge EXTINF and a
 //! media sequence of 2^64-1 are each named as their stream's problem in `/api/streams`, while
 //! a clean control stream on the same origin sees nothing. Then 20 streams are fed randomly
-//! mutated playlists and segments (`STREAMWATCH_FUZZ_SECONDS`, 60 s here; `make fuzz` runs
-//! longer).
+//! mutated input: 8 HLS playlists and their segments, 6 DASH MPDs and their segments, 6 MPEG-TS
+//! streams over UDP (`STREAMWATCH_FUZZ_SECONDS`, 60 s here; `make fuzz` runs 10 minutes).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::faults::{FaultOrigin, HlsEncoder};
+use crate::support::faults::{FaultOrigin, HlsEncoder, udp_fuzz};
 use crate::support::live::LiveSpec;
 use crate::support::streamwatch::Streamwatch;
+use crate::support::{ClipSpec, free_udp_port, mpegts_clip};
 
 /// Each hostile fault of `fault_origin.py`, and words one of which its stream's problem must
 /// contain (none: any problem will do, the content decides which).
@@ -202,13 +203,41 @@ fn fuzzed_playlists_and_segments_never_take_the_process_down() {
     let (sw, base, rss_before) = start_with_control(&origin);
     let frames_before = sw.stream("control")["frames"].as_u64().unwrap_or(0);
     let mut config = base.clone();
-    for i in 0..20 {
+    for i in 0..14 {
         let name = format!("fuzz{i}");
         origin.set(&name, "fuzz");
-        config.push_str(&stream_entry(&name, &origin.url(&name)));
+        let url = if i < 8 {
+            origin.url(&name)
+        } else {
+            origin.dash_url(&name)
+        };
+        config.push_str(&stream_entry(&name, &url));
     }
+    let clip = mpegts_clip(&ClipSpec::default());
+    let ports: Vec<u16> = (0..6).map(|_| free_udp_port()).collect();
+    for (i, port) in ports.iter().enumerate() {
+        config.push_str(&stream_entry(
+            &format!("udpfuzz{i}"),
+            &format!("udp://127.0.0.1:{port}"),
+        ));
+    }
+    let _sender = udp_fuzz(&clip, ClipSpec::default().seconds, &ports);
     reload(&sw, &config);
     let peak = watch_process(&sw, seconds);
+    // Mutations that refuse everything would test only the refusals: each kind of input must
+    // also have reached the decoders.
+    let frames = |ids: &mut dyn Iterator<Item = String>| -> u64 {
+        ids.map(|id| sw.stream(&id)["frames"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    for (kind, decoded) in [
+        ("HLS", frames(&mut (0..8).map(|i| format!("fuzz{i}")))),
+        ("DASH", frames(&mut (8..14).map(|i| format!("fuzz{i}")))),
+        ("UDP", frames(&mut (0..6).map(|i| format!("udpfuzz{i}")))),
+    ] {
+        eprintln!("fuzz: {kind} streams decoded {decoded} frames");
+        assert!(decoded > 0, "no {kind} fuzz stream decoded a frame");
+    }
     assert_control_clean(&sw, frames_before);
     let growth = peak.saturating_sub(rss_before);
     eprintln!(

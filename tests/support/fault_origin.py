@@ -5,6 +5,8 @@ number of stream names, and breaks each name the way the tests ask.
     fault_origin.py PORT WWW_DIR FAULTS_JSON
 
 GET/HEAD /NAME/live.m3u8 and /NAME/SEGMENT serve WWW_DIR/live.m3u8 and WWW_DIR/SEGMENT;
+/NAME/live.mpd is a dynamic MPEG-DASH manifest of the same TS segments (SegmentTemplate with a
+SegmentTimeline, built from the playlist on each request);
 /NAME/master.m3u8 is a master playlist of two variants, /NAME-a/live.m3u8 and /NAME-b/live.m3u8.
 FAULTS_JSON maps NAME to a fault, read on every request, so a test changes a fault by
 rewriting the file (atomically, by rename):
@@ -36,7 +38,8 @@ Hostile origins (the process must survive them, bounded in memory, and name the 
   bad_extinf    EXTINF values NaN, -5 and 1e30
   max_sequence  EXT-X-MEDIA-SEQUENCE is 2^64-1
   fuzz          each answer is mutated at random (cut, flipped bytes, lines dropped,
-                duplicated or replaced, numbers made huge, garbage or empty segments)
+                duplicated or replaced, numbers made huge, garbage or empty segments;
+                for the MPD, hostile elements and attributes as well)
 """
 import gzip
 import json
@@ -135,6 +138,13 @@ class Handler(BaseHTTPRequestHandler):
         if fault != "freeze":
             frozen.pop(name, None)
         slow = fault == "slow"
+        if file == "live.mpd":
+            body = dash_manifest()
+            if body is None:
+                return self.reply(404, b"not found\n", "text/plain", head)
+            if fault == "fuzz":
+                body = fuzz_mpd(body)
+            return self.reply(200, body, "application/dash+xml", head)
         if file.endswith(".m3u8"):
             if fault == "playlist_404":
                 return self.reply(404, b"not found\n", "text/plain", head)
@@ -256,6 +266,59 @@ def fuzz_playlist(body):
         lines[i] = random.choice([b"#EXT-X-KEY:METHOD=AES-128,URI=\"/nokey\"", b"#EXT-X-MAP:URI=\"x\"",
                                   b"#EXT-X-BYTERANGE:99999999@99999999999", b"#EXT-X-DISCONTINUITY",
                                   b"#EXT-X-ENDLIST", b"#EXT-X-STREAM-INF:BANDWIDTH=1", b"http://[::1", b""])
+    return b"\n".join(lines)
+
+
+STARTED = time.time()
+
+
+def dash_manifest():
+    """A dynamic MPD listing the playlist's TS segments (1 s each, numbered as in the playlist)."""
+    try:
+        with open(os.path.join(WWW, "live.m3u8"), "rb") as f:
+            playlist = f.read()
+    except OSError:
+        return None
+    seq = re.search(rb"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist)
+    count = playlist.count(b"#EXTINF")
+    if seq is None or count == 0:
+        return None
+    first = int(seq.group(1))
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(STARTED))
+    return ("""<?xml version="1.0" encoding="utf-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:mp2t-simple:2011"
+     type="dynamic" availabilityStartTime="%s" minimumUpdatePeriod="PT1S" minBufferTime="PT2S"
+     timeShiftBufferDepth="PT5S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet mimeType="video/mp2t" segmentAlignment="true">
+      <Representation id="v0" bandwidth="800000" width="320" height="240" codecs="avc1.64001e,mp4a.40.2">
+        <SegmentTemplate timescale="1000" media="live$Number%%05d$.ts" startNumber="%d">
+          <SegmentTimeline>
+            <S t="%d" d="1000" r="%d"/>
+          </SegmentTimeline>
+        </SegmentTemplate>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+""" % (start, first, first * 1000, count - 1)).encode()
+
+
+def fuzz_mpd(body):
+    """One random mutation of an MPD: the playlist mutations, or a hostile element."""
+    if random.randrange(2) == 0:
+        return fuzz_playlist(body)
+    lines = body.split(b"\n")
+    i = random.randrange(len(lines))
+    lines[i] = random.choice([
+        b'<S t="-1" d="0" r="-1"/>', b'<S t="18446744073709551615" d="1" r="2147483647"/>',
+        b'<SegmentTemplate media="$Number%0999999d$" startNumber="-5" duration="0"/>',
+        b'<BaseURL>file:///etc/passwd</BaseURL>', b'<BaseURL>http://[::1</BaseURL>',
+        b'<Period start="PT99999999999H"/>', b'<Period id="x" start="P-1D">',
+        b'<SegmentList><SegmentURL mediaRange="999999999-1"/></SegmentList>',
+        b'<!ENTITY lol "lol">' * 50, b'<Representation id="' + b"a" * 100000 + b'">',
+        b"<" * 1000, b"",
+    ])
     return b"\n".join(lines)
 
 

@@ -105,6 +105,11 @@ impl FaultOrigin {
         format!("http://127.0.0.1:{}/{name}/live.m3u8", self.port)
     }
 
+    /// `http://127.0.0.1:PORT/NAME/live.mpd`: a dynamic MPD of the same TS segments.
+    pub fn dash_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/{name}/live.mpd", self.port)
+    }
+
     /// `http://127.0.0.1:PORT/NAME/master.m3u8`: variants `NAME-a` (v0) and `NAME-b` (v1).
     pub fn master_url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/{name}/master.m3u8", self.port)
@@ -217,4 +222,15 @@ impl Drop for VodHls {
     fn drop(&mut self) {
         remove_dir_unless_panicking(&self.dir);
     }
+}
+
+/// `udp_fuzz.py`: a TS clip looped to UDP ports on 127.0.0.1 at about its own bitrate, each
+/// copy mutated at random (bytes flipped, datagrams dropped, duplicated, cut, garbage).
+pub fn udp_fuzz(clip: &Path, seconds: f64, ports: &[u16]) -> Proc {
+    let dir = temp_dir("udp-fuzz");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/udp_fuzz.py");
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(script).arg(clip).arg(seconds.to_string());
+    cmd.args(ports.iter().map(u16::to_string));
+    Proc::spawn("udp fuzz sender", &mut cmd, &dir.join("udp_fuzz.log"))
 }
