@@ -47,6 +47,17 @@ impl Scope {
     }
 }
 
+/// (start, end) media times of the defects that ended among `out`, for tests.
+#[cfg(test)]
+pub fn ended_spans(out: &[Transition]) -> Vec<(f64, f64)> {
+    out.iter()
+        .filter_map(|t| match t {
+            Transition::Ended { start, end, .. } => Some((start.media, end.media)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A transition and the part of the stream it concerns: what every detector emits.
 pub type Scoped = (Transition, Scope);
 

@@ -657,6 +657,17 @@ mod tests {
     use super::*;
     use crate::stats::cpu::frame_stats_cpu;
 
+    /// Settings of stream `s` with default detectors, following `program`.
+    fn test_settings(program: Option<u16>) -> Settings {
+        Settings {
+            stream: "s".into(),
+            detectors: DetectorsConfig::default(),
+            evidence_links: false,
+            program,
+            channels: ChannelSelection::default(),
+        }
+    }
+
     const FPS: f64 = 25.0;
     const WIDTH: u32 = 64;
     const HEIGHT: u32 = 36;
@@ -689,14 +700,7 @@ mod tests {
     impl Harness {
         fn new() -> Self {
             let origin = Instant::now();
-            let settings = Settings {
-                stream: "s".into(),
-                detectors: DetectorsConfig::default(),
-                evidence_links: false,
-                program: None,
-                channels: ChannelSelection::default(),
-            };
-            let mut monitor = Monitor::new(settings, origin);
+            let mut monitor = Monitor::new(test_settings(None), origin);
             let mut events = Vec::new();
             let session = monitor.begin_run(origin, &mut |e, _| events.push(e.clone()));
             Self {
@@ -1004,14 +1008,7 @@ mod tests {
     #[test]
     fn a_program_missing_from_the_table_or_a_table_that_never_comes_is_a_problem() {
         let origin = Instant::now();
-        let settings = Settings {
-            stream: "s".into(),
-            detectors: DetectorsConfig::default(),
-            evidence_links: false,
-            program: Some(3),
-            channels: ChannelSelection::default(),
-        };
-        let mut m = Monitor::new(settings, origin);
+        let mut m = Monitor::new(test_settings(Some(3)), origin);
         let mut sink = |_: &Event, _: Option<&VideoFrame>| {};
         m.begin_run(origin, &mut sink);
         assert_eq!(m.program_problem(origin + Duration::from_secs(1)), None);
@@ -1031,14 +1028,7 @@ mod tests {
     #[test]
     fn media_time_continues_across_a_file_loop() {
         let origin = Instant::now();
-        let settings = Settings {
-            stream: "s".into(),
-            detectors: DetectorsConfig::default(),
-            evidence_links: false,
-            program: None,
-            channels: ChannelSelection::default(),
-        };
-        let mut m = Monitor::new(settings, origin);
+        let mut m = Monitor::new(test_settings(None), origin);
         m.begin_run(origin, &mut |_: &Event, _: Option<&VideoFrame>| {});
         let ms = Duration::from_millis;
         let mut last = Duration::ZERO;

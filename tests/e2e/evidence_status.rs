@@ -86,11 +86,14 @@ fn defect_evidence_thumbnails_and_the_status_page() {
     let s = sw.wait_stream(
         "channel1",
         Duration::from_secs(20),
-        "an active black defect",
+        "an active black defect with its evidence",
         |s| {
-            s["active_defects"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|e| e["detector"] == "black"))
+            // The link is advertised once the thumbnail, encoded off the detection path, is
+            // on disk.
+            s["active_defects"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|e| e["detector"] == "black" && e["evidence"].is_string())
+            })
         },
     );
     let event = events_of(&s, "black")[0].clone();
@@ -118,42 +121,7 @@ fn defect_evidence_thumbnails_and_the_status_page() {
     assert_eq!(code, 200, "{body}");
     assert!(fetch_bytes(&sw.url("/api/events/nope/evidence")).is_none());
 
-    // The status page, rendered by a real browser while the defect is active.
-    let (code, html) = http_get(&sw.url("/")).expect("status page");
-    assert_eq!(code, 200);
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "page pulls external resources"
-    );
-    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &sw.url("/")]);
-    let tile = dom
-        .split("<div class=\"tile")
-        .find(|t| t.contains("data-stream=\"channel1\""))
-        .unwrap_or_else(|| panic!("no tile for channel1 in the rendered page:\n{dom}"));
-    assert!(
-        tile.contains("data-defects=\"black\""),
-        "tile does not show the defect: {tile}"
-    );
-    assert!(
-        tile.starts_with(" up defect\"") || tile.contains("defect\""),
-        "tile not highlighted: {tile}"
-    );
-    assert!(dom.contains("1 with active defects"), "summary: {dom}");
-    let shots = temp_dir("status-page");
-    let shot = shots.join("status.png");
-    chromium(&[
-        "--virtual-time-budget=5000",
-        &format!("--screenshot={}", shot.display()),
-        "--window-size=1280,720",
-        &sw.url("/"),
-    ]);
-    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
-    assert!(
-        size > 10_000,
-        "screenshot {} is {size} bytes",
-        shot.display()
-    );
-    println!("status page screenshot: {}", shot.display());
+    assert_status_page_shows_the_defect(&sw);
     assert!(sw.terminate().success());
 }
 
@@ -245,4 +213,43 @@ url = "file://{file}"
         ) >= 1.0
     );
     assert!(sw.terminate().success());
+}
+
+/// The status page, rendered by a real browser while the defect is active.
+fn assert_status_page_shows_the_defect(sw: &Streamwatch) {
+    let (code, html) = http_get(&sw.url("/")).expect("status page");
+    assert_eq!(code, 200);
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "page pulls external resources"
+    );
+    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom", &sw.url("/")]);
+    let tile = dom
+        .split("<div class=\"tile")
+        .find(|t| t.contains("data-stream=\"channel1\""))
+        .unwrap_or_else(|| panic!("no tile for channel1 in the rendered page:\n{dom}"));
+    assert!(
+        tile.contains("data-defects=\"black\""),
+        "tile does not show the defect: {tile}"
+    );
+    assert!(
+        tile.starts_with(" up defect\"") || tile.contains("defect\""),
+        "tile not highlighted: {tile}"
+    );
+    assert!(dom.contains("1 with active defects"), "summary: {dom}");
+    let shots = temp_dir("status-page");
+    let shot = shots.join("status.png");
+    chromium(&[
+        "--virtual-time-budget=5000",
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1280,720",
+        &sw.url("/"),
+    ]);
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "screenshot {} is {size} bytes",
+        shot.display()
+    );
+    println!("status page screenshot: {}", shot.display());
 }

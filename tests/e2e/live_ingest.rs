@@ -35,36 +35,11 @@ fn every_protocol_comes_up_reports_injected_black_and_survives_a_server_restart(
     let rtsp_port = free_port();
     let _rtsp = rtsp_server(rtsp_port, &spec);
 
-    let config = format!(
-        r#"
-[ingest]
-stall_timeout = 3.0
-restart_backoff_initial = 0.5
-restart_backoff_max = 2.0
-
-[[streams]]
-id = "rtmp"
-url = "{rtmp}"
-
-[[streams]]
-id = "hls"
-url = "{hls}"
-
-[[streams]]
-id = "srt"
-url = "srt://127.0.0.1:{srt_port}?mode=caller"
-
-[[streams]]
-id = "rtsp"
-url = "rtsp://127.0.0.1:{rtsp_port}/test"
-
-[[streams]]
-id = "file"
-url = "file://{file}"
-"#,
-        rtmp = nginx.rtmp_url("cam"),
-        hls = hls.url(),
-        file = file.display()
+    let config = live_config(
+        &nginx.rtmp_url("cam"),
+        &hls.url(),
+        (srt_port, rtsp_port),
+        &file.display().to_string(),
     );
     let sw = Streamwatch::start(&config, &[]);
 
@@ -168,4 +143,36 @@ fn scan_of_a_live_source_stops_after_the_duration() {
         events.iter().any(|e| e["detector"] == "black"),
         "black not found in the live scan: {report:#}"
     );
+}
+
+/// A config of the four live streams and the file, with fast restarts.
+fn live_config(rtmp: &str, hls: &str, (srt_port, rtsp_port): (u16, u16), file: &str) -> String {
+    format!(
+        r#"
+[ingest]
+stall_timeout = 3.0
+restart_backoff_initial = 0.5
+restart_backoff_max = 2.0
+
+[[streams]]
+id = "rtmp"
+url = "{rtmp}"
+
+[[streams]]
+id = "hls"
+url = "{hls}"
+
+[[streams]]
+id = "srt"
+url = "srt://127.0.0.1:{srt_port}?mode=caller"
+
+[[streams]]
+id = "rtsp"
+url = "rtsp://127.0.0.1:{rtsp_port}/test"
+
+[[streams]]
+id = "file"
+url = "file://{file}"
+"#,
+    )
 }

@@ -189,124 +189,15 @@ fn reload_adds_removes_and_restarts_only_the_changed_streams_and_refuses_bad_fil
     });
     assert_eq!(moved["url"], moved_url.as_str(), "{moved:#}");
 
-    let metrics = sw.metrics();
-    assert!(
-        !metrics.contains("stream=\"drop\""),
-        "series of the removed stream remain:\n{}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("stream=\"drop\""))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let info = |id: &str, u: &str| {
-        metric_sum(
-            &metrics,
-            "streamwatch_stream_info",
-            &[&format!("stream=\"{id}\""), &format!("url=\"{u}\"")],
-        )
-    };
-    assert_eq!(info("moved", &moved_url), 1.0, "new URL of `moved`");
-    assert_eq!(info("moved", &url), 0.0, "old URL of `moved` still listed");
-    assert_eq!(info("fresh", &url), 1.0);
-    assert!(matches!(
-        http_get_with_token(&sw.url("/api/streams/drop"), Some(TOKEN)),
-        Ok((404, _))
-    ));
+    assert_removed_and_moved_series(&sw, &url, &moved_url);
 
-    // `keep` kept its pipeline: never restarted, never re-started by the reload, still counting.
-    let keep = sw.wait_stream(
-        "keep",
-        UP,
-        "frames beyond the count before the reload",
-        |s| frames(s) > keep_before + 25,
-    );
-    assert_eq!(keep["state"], "up", "{keep:#}");
-    assert_eq!(keep["restarts"], 0, "{keep:#}");
-    let restarts = "streamwatch_stream_restarts_total{stream=\"keep\"} 0";
-    assert!(
-        sw.metrics().lines().any(|l| l == restarts),
-        "no `{restarts}` in /metrics"
-    );
-    let log = sw.log();
-    assert_eq!(
-        monitoring_lines(&log, "keep"),
-        1,
-        "`keep` was started again"
-    );
-    assert_eq!(
-        monitoring_lines(&log, "moved"),
-        2,
-        "`moved` was not restarted"
-    );
-    assert!(log.contains("config reloaded"), "no reload logged");
+    assert_keep_untouched(&sw, keep_before);
 
-    // Bad files through the API: an error naming the problem, and nothing changes.
-    let before = ids(&sw);
-    for (what, text, wanted, status) in bad_configs(&url) {
-        sw.rewrite_config(&text);
-        let (code, body) = post(&sw.url("/api/reload"));
-        let error = body["error"].as_str().unwrap_or("");
-        assert_eq!(code, status, "{what}: {body}");
-        assert!(
-            error.contains(wanted),
-            "{what}: `{wanted}` not in `{error}`"
-        );
-        assert_eq!(ids(&sw), before, "{what}: the running set changed");
-    }
-    let keep = sw.stream("keep");
-    assert_eq!(
-        (&keep["state"], &keep["restarts"]),
-        (&"up".into(), &0.into())
-    );
+    bad_files_through_the_api_change_nothing(&sw, &url);
 
-    // A good file through the API: a detector threshold of `moved` and an ingest setting change.
-    let third = format!(
-        "[ingest]\nrestart_backoff_initial = 0.5\nrestart_backoff_max = 2.0\n{}{}{}",
-        stream_toml("keep", &url, ""),
-        stream_toml(
-            "moved",
-            &moved_url,
-            "[streams.detectors.black]\nmin_duration = 5.0\n"
-        ),
-        stream_toml("fresh", &url, "")
-    );
-    sw.rewrite_config(&third);
-    let (code, summary) = post(&sw.url("/api/reload"));
-    assert_eq!(code, 200, "{summary}");
-    assert_eq!(
-        summary,
-        serde_json::json!({
-            "added": [], "removed": [], "restarted": ["moved"], "unchanged": 2,
-            "needs_restart": ["ingest"]
-        })
-    );
-    assert!(
-        sw.log()
-            .contains("takes effect only when streamwatch restarts")
-    );
-    sw.wait_stream("moved", UP, "up after its threshold changed", |s| {
-        s["state"] == "up" && frames(s) > 25
-    });
+    a_good_file_restarts_only_what_changed(&sw, &url, &moved_url);
 
-    // A bad file on SIGHUP: logged, and the process and its streams carry on.
-    sw.rewrite_config(&format!(
-        "[ingest]\nqueue_frames = 0\n{}",
-        stream_toml("keep", &url, "")
-    ));
-    sighup(sw.pid());
-    let logged = wait_until(Duration::from_secs(10), || {
-        sw.log()
-            .lines()
-            .any(|l| l.contains("config reload failed") && l.contains("ingest.queue_frames"))
-    });
-    assert!(logged, "the bad file on SIGHUP was not logged");
-    assert_eq!(ids(&sw), set(&["keep", "moved", "fresh"]));
-    let keep = sw.stream("keep");
-    assert_eq!(
-        (&keep["state"], &keep["restarts"]),
-        (&"up".into(), &0.into())
-    );
+    a_bad_file_on_sighup_is_logged(&sw, &url);
 
     assert!(!sw.log().contains("panicked"), "a panic was logged");
     let status = sw.terminate();
@@ -378,4 +269,134 @@ fn run_and_check_config_refuse_each_bad_file_with_one_line_naming_the_problem() 
             );
         }
     }
+}
+
+/// The removed stream left no series; the moved one is listed under its new URL only.
+fn assert_removed_and_moved_series(sw: &Streamwatch, url: &str, moved_url: &str) {
+    let metrics = sw.metrics();
+    assert!(
+        !metrics.contains("stream=\"drop\""),
+        "series of the removed stream remain:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("stream=\"drop\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let info = |id: &str, u: &str| {
+        metric_sum(
+            &metrics,
+            "streamwatch_stream_info",
+            &[&format!("stream=\"{id}\""), &format!("url=\"{u}\"")],
+        )
+    };
+    assert_eq!(info("moved", moved_url), 1.0, "new URL of `moved`");
+    assert_eq!(info("moved", url), 0.0, "old URL of `moved` still listed");
+    assert_eq!(info("fresh", url), 1.0);
+    assert!(matches!(
+        http_get_with_token(&sw.url("/api/streams/drop"), Some(TOKEN)),
+        Ok((404, _))
+    ));
+}
+
+/// `keep` kept its pipeline: never restarted, never re-started by the reload, still counting.
+fn assert_keep_untouched(sw: &Streamwatch, keep_before: u64) {
+    let keep = sw.wait_stream(
+        "keep",
+        UP,
+        "frames beyond the count before the reload",
+        |s| frames(s) > keep_before + 25,
+    );
+    assert_eq!(keep["state"], "up", "{keep:#}");
+    assert_eq!(keep["restarts"], 0, "{keep:#}");
+    let restarts = "streamwatch_stream_restarts_total{stream=\"keep\"} 0";
+    assert!(
+        sw.metrics().lines().any(|l| l == restarts),
+        "no `{restarts}` in /metrics"
+    );
+    let log = sw.log();
+    assert_eq!(
+        monitoring_lines(&log, "keep"),
+        1,
+        "`keep` was started again"
+    );
+    assert_eq!(
+        monitoring_lines(&log, "moved"),
+        2,
+        "`moved` was not restarted"
+    );
+    assert!(log.contains("config reloaded"), "no reload logged");
+}
+
+/// Bad files through the API: an error naming the problem, and nothing changes.
+fn bad_files_through_the_api_change_nothing(sw: &Streamwatch, url: &str) {
+    let before = ids(sw);
+    for (what, text, wanted, status) in bad_configs(url) {
+        sw.rewrite_config(&text);
+        let (code, body) = post(&sw.url("/api/reload"));
+        let error = body["error"].as_str().unwrap_or("");
+        assert_eq!(code, status, "{what}: {body}");
+        assert!(
+            error.contains(wanted),
+            "{what}: `{wanted}` not in `{error}`"
+        );
+        assert_eq!(ids(sw), before, "{what}: the running set changed");
+    }
+    let keep = sw.stream("keep");
+    assert_eq!(
+        (&keep["state"], &keep["restarts"]),
+        (&"up".into(), &0.into())
+    );
+}
+
+/// A good file through the API: a detector threshold of `moved` and an ingest setting change.
+fn a_good_file_restarts_only_what_changed(sw: &Streamwatch, url: &str, moved_url: &str) {
+    let third = format!(
+        "[ingest]\nrestart_backoff_initial = 0.5\nrestart_backoff_max = 2.0\n{}{}{}",
+        stream_toml("keep", url, ""),
+        stream_toml(
+            "moved",
+            moved_url,
+            "[streams.detectors.black]\nmin_duration = 5.0\n"
+        ),
+        stream_toml("fresh", url, "")
+    );
+    sw.rewrite_config(&third);
+    let (code, summary) = post(&sw.url("/api/reload"));
+    assert_eq!(code, 200, "{summary}");
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "added": [], "removed": [], "restarted": ["moved"], "unchanged": 2,
+            "needs_restart": ["ingest"]
+        })
+    );
+    assert!(
+        sw.log()
+            .contains("takes effect only when streamwatch restarts")
+    );
+    sw.wait_stream("moved", UP, "up after its threshold changed", |s| {
+        s["state"] == "up" && frames(s) > 25
+    });
+}
+
+/// A bad file on SIGHUP: logged, and the process and its streams carry on.
+fn a_bad_file_on_sighup_is_logged(sw: &Streamwatch, url: &str) {
+    sw.rewrite_config(&format!(
+        "[ingest]\nqueue_frames = 0\n{}",
+        stream_toml("keep", url, "")
+    ));
+    sighup(sw.pid());
+    let logged = wait_until(Duration::from_secs(10), || {
+        sw.log()
+            .lines()
+            .any(|l| l.contains("config reload failed") && l.contains("ingest.queue_frames"))
+    });
+    assert!(logged, "the bad file on SIGHUP was not logged");
+    assert_eq!(ids(sw), set(&["keep", "moved", "fresh"]));
+    let keep = sw.stream("keep");
+    assert_eq!(
+        (&keep["state"], &keep["restarts"]),
+        (&"up".into(), &0.into())
+    );
 }

@@ -4,6 +4,7 @@
 //! ones no mid; their normalised correlation is the event value.
 
 use crate::config::ChannelConfig;
+use crate::detect::audio::ChannelTrackers;
 use crate::detect::audio::silence::energy_dbfs;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
 use crate::detect::{Scope, Scoped};
@@ -13,8 +14,7 @@ use crate::frame::AudioBuffer;
 pub struct ChannelDetector {
     config: ChannelConfig,
     pair: DefectTracker,
-    /// The judged channels and one tracker each, made anew when the judged set changes.
-    missing: Vec<(usize, DefectTracker)>,
+    missing: ChannelTrackers,
     /// Seconds of programme in which the pair was real stereo, and the time of the last pair
     /// judged: identical channels are a fault only in a stream that carried stereo.
     stereo_seen: f64,
@@ -52,9 +52,9 @@ impl ChannelDetector {
     pub fn new(config: ChannelConfig) -> Self {
         let pair = DefectTracker::new(DetectorKind::Channel, config.timing());
         Self {
+            missing: ChannelTrackers::new(DetectorKind::Channel, config.timing()),
             config,
             pair,
-            missing: Vec::new(),
             stereo_seen: 0.0,
             last_pair: None,
         }
@@ -121,39 +121,14 @@ impl ChannelDetector {
         if judged.len() < 2 {
             return;
         }
-        if !self
-            .missing
-            .iter()
-            .map(|(ch, _)| *ch)
-            .eq(judged.iter().copied())
-        {
-            self.finish_missing(at, out);
-            self.missing = judged
-                .iter()
-                .map(|&ch| {
-                    (
-                        ch,
-                        DefectTracker::new(DetectorKind::Channel, self.config.timing()),
-                    )
-                })
-                .collect();
-        }
-        for (ch, tracker) in &mut self.missing {
-            let l = levels.get(*ch).copied().unwrap_or(f64::NEG_INFINITY);
-            let t = tracker.update(at, l <= self.config.missing_dbfs, l);
-            out.extend(t.map(|t| (t, Scope::channel(*ch as u32))));
-        }
-    }
-
-    fn finish_missing(&mut self, at: Sample, out: &mut Vec<Scoped>) {
-        for (ch, tracker) in &mut self.missing {
-            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(*ch as u32))));
-        }
+        self.missing.follow(at, judged, out);
+        let missing = self.config.missing_dbfs;
+        self.missing.update(at, levels, |l| l <= missing, out);
     }
 
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         out.extend(self.pair.finish(at).map(|t| (t, Scope::default())));
-        self.finish_missing(at, out);
+        self.missing.finish(at, out);
     }
 }
 

@@ -18,6 +18,68 @@ use crate::config::{ChannelSelection, DetectorsConfig};
 use crate::detect::{Sample, Scope, Scoped};
 use crate::frame::AudioBuffer;
 
+/// One defect tracker per judged channel, made anew (the open defects ended) when the judged
+/// set changes with the layout.
+#[derive(Debug)]
+pub struct ChannelTrackers {
+    detector: crate::detect::DetectorKind,
+    timing: crate::config::Timing,
+    trackers: Vec<(usize, crate::detect::DefectTracker)>,
+}
+
+impl ChannelTrackers {
+    pub fn new(detector: crate::detect::DetectorKind, timing: crate::config::Timing) -> Self {
+        Self {
+            detector,
+            timing,
+            trackers: Vec::new(),
+        }
+    }
+
+    /// Follows the judged set; ends the defects of a set that changed.
+    pub fn follow(&mut self, at: Sample, judged: &[usize], out: &mut Vec<Scoped>) {
+        if self
+            .trackers
+            .iter()
+            .map(|(ch, _)| *ch)
+            .eq(judged.iter().copied())
+        {
+            return;
+        }
+        self.finish(at, out);
+        self.trackers = judged
+            .iter()
+            .map(|&ch| {
+                (
+                    ch,
+                    crate::detect::DefectTracker::new(self.detector, self.timing),
+                )
+            })
+            .collect();
+    }
+
+    /// Feeds each judged channel its level and whether `faulty(level)`.
+    pub fn update(
+        &mut self,
+        at: Sample,
+        levels: &[f64],
+        faulty: impl Fn(f64) -> bool,
+        out: &mut Vec<Scoped>,
+    ) {
+        for (ch, tracker) in &mut self.trackers {
+            let level = levels.get(*ch).copied().unwrap_or(silence::FLOOR_DBFS);
+            let t = tracker.update(at, faulty(level), level);
+            out.extend(t.map(|t| (t, Scope::channel(*ch as u32))));
+        }
+    }
+
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        for (ch, tracker) in &mut self.trackers {
+            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(*ch as u32))));
+        }
+    }
+}
+
 /// The latest audio measurements of a stream, for the gauges.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AudioLevels {

@@ -2,6 +2,7 @@
 //! while the programme is not silent, each channel on its own (events tagged with the channel).
 
 use crate::config::SilenceConfig;
+use crate::detect::audio::ChannelTrackers;
 use crate::detect::{DefectTracker, DetectorKind, Sample};
 use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
@@ -13,17 +14,16 @@ pub const FLOOR_DBFS: f64 = -200.0;
 pub struct SilenceDetector {
     config: SilenceConfig,
     pub(super) tracker: DefectTracker,
-    /// The judged channels and one tracker each, made anew when the judged set changes.
-    channels: Vec<(usize, DefectTracker)>,
+    channels: ChannelTrackers,
 }
 
 impl SilenceDetector {
     pub fn new(config: SilenceConfig) -> Self {
         let tracker = DefectTracker::new(DetectorKind::Silence, config.timing());
         Self {
+            channels: ChannelTrackers::new(DetectorKind::Silence, config.timing()),
             config,
             tracker,
-            channels: Vec::new(),
         }
     }
 
@@ -41,44 +41,19 @@ impl SilenceDetector {
                 .update(at, silent, level)
                 .map(|t| (t, Scope::default())),
         );
-        if !self
-            .channels
-            .iter()
-            .map(|(ch, _)| *ch)
-            .eq(judged.iter().copied())
-        {
-            self.finish_channels(at, out);
-            self.channels = judged
-                .iter()
-                .map(|&ch| {
-                    (
-                        ch,
-                        DefectTracker::new(DetectorKind::Silence, self.config.timing()),
-                    )
-                })
-                .collect();
-        }
+        self.channels.follow(at, judged, out);
         // Mono has no channel of its own to report; a silent programme is one event, not one
         // per channel as well, so the channels are not judged while it lasts.
         if !self.config.per_channel || judged.len() < 2 || silent {
             return;
         }
-        for (ch, tracker) in &mut self.channels {
-            let l = levels.get(*ch).copied().unwrap_or(FLOOR_DBFS);
-            let t = tracker.update(at, l < self.config.threshold_dbfs, l);
-            out.extend(t.map(|t| (t, Scope::channel(*ch as u32))));
-        }
-    }
-
-    fn finish_channels(&mut self, at: Sample, out: &mut Vec<Scoped>) {
-        for (ch, tracker) in &mut self.channels {
-            out.extend(tracker.finish(at).map(|t| (t, Scope::channel(*ch as u32))));
-        }
+        let threshold = self.config.threshold_dbfs;
+        self.channels.update(at, levels, |l| l < threshold, out);
     }
 
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         out.extend(self.tracker.finish(at).map(|t| (t, Scope::default())));
-        self.finish_channels(at, out);
+        self.channels.finish(at, out);
     }
 }
 

@@ -272,12 +272,7 @@ mod tests {
                 &mut out,
             );
         }
-        out.iter()
-            .filter_map(|t| match t {
-                Transition::Ended { start, end, .. } => Some((start.media, end.media)),
-                _ => None,
-            })
-            .collect()
+        crate::detect::tracker::ended_spans(&out)
     }
 
     #[test]

@@ -142,12 +142,7 @@ mod tests {
             .finish(Sample::at(frames as f64 * 0.04))
             .into_iter()
             .for_each(|t| out.push(t));
-        out.iter()
-            .filter_map(|t| match t {
-                Transition::Ended { start, end, .. } => Some((start.media, end.media)),
-                _ => None,
-            })
-            .collect()
+        crate::detect::tracker::ended_spans(&out)
     }
 
     #[test]
