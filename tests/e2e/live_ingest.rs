@@ -103,17 +103,7 @@ fn every_protocol_comes_up_reports_injected_black_and_survives_a_server_restart(
     }
     assert!(sw.metric_sum("streamwatch_stream_up", &["stream=\"rtmp\""]) == 0.0);
 
-    // The server returns: the stream recovers by itself.
-    nginx.restart();
-    let _rtmp_push = push_rtmp(&nginx, "cam", &LiveSpec::new(320, 240, 25));
-    let back = sw.wait_stream("rtmp", Duration::from_secs(30), "back up", |s| {
-        s["state"] == "up"
-    });
-    assert!(
-        back["restarts"].as_u64().is_some_and(|r| r >= 1),
-        "{back:#}"
-    );
-    assert!(sw.metric_sum("streamwatch_stream_restarts_total", &["stream=\"rtmp\""]) >= 1.0);
+    assert_rtmp_recovers(&sw, &mut nginx);
 
     let status = sw.terminate();
     assert!(
@@ -175,4 +165,18 @@ id = "file"
 url = "file://{file}"
 "#,
     )
+}
+
+/// The RTMP server returns: the stream recovers by itself, counted as a restart.
+fn assert_rtmp_recovers(sw: &Streamwatch, nginx: &mut Nginx) {
+    nginx.restart();
+    let _rtmp_push = push_rtmp(nginx, "cam", &LiveSpec::new(320, 240, 25));
+    let back = sw.wait_stream("rtmp", Duration::from_secs(30), "back up", |s| {
+        s["state"] == "up"
+    });
+    assert!(
+        back["restarts"].as_u64().is_some_and(|r| r >= 1),
+        "{back:#}"
+    );
+    assert!(sw.metric_sum("streamwatch_stream_restarts_total", &["stream=\"rtmp\""]) >= 1.0);
 }
