@@ -61,7 +61,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         block_h_control += p.block_h_control;
         block_v_hits += p.block_v_hits;
         block_v_control += p.block_v_control;
-        quiet_rows += select(0u, 1u, p.edges_v == 0u && r + 1u < d.height);
+        // Rows with a row below them in their field (`field_rows` apart).
+        quiet_rows += select(0u, 1u, p.edges_v == 0u && r + d.field_rows < d.height);
         if p.end_bright > 0u {
             first_row = min(first_row, r);
             end_row = r + 1u;

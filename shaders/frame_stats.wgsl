@@ -20,6 +20,11 @@
 //   the blocks (x % 8 == 2, y % 8 == 1) that is no transform boundary in MPEG-2, H.264 or
 //   HEVC. Clean content hits both alike; blocky content hits the grid far more often;
 // - first and last pixel above the dark threshold: bars at the edges (letterbox, pillarbox).
+//
+// Interlaced frames (`field_rows` = 2) are measured per field: "below" is the next row of the
+// same field and the block grid runs through each field. Rows of different fields were
+// captured a field period apart, so anything that moves combs, and combing would read as
+// detail (hiding blur), as vertical edges and as block edges.
 
 // Shared structs (FrameDesc, RowPartial, FrameTotals) come from shaders/common/types.wgsl;
 // the thresholds and pixel tests (absdiff, block_edge2/4) from shaders/common/pixels.wgsl.
@@ -41,11 +46,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let words = (d.width + 3u) / 4u;
     let cur_row = d.cur_word + row * d.words_per_row;
     let ref_row = d.ref_word + row * d.ref_words_per_row;
-    let below_row = cur_row + d.words_per_row;
-    let has_below = row + 1u < d.height;
-    // Rows y and y + 1 are compared with rows y - 1 and y + 2 as the insides of the blocks.
-    let v_boundary = row % 8u == 7u && row + 2u < d.height;
-    let v_control = row % 8u == 1u && row + 2u < d.height;
+    // Vertical neighbours are the rows of the same field: `step` rows apart (2 when the
+    // frame is interlaced). Rows y and y + step are compared with rows y - step and
+    // y + 2 step as the insides of the blocks; the block grid runs through each field.
+    let step = d.field_rows;
+    let step_words = step * d.words_per_row;
+    let below_row = cur_row + step_words;
+    let has_below = row + step < d.height;
+    let line = row / step;
+    let v_boundary = line % 8u == 7u && row + 2u * step < d.height;
+    let v_control = line % 8u == 1u && row + 2u * step < d.height;
     let lanes = vec4<u32>(0u, 1u, 2u, 3u);
     let width4 = vec4<u32>(d.width);
     let dark_t = vec4<u32>(d.dark_threshold);
@@ -111,9 +121,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             grad_v_acc += dv;
             edges_v_acc += select(zero, one, dv > edge_t);
             if v_boundary || v_control {
-                let above = select(zero, unpack4xU8(luma[cur_row - d.words_per_row + i]), valid);
-                let below2 =
-                    select(zero, unpack4xU8(luma[below_row + d.words_per_row + i]), valid);
+                let above = select(zero, unpack4xU8(luma[cur_row - step_words + i]), valid);
+                let below2 = select(zero, unpack4xU8(luma[below_row + step_words + i]), valid);
                 let hit = block_edge4(dv, absdiff4(c, above), absdiff4(below2, b)) & valid;
                 block_v_acc += select(zero, one, hit);
             }

@@ -46,10 +46,16 @@ fn main(
     let words = (d.width + 3u) / 4u;
     let cur_row = d.cur_word + row * d.words_per_row;
     let ref_row = d.ref_word + row * d.ref_words_per_row;
-    let below_row = cur_row + d.words_per_row;
-    let has_below = row + 1u < d.height;
-    let v_boundary = row % 8u == 7u && row + 2u < d.height;
-    let v_control = row % 8u == 1u && row + 2u < d.height;
+    // Vertical neighbours are the rows of the same field: `step` rows apart (2 when the
+    // frame is interlaced). Rows y and y + step are compared with rows y - step and
+    // y + 2 step as the insides of the blocks; the block grid runs through each field.
+    let step = d.field_rows;
+    let step_words = step * d.words_per_row;
+    let below_row = cur_row + step_words;
+    let has_below = row + step < d.height;
+    let line = row / step;
+    let v_boundary = line % 8u == 7u && row + 2u * step < d.height;
+    let v_control = line % 8u == 1u && row + 2u * step < d.height;
     let lanes = vec4<u32>(0u, 1u, 2u, 3u);
     let width4 = vec4<u32>(d.width);
     let dark_t = vec4<u32>(d.dark_threshold);
@@ -116,9 +122,8 @@ fn main(
             grad_v_acc += dv;
             edges_v_acc += select(zero, one, dv > edge_t);
             if v_boundary || v_control {
-                let above = select(zero, unpack4xU8(luma[cur_row - d.words_per_row + i]), valid);
-                let below2 =
-                    select(zero, unpack4xU8(luma[below_row + d.words_per_row + i]), valid);
+                let above = select(zero, unpack4xU8(luma[cur_row - step_words + i]), valid);
+                let below2 = select(zero, unpack4xU8(luma[below_row + step_words + i]), valid);
                 let hit = block_edge4(dv, absdiff4(c, above), absdiff4(below2, b)) & valid;
                 block_v_acc += select(zero, one, hit);
             }

@@ -121,6 +121,9 @@ pub struct VideoFrame {
     /// The frame entered the decoder as a keyframe (a picture decoded without references),
     /// so damage from earlier frames ends here.
     pub keyframe: bool,
+    /// The frame holds two fields captured a field period apart (interlaced video): the
+    /// statistics compare each row with the rows of its own field (see [`Self::field_rows`]).
+    pub interlaced: bool,
 }
 
 impl VideoFrame {
@@ -156,6 +159,7 @@ impl VideoFrame {
             decoded_at,
             decode_errors: 0,
             keyframe: false,
+            interlaced: false,
         })
     }
 
@@ -185,7 +189,15 @@ impl VideoFrame {
             decoded_at,
             decode_errors: 0,
             keyframe: false,
+            interlaced: false,
         })
+    }
+
+    /// Rows between a row and the next row of the same picture: 2 for an interlaced frame,
+    /// whose odd and even rows are different fields (anything that moves between the fields
+    /// combs, so neighbouring rows differ even in a smooth picture), 1 otherwise.
+    pub fn field_rows(&self) -> u32 {
+        if self.interlaced { 2 } else { 1 }
     }
 
     pub fn pixel_count(&self) -> u64 {

@@ -14,7 +14,9 @@ struct FrameDesc {
     row_base: u32,
     dark_threshold: u32,
     noise_threshold: u32,
-    _pad0: u32,
+    // Rows between a row and the next row of the same field: 2 for interlaced frames (each
+    // field is measured on its own, so combing is no detail), else 1.
+    field_rows: u32,
     _pad1: u32,
 }
 

@@ -199,6 +199,7 @@ pub fn synthetic_frames(width: u32, height: u32, count: usize) -> Vec<VideoFrame
                 decoded_at: Instant::now(),
                 decode_errors: 0,
                 keyframe: false,
+                interlaced: false,
             }
         })
         .collect()

@@ -95,6 +95,7 @@ fn on_video_sample(
     let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
         .map_err(|_| gst::FlowError::Error)?;
     let (width, height) = (frame.width(), frame.height());
+    let interlaced = holds_two_fields(&frame);
     let stride = usize::try_from(frame.plane_stride()[0]).map_err(|_| gst::FlowError::Error)?;
     let decoded = Arc::new(DecodedLuma(frame));
     let mut video = match VideoFrame::from_shared_plane(
@@ -121,8 +122,20 @@ fn on_video_sample(
     crate::perf::PERF.add(crate::perf::Stage::Copy, copying.elapsed(), 1);
     video.decode_errors = feed.marks.errors_at(pts.nseconds(), stream.decode_errors());
     video.keyframe = feed.marks.is_keyframe(pts.nseconds());
+    video.interlaced = interlaced;
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
+}
+
+/// Whether a decoded frame interleaves two fields: GStreamer flags a frame interlaced when
+/// the caps say so for every frame (`interleaved`) or its buffer says so (`mixed`, as the
+/// H.264 decoders do for PAFF/MBAFF streams). In `alternate` mode a buffer is one field, which
+/// is measured like a progressive picture.
+fn holds_two_fields(frame: &gst_video::VideoFrame<gst_video::video_frame::Readable>) -> bool {
+    frame
+        .flags()
+        .contains(gst_video::VideoFrameFlags::INTERLACED)
+        && frame.info().interlace_mode() != gst_video::VideoInterlaceMode::Alternate
 }
 
 /// A decoded buffer, mapped for reading for as long as frames use its luma plane: the

@@ -16,7 +16,7 @@ pub struct StatsCsv {
 impl StatsCsv {
     pub const HEADER: &'static str = "stream,pts,width,height,luma_mean,luma_stddev,dark_ratio,\
 changed_ratio,detail,edges_across_ratio,edges_down_ratio,quiet_rows_ratio,blockiness,block_hits,block_control,\
-active_area_ratio,bar_top,bar_bottom,bar_left,bar_right";
+active_area_ratio,bar_top,bar_bottom,bar_left,bar_right,field_rows";
 
     pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -39,7 +39,7 @@ active_area_ratio,bar_top,bar_bottom,bar_left,bar_right";
         };
         if let Err(e) = writeln!(
             out,
-            "{stream},{pts:.4},{},{},{:.3},{:.3},{:.5},{changed},{:.4},{:.6},{:.6},{:.4},{:.5},{},{},{:.5},{},{},{},{}",
+            "{stream},{pts:.4},{},{},{:.3},{:.3},{:.5},{changed},{:.4},{:.6},{:.6},{:.4},{:.5},{},{},{:.5},{},{},{},{},{}",
             s.width,
             s.height,
             s.luma_mean(),
@@ -56,7 +56,8 @@ active_area_ratio,bar_top,bar_bottom,bar_left,bar_right";
             s.bars.top,
             s.bars.bottom,
             s.bars.left,
-            s.bars.right
+            s.bars.right,
+            s.field_rows.max(1)
         ) {
             tracing::warn!(error = %e, "cannot write frame statistics");
         }

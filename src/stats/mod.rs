@@ -53,6 +53,9 @@ pub struct FrameStats {
     /// Rows (all but the last) with no strong step to the row below.
     pub quiet_rows: u64,
     pub bars: Bars,
+    /// Rows between a row and the one below it in the vertical statistics: 2 when the frame
+    /// was interlaced (each field measured on its own), else 1; 0 reads as 1.
+    pub field_rows: u32,
 }
 
 impl FrameStats {
@@ -90,14 +93,15 @@ impl FrameStats {
     }
     /// Share of rows that equal the row below up to coding noise (near 1 for colour bars).
     pub fn quiet_row_ratio(&self) -> f64 {
-        ratio(self.quiet_rows, u64::from(self.height.saturating_sub(1)))
+        let rows_with_below = self.height.saturating_sub(self.field_rows.max(1));
+        ratio(self.quiet_rows, u64::from(rows_with_below))
     }
     /// Of the block-edge shaped steps found on the 8x8 grid and at the control positions
     /// inside blocks (per position tested), the share on the grid: about 0.5 when the picture
     /// has no block structure (lower for some coded noise), towards 1 when block edges dominate
     /// (macroblocking). None when the frame has too few such steps to tell (a flat picture).
     pub fn blockiness(&self) -> Option<f64> {
-        let (grid, control) = block_test_points(self.width, self.height);
+        let (grid, control) = block_test_points(self.width, self.height, self.field_rows);
         let on_grid = ratio(self.block_hits, grid);
         let inside = ratio(self.block_control, control);
         // At least one step-shaped edge per 1000 positions tested on average.
@@ -107,7 +111,7 @@ impl FrameStats {
     pub fn block_grid_rate(&self) -> f64 {
         ratio(
             self.block_hits,
-            block_test_points(self.width, self.height).0,
+            block_test_points(self.width, self.height, self.field_rows).0,
         )
     }
     /// Share of the frame inside the dark bars at its edges.
@@ -120,20 +124,55 @@ impl FrameStats {
 }
 
 /// How many pixel pairs the block-edge test examines on the 8x8 grid and at the control
-/// positions, for a frame of this size (the shader tests a pair only where both of its
-/// neighbours exist).
-pub fn block_test_points(width: u32, height: u32) -> (u64, u64) {
+/// positions, for a frame of this size measured `field_rows` rows apart (the shader tests a
+/// pair only where both of its neighbours exist).
+pub fn block_test_points(width: u32, height: u32, field_rows: u32) -> (u64, u64) {
     let (w, h) = (u64::from(width), u64::from(height));
     // Columns x = 8k (k >= 1) with x + 1 < w; controls x = 8k + 2 with x + 1 < w.
     let grid_cols = if w >= 2 { (w - 2) / 8 } else { 0 };
     let control_cols = if w >= 4 { (w - 4) / 8 + 1 } else { 0 };
-    // Rows y = 8j + 7 with y + 2 < h; controls y = 8j + 1 with y + 2 < h.
-    let grid_rows = if h >= 10 { (h - 10) / 8 + 1 } else { 0 };
-    let control_rows = if h >= 4 { (h - 4) / 8 + 1 } else { 0 };
+    // In each field of `lines` rows: lines y = 8j + 7 with y + 2 < lines; controls y = 8j + 1.
+    let fields = u64::from(field_rows.max(1));
+    let (mut grid_rows, mut control_rows) = (0, 0);
+    for parity in 0..fields.min(h) {
+        let lines = (h - parity).div_ceil(fields);
+        grid_rows += if lines >= 10 { (lines - 10) / 8 + 1 } else { 0 };
+        control_rows += if lines >= 4 { (lines - 4) / 8 + 1 } else { 0 };
+    }
     (
         grid_cols * h + grid_rows * w,
         control_cols * h + control_rows * w,
     )
+}
+
+/// The rows that one row's vertical statistics read, besides the row itself. Shared by the
+/// CPU backends; the shaders compute the same from `FrameDesc::field_rows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VerticalNeighbours {
+    /// The next row of the same field, for the steps downwards.
+    pub below: Option<usize>,
+    /// On the rows where block edges across rows are tested: the rows above and two below,
+    /// as the insides of the blocks on either side of the tested pair.
+    pub block: Option<(usize, usize)>,
+    /// The tested pair straddles the 8-row block grid (else it is a control pair).
+    pub on_grid: bool,
+}
+
+impl VerticalNeighbours {
+    pub fn of(row: usize, height: usize, field_rows: u32) -> Self {
+        let step = field_rows.max(1) as usize;
+        // The row's index within its field: the block grid of an interlaced picture coded
+        // as fields runs through each field.
+        let line = row / step;
+        let tested = row + 2 * step < height;
+        let on_grid = line % 8 == 7 && tested;
+        let control = line % 8 == 1 && tested;
+        VerticalNeighbours {
+            below: (row + step < height).then_some(row + step),
+            block: (on_grid || control).then(|| (row - step, row + 2 * step)),
+            on_grid,
+        }
+    }
 }
 
 fn ratio(n: u64, d: u64) -> f64 {

@@ -6,5 +6,6 @@
 mod support;
 
 mod audio;
+mod interlaced;
 mod scan;
 mod video;

@@ -11,8 +11,9 @@ fn scan(spec: &ClipSpec, extra: &[&str]) -> Value {
     scan_json(path.to_str().expect("utf-8 path"), extra)
 }
 
-/// Asserts the report holds exactly these (detector, start, end) events, within tolerance.
-fn assert_events(report: &Value, expected: &[(&str, f64, f64)]) {
+/// Asserts the report holds exactly these (detector, start, end) events, within ±`tolerance`
+/// seconds.
+pub(crate) fn assert_events_within(report: &Value, expected: &[(&str, f64, f64)], tolerance: f64) {
     let events = report["events"].as_array().expect("events array");
     let mut found: Vec<(String, f64, f64)> = events
         .iter()
@@ -33,10 +34,15 @@ fn assert_events(report: &Value, expected: &[(&str, f64, f64)]) {
     for ((det, start, end), (want_det, want_start, want_end)) in found.iter().zip(expected) {
         assert_eq!(det, want_det, "found {found:?}");
         assert!(
-            (start - want_start).abs() <= TOLERANCE && (end - want_end).abs() <= TOLERANCE,
-            "{det}: found {start:.3}-{end:.3}, truth {want_start}-{want_end} (±{TOLERANCE} s)"
+            (start - want_start).abs() <= tolerance && (end - want_end).abs() <= tolerance,
+            "{det}: found {start:.3}-{end:.3}, truth {want_start}-{want_end} (±{tolerance} s)"
         );
     }
+}
+
+/// [`assert_events_within`] ±0.1 s.
+fn assert_events(report: &Value, expected: &[(&str, f64, f64)]) {
+    assert_events_within(report, expected, TOLERANCE);
 }
 
 #[test]

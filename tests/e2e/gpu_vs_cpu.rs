@@ -359,6 +359,55 @@ const PARAMS: StatParams = StatParams {
     noise_threshold: 4,
 };
 
+fn interlaced(frame: VideoFrame) -> VideoFrame {
+    VideoFrame {
+        interlaced: true,
+        ..frame
+    }
+}
+
+/// Interlaced frames (fields of a moving picture woven together: every moving edge combs) give
+/// the same statistics on both backends, measured within each field: fewer vertical edges than
+/// the same frames measured as progressive, where every combed row is one.
+#[test]
+fn interlaced_frames_match_cpu_exactly() {
+    let dir = TempDir::new("gpu-vs-cpu-interlaced");
+    // A picture panning 13 pixels a field, 50 fields a second woven into 25 frames, top field
+    // first.
+    let woven = decoded_clip(
+        &dir.0,
+        "woven",
+        642,
+        362,
+        &[
+            "testsrc2=size=642x362:rate=50:duration=0.5,scroll=horizontal=0.02,tinterlace=interleave_top",
+        ],
+    );
+    let streams = [
+        Stream {
+            slot: 0,
+            frames: woven.iter().cloned().map(interlaced).collect(),
+            params: PARAMS,
+        },
+        Stream {
+            slot: 1,
+            frames: woven.clone(),
+            params: PARAMS,
+        },
+    ];
+    let mut gpu = gpu();
+    let results = compare(&mut gpu, &streams, 3);
+    let (by_field, by_frame): (Vec<_>, Vec<_>) = results.iter().partition(|s| s.field_rows == 2);
+    assert_eq!(by_field.len(), woven.len());
+    let edges_down = |s: &[&FrameStats]| s.iter().map(|s| s.edges_v).sum::<u64>();
+    assert!(
+        edges_down(&by_field) * 10 < edges_down(&by_frame) * 7,
+        "combing should not count as vertical edges: {} per field vs {} per frame",
+        edges_down(&by_field),
+        edges_down(&by_frame)
+    );
+}
+
 fn item(slot: u32, frame: &VideoFrame) -> BatchItem<'_> {
     BatchItem {
         slot,
@@ -605,6 +654,17 @@ fn subgroup_variant_matches_cpu_exactly() {
             frames: (0..3).map(|_| synthetic(642, 12, |_, _| 3)).collect(),
             params: PARAMS,
         }))
+        // The same patterns as interlaced frames, heights odd and even around the block rows.
+        .chain(
+            [(1921, 37), (258, 18), (7, 5)]
+                .iter()
+                .enumerate()
+                .map(|(k, &(w, h))| Stream {
+                    slot: 60 + k as u32,
+                    frames: (0..3).map(|i| interlaced(pattern(w, h, i))).collect(),
+                    params: PARAMS,
+                }),
+        )
         .collect();
     let a = compare(&mut with, &streams, 2);
     let b = compare(&mut without, &streams, 2);

@@ -222,36 +222,48 @@ pub fn mpegts_clip(spec: &ClipSpec) -> PathBuf {
     clip_in(spec, Container::MpegTs)
 }
 
-/// Generates (or reuses) a clip in `container`, cached under
-/// `$CARGO_TARGET_TMPDIR/clips/<hash of the ffmpeg command>.<ext>` (written to a temp name, then
-/// renamed, so parallel tests never see half-written files).
+/// Generates (or reuses) a clip in `container`; see [`ffmpeg_cached`].
 pub fn clip_in(spec: &ClipSpec, container: Container) -> PathBuf {
     let ext = match container {
         Container::Mp4 => "mp4",
         Container::MpegTs => "ts",
     };
+    let args = spec.ffmpeg_args(container, "OUT");
+    ffmpeg_cached(
+        &args,
+        ext,
+        Duration::from_secs_f64(60.0 + spec.seconds * 4.0),
+    )
+}
+
+/// Runs ffmpeg with `args`, where the argument "OUT" stands for the output file, unless its
+/// output is already cached under `$CARGO_TARGET_TMPDIR/clips/<hash of the args>.<ext>`
+/// (written to a temp name, then renamed, so parallel tests never see half-written files).
+/// Returns the cached file's path.
+pub fn ffmpeg_cached(args: &[String], ext: &str, limit: Duration) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clips");
     std::fs::create_dir_all(&dir).expect("create clip cache dir");
-    let key = spec.ffmpeg_args(container, "OUT").join(" ");
-    let path = dir.join(format!("{:016x}.{ext}", fnv1a(&key)));
+    let key = fnv1a(&args.join(" "));
+    let path = dir.join(format!("{key:016x}.{ext}"));
     if path.exists() {
         return path;
     }
     static N: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{:016x}.{}.{}.tmp.{ext}",
-        fnv1a(&key),
+        ".{key:016x}.{}.{}.tmp.{ext}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     ));
-    let args = spec.ffmpeg_args(container, tmp.to_str().expect("utf-8 path"));
-    let limit = Duration::from_secs_f64(60.0 + spec.seconds * 4.0);
-    let result = run_with_timeout(Command::new("ffmpeg").args(&args), limit);
-    match result {
+    let tmp_arg = tmp.to_str().expect("utf-8 path");
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if a == "OUT" { tmp_arg } else { a.as_str() })
+        .collect();
+    match run_with_timeout(Command::new("ffmpeg").args(&args), limit) {
         Ok((true, _, _)) => {}
         Ok((false, _, err)) | Err(err) => {
             let _ = std::fs::remove_file(&tmp);
-            panic!("ffmpeg clip generation failed for {spec:?}: {err}\nargs: {args:?}");
+            panic!("ffmpeg clip generation failed: {err}\nargs: {args:?}");
         }
     }
     std::fs::rename(&tmp, &path).expect("rename generated clip");

@@ -171,7 +171,7 @@ mod tests {
     /// Stats of a 640x360 frame whose block-edge steps are `share` on the grid, with step
     /// rates per position tested adding up to `total`.
     fn frame_with(share: f64, total: f64) -> FrameStats {
-        let (grid, control) = crate::stats::block_test_points(640, 360);
+        let (grid, control) = crate::stats::block_test_points(640, 360, 1);
         let (g, c) = (total * share, total * (1.0 - share));
         FrameStats {
             width: 640,

@@ -7,8 +7,8 @@
 
 use super::frame_stats::{BLOCK_MIN_STEP, EDGE_THRESHOLD};
 use crate::frame::VideoFrame;
-use crate::stats::StatParams;
 use crate::stats::gpu::types::RowPartial;
+use crate::stats::{StatParams, VerticalNeighbours};
 
 /// The visible pixels of row `row` (callers checked the frame, so the range exists).
 fn line(frame: &VideoFrame, row: usize) -> &[u8] {
@@ -84,16 +84,13 @@ impl<'a> RowView<'a> {
         row: usize,
         params: StatParams,
     ) -> Self {
-        let height = cur.height as usize;
-        let has_below = row + 1 < height;
-        let v_boundary = row % 8 == 7 && row + 2 < height;
-        let v_control = row % 8 == 1 && row + 2 < height;
+        let vertical = VerticalNeighbours::of(row, cur.height as usize, cur.field_rows());
         Self {
             width: cur.width as usize,
             cur: line(cur, row),
-            below: has_below.then(|| line(cur, row + 1)),
-            block_v: (v_boundary || v_control).then(|| (line(cur, row - 1), line(cur, row + 2))),
-            v_boundary,
+            below: vertical.below.map(|r| line(cur, r)),
+            block_v: vertical.block.map(|(a, b)| (line(cur, a), line(cur, b))),
+            v_boundary: vertical.on_grid,
             reference: reference.map(|r| line(r, row)),
             dark_threshold: params.dark_threshold,
             noise_threshold: params.noise_threshold,
@@ -515,7 +512,6 @@ fn row_partial_body(
     params: StatParams,
 ) -> RowPartial {
     let width = cur.width as usize;
-    let height = cur.height as usize;
     let dark_t = params.dark_threshold;
     let c = line(cur, row);
     let mut p = RowPartial {
@@ -554,20 +550,19 @@ fn row_partial_body(
     }
     p.block_h_control = c.chunks(8).filter(|g| g.len() >= 4).map(quad).sum();
 
-    if row + 1 < height {
-        let b = line(cur, row + 1);
+    let vertical = VerticalNeighbours::of(row, cur.height as usize, cur.field_rows());
+    if let Some(below) = vertical.below {
+        let b = line(cur, below);
         (p.grad_v_sum, p.edges_v) = diff_stats(b, c, EDGE_THRESHOLD);
-        let v_boundary = row % 8 == 7 && row + 2 < height;
-        let v_control = row % 8 == 1 && row + 2 < height;
-        if v_boundary || v_control {
-            let (above, below2) = (line(cur, row - 1), line(cur, row + 2));
+        if let Some((above, below2)) = vertical.block {
+            let (above, below2) = (line(cur, above), line(cur, below2));
             let hits: u32 = c
                 .iter()
                 .zip(b)
                 .zip(above.iter().zip(below2))
                 .map(|((&c, &b), (&a, &b2))| block_edge(step(b, c), step(c, a), step(b2, b)))
                 .sum();
-            if v_boundary {
+            if vertical.on_grid {
                 p.block_v_hits = hits;
             } else {
                 p.block_v_control = hits;
@@ -648,8 +643,11 @@ mod tests {
             ("portable", row_partial_body),
         ];
         for (w, h) in sizes {
-            for smooth in [false, true] {
-                let cur = frame(w, h, u64::from(w * h), smooth);
+            for (smooth, interlaced) in [(false, false), (true, false), (true, true)] {
+                let cur = VideoFrame {
+                    interlaced,
+                    ..frame(w, h, u64::from(w * h), smooth)
+                };
                 let prev = frame(w, h, u64::from(w + h), smooth);
                 for (dark_threshold, noise_threshold) in thresholds {
                     let params = StatParams {
@@ -663,8 +661,8 @@ mod tests {
                                 assert_eq!(
                                     stats(&cur, reference, row, params),
                                     expected,
-                                    "{path}: {w}x{h} row {row}, smooth {smooth}, {params:?}, \
-                                     reference {}",
+                                    "{path}: {w}x{h} row {row}, smooth {smooth}, \
+                                     interlaced {interlaced}, {params:?}, reference {}",
                                     reference.is_some()
                                 );
                             }

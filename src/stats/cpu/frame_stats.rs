@@ -5,8 +5,9 @@
 use crate::frame::VideoFrame;
 #[cfg(test)]
 use crate::stats::Bars;
+use crate::stats::gpu::types::FrameShape;
 use crate::stats::gpu::types::{FrameTotals, RowPartial};
-use crate::stats::{FrameStats, StatParams};
+use crate::stats::{FrameStats, StatParams, VerticalNeighbours};
 
 /// WGSL `unpack4xU8` of one word given as its 4 little-endian bytes: pixel x of a row is
 /// byte x % 4 of word x / 4.
@@ -78,22 +79,17 @@ pub fn row_partial(
     let width = cur.width;
     let height = cur.height as usize;
     let words = width.div_ceil(4) as usize;
-    let has_below = row + 1 < height;
-    let v_boundary = row % 8 == 7 && row + 2 < height;
-    let v_control = row % 8 == 1 && row + 2 < height;
+    let vertical = VerticalNeighbours::of(row, height, cur.field_rows());
+    let has_below = vertical.below.is_some();
+    let v_boundary = vertical.on_grid;
+    let v_control = vertical.block.is_some() && !vertical.on_grid;
     let dark_t = u32::from(params.dark_threshold);
     let noise_t = u32::from(params.noise_threshold);
     let cur_row = whole_row(cur, row);
-    let below_row = if has_below {
-        whole_row(cur, row + 1)
-    } else {
-        &[]
-    };
-    let (above_row, below2_row) = if v_boundary || v_control {
-        (whole_row(cur, row - 1), whole_row(cur, row + 2))
-    } else {
-        (&[][..], &[][..])
-    };
+    let below_row = vertical.below.map_or(&[][..], |r| whole_row(cur, r));
+    let (above_row, below2_row) = vertical.block.map_or((&[][..], &[][..]), |(a, b)| {
+        (whole_row(cur, a), whole_row(cur, b))
+    });
     let ref_row = reference.map(|r| whole_row(r, row));
 
     let mut luma_acc = [0u32; 4];
@@ -207,9 +203,9 @@ fn add64(acc: [u32; 2], x: u32) -> [u32; 2] {
     [lo, acc[1] + u32::from(lo < x)]
 }
 
-/// Twin of `main` in `frame_reduce.wgsl`: the totals of one `width` x rows frame from its row
-/// partials.
-pub fn reduce_rows(partials: &[RowPartial], width: u32) -> FrameTotals {
+/// Twin of `main` in `frame_reduce.wgsl`: the totals of one `width` x rows frame, measured
+/// `field_rows` rows apart, from its row partials.
+pub fn reduce_rows(partials: &[RowPartial], width: u32, field_rows: u32) -> FrameTotals {
     let height = partials.len() as u32;
     let mut luma_sum = [0u32; 2];
     let mut sq_sum = [0u32; 2];
@@ -235,7 +231,7 @@ pub fn reduce_rows(partials: &[RowPartial], width: u32) -> FrameTotals {
         t.block_h_control += p.block_h_control;
         t.block_v_hits += p.block_v_hits;
         t.block_v_control += p.block_v_control;
-        t.quiet_rows += u32::from(p.edges_v == 0 && r + 1 < height);
+        t.quiet_rows += u32::from(p.edges_v == 0 && r + field_rows < height);
         if p.end_bright > 0 {
             first_row = first_row.min(r);
             end_row = r + 1;
@@ -281,7 +277,13 @@ pub(crate) fn frame_stats_with(
     let reference = prev.filter(|p| same_size(cur, p) && super::check_frame(p).is_ok());
     partials.clear();
     partials.extend((0..cur.height as usize).map(|row| row_stats(cur, reference, row, params)));
-    reduce_rows(partials, cur.width).into_stats(cur.width, cur.height, reference.is_some())
+    let shape = FrameShape {
+        width: cur.width,
+        height: cur.height,
+        has_prev: reference.is_some(),
+        field_rows: cur.field_rows(),
+    };
+    reduce_rows(partials, cur.width, shape.field_rows).into_stats(shape)
 }
 
 /// Statistics of one frame against the previous frame of its stream (none for the first frame;
@@ -388,7 +390,7 @@ mod tests {
             };
             3
         ];
-        let t = reduce_rows(&partials, 4);
+        let t = reduce_rows(&partials, 4, 1);
         assert_eq!(t.luma_sum(), 3 * u64::from(u32::MAX));
         assert_eq!(t.diff_sum(), 3 * u64::from(u32::MAX - 1));
         assert_eq!((t.dark_pixels, t.changed_pixels), (3, 6));
@@ -439,7 +441,7 @@ mod tests {
             .flat_map(|y| (0..w).map(move |x| 100 + 6 * (((x / 8) + (y / 8)) % 2) as u8))
             .collect();
         let s = frame_stats_cpu(&frame(w, h, &blocks), None, PARAMS);
-        let (grid, control) = crate::stats::block_test_points(w, h);
+        let (grid, control) = crate::stats::block_test_points(w, h, 1);
         assert_eq!(s.block_hits, grid);
         assert_eq!(s.block_control, 0);
         assert_eq!(control, 8 * 32 + 4 * 64);
@@ -451,5 +453,70 @@ mod tests {
         let r = frame_stats_cpu(&frame(w, h, &ramp), None, PARAMS);
         assert_eq!((r.block_hits, r.block_control), (0, 0));
         assert_eq!(r.blockiness(), None);
+    }
+
+    /// A smooth vertical ramp whose two fields were captured while an edge moved 6 pixels:
+    /// measured as one picture, every row of the moving area steps against its neighbours
+    /// (combing); measured per field, only the ramp's own gentle steps remain.
+    #[test]
+    fn combing_is_no_detail_in_an_interlaced_frame() {
+        let (w, h) = (64u32, 32u32);
+        let woven: Vec<u8> = (0..h)
+            .flat_map(|y| {
+                let edge = if y % 2 == 0 { 20 } else { 26 };
+                (0..w).map(move |x| {
+                    if x < edge {
+                        60 + y as u8
+                    } else {
+                        180 + y as u8
+                    }
+                })
+            })
+            .collect();
+        let as_frame = frame_stats_cpu(&frame(w, h, &woven), None, PARAMS);
+        let interlaced = VideoFrame {
+            interlaced: true,
+            ..frame(w, h, &woven)
+        };
+        let per_field = frame_stats_cpu(&interlaced, None, PARAMS);
+        assert_eq!((as_frame.field_rows, per_field.field_rows), (1, 2));
+        // Per frame: 31 row pairs, 6 combed columns stepping 119 down from an even row (16
+        // pairs) and 121 from an odd one (15), the other 58 columns stepping 1.
+        assert_eq!(
+            as_frame.grad_v_sum,
+            16 * (6 * 119 + 58) + 15 * (6 * 121 + 58)
+        );
+        assert_eq!(as_frame.edges_v, 31 * 6);
+        // Per field: 30 row pairs two rows apart, stepping 2 everywhere.
+        assert_eq!(per_field.grad_v_sum, 30 * 64 * 2);
+        assert_eq!(per_field.edges_v, 0);
+        assert_eq!(per_field.quiet_rows, 30);
+        assert_eq!(per_field.quiet_row_ratio(), 1.0);
+    }
+
+    /// A picture coded as fields has its 8x8 blocks in each field: 16 frame rows tall, on
+    /// alternate rows. Measured per field, every grid step is a block edge; the count of
+    /// tested positions follows the fields.
+    #[test]
+    fn field_blocks_score_as_blocky_in_an_interlaced_frame() {
+        let (w, h) = (64u32, 67u32);
+        let blocks: Vec<u8> = (0..h)
+            .flat_map(|y| {
+                let (field, line) = (y % 2, y / 2);
+                (0..w).map(move |x| 100 + 6 * (((x / 8) + (line / 8) + field) % 2) as u8)
+            })
+            .collect();
+        let interlaced = VideoFrame {
+            interlaced: true,
+            ..frame(w, h, &blocks)
+        };
+        let s = frame_stats_cpu(&interlaced, None, PARAMS);
+        let (grid, _) = crate::stats::block_test_points(w, h, 2);
+        // Grid columns 8..56 on every row; grid lines (y + 2 < lines) 7, 15, 23 and 31 of the
+        // top field (34 lines) and 7, 15 and 23 of the bottom one (33 lines).
+        assert_eq!(grid, 7 * 67 + (4 + 3) * 64);
+        assert_eq!(s.block_hits, grid);
+        assert_eq!(s.block_control, 0);
+        assert_eq!(s.blockiness(), Some(1.0));
     }
 }

@@ -16,7 +16,7 @@ use wgpu::util::StagingBelt;
 
 use super::context::{GpuContext, capture_errors};
 use super::shaders::{ShaderFile, ShaderSources};
-use super::types::{FrameDesc, FrameTotals, RowPartial};
+use super::types::{FrameDesc, FrameShape, FrameTotals, RowPartial};
 use crate::frame::VideoFrame;
 use crate::perf::{PERF, Stage};
 use crate::stats::cpu::check_frame;
@@ -396,7 +396,7 @@ impl ChunkPlan {
         batch: &[BatchItem<'_>],
         n_padded: u64,
         descs: &mut Vec<FrameDesc>,
-        frames: &mut Vec<ReadMeta>,
+        frames: &mut Vec<FrameShape>,
     ) {
         descs.clear();
         frames.clear();
@@ -427,13 +427,14 @@ impl ChunkPlan {
                 row_base: row_base as u32,
                 dark_threshold: u32::from(item.params.dark_threshold),
                 noise_threshold: u32::from(item.params.noise_threshold),
-                _pad0: 0,
+                field_rows: f.field_rows(),
                 _pad1: 0,
             });
-            frames.push(ReadMeta {
+            frames.push(FrameShape {
                 width: f.width,
                 height: f.height,
                 has_prev: has_ref == 1,
+                field_rows: f.field_rows(),
             });
             row_base += u64::from(f.height);
         }
@@ -453,20 +454,13 @@ struct BindingSet {
     /// (pass 1, pass 2); rebuilt when a bound buffer is replaced.
     bind_groups: Option<(wgpu::BindGroup, wgpu::BindGroup)>,
     /// What turning the totals into [`FrameStats`] needs, per frame of the submission.
-    frames: Vec<ReadMeta>,
+    frames: Vec<FrameShape>,
     submission: Option<wgpu::SubmissionIndex>,
     /// Tells this submission's map callback from a stale one of an abandoned submission.
     generation: u64,
     mapped: Option<Result<(), wgpu::BufferAsyncError>>,
     totals_bytes: u64,
     submitted_at: Instant,
-}
-
-#[derive(Clone, Copy)]
-struct ReadMeta {
-    width: u32,
-    height: u32,
-    has_prev: bool,
 }
 
 impl BindingSet {
@@ -1097,9 +1091,7 @@ impl GpuBackend {
                     .zip(view.chunks_exact(TOTALS_BYTES as usize))
                 {
                     let t: FrameTotals = bytemuck::pod_read_unaligned(bytes);
-                    pending
-                        .stats
-                        .push(t.into_stats(m.width, m.height, m.has_prev));
+                    pending.stats.push(t.into_stats(*m));
                 }
             });
         readback.unmap();

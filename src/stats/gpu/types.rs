@@ -26,7 +26,9 @@ pub struct FrameDesc {
     pub row_base: u32,
     pub dark_threshold: u32,
     pub noise_threshold: u32,
-    pub _pad0: u32,
+    /// Rows between a row and the next of the same field: 2 for interlaced frames, else 1
+    /// ([`VideoFrame::field_rows`](crate::frame::VideoFrame::field_rows)).
+    pub field_rows: u32,
     pub _pad1: u32,
 }
 
@@ -101,10 +103,16 @@ impl FrameTotals {
         join64(self.diff_sum_lo, self.diff_sum_hi)
     }
 
-    /// The contract's [`FrameStats`](crate::stats::FrameStats) of a `width`x`height` frame
-    /// from these totals. Takes the size rather than the frame: with batches in flight the
+    /// The contract's [`FrameStats`](crate::stats::FrameStats) of a frame of this shape
+    /// from these totals. Takes the shape rather than the frame: with batches in flight the
     /// totals are read back after the engine has moved on from the frame.
-    pub fn into_stats(self, width: u32, height: u32, has_prev: bool) -> crate::stats::FrameStats {
+    pub fn into_stats(self, shape: FrameShape) -> crate::stats::FrameStats {
+        let FrameShape {
+            width,
+            height,
+            has_prev,
+            field_rows,
+        } = shape;
         crate::stats::FrameStats {
             width,
             height,
@@ -128,8 +136,19 @@ impl FrameTotals {
                 left: self.bar_left,
                 right: self.bar_right,
             },
+            field_rows,
         }
     }
+}
+
+/// What the totals of a frame need to know of it to become its statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameShape {
+    pub width: u32,
+    pub height: u32,
+    /// The frame was compared with a reference of its size.
+    pub has_prev: bool,
+    pub field_rows: u32,
 }
 
 /// Each WGSL struct name with the size of its Rust twin, for the layout check in the tests.
