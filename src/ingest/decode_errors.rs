@@ -4,10 +4,17 @@
 //! (both handled where they arrive), or only a log line. The libav decoders of GStreamer 1.22
 //! do the last: each damaged macroblock is an error in the `libav` debug category, with no
 //! element attached. This module listens to that category and credits each error to the
-//! stream whose decoder was running on the logging thread. That needs the decoder to decode on
-//! its streaming thread, so libav decoders are set to slice threading (one stream, one thread;
-//! with many streams per process the cores are shared out by streams anyway). The sole stream
-//! of a process (`scan`) keeps libav's frame threads: every error is its own.
+//! stream whose decoder was running on the logging thread, and each frame leaving the decoder
+//! takes the errors counted since the frame before it.
+//!
+//! Both need libav's threads tamed. Frame threads decode several frames at once, so a frame
+//! leaving the decoder was credited with errors of frames still behind it (damage reported a
+//! frame or two early, in `scan`); libav decoders therefore use slice threading, which
+//! finishes each frame before the next. Slice workers are libav's own threads, which no stream
+//! can be told from: with several streams in the process a libav decoder runs on its streaming
+//! thread alone (one stream, one thread: with many streams the cores are shared out by streams
+//! anyway); the sole stream of a process (`scan`) keeps its slice workers, since every error
+//! logged anywhere is its own.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -140,11 +147,15 @@ pub fn watch_decoder(
     }
     if sole {
         *crate::sync::lock(&SOLE) = Some(stream.clone());
-    } else if element.find_property("thread-type").is_some()
+    }
+    if element.find_property("thread-type").is_some()
         && let Some(name) = element.factory().map(|f| f.name())
         && name.starts_with("avdec_")
     {
         element.set_property_from_str("thread-type", "slice");
+        if !sole && element.find_property("max-threads").is_some() {
+            element.set_property("max-threads", 1i32);
+        }
     }
     if let Some(src) = element.static_pad("src") {
         let (stream, marks) = (stream.clone(), marks.clone());
