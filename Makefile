@@ -40,7 +40,8 @@ define apt_install
 	fi
 endef
 
-.PHONY: run test accuracy soak fuzz deps test-deps build check toolchain bench-compare bench
+.PHONY: run test accuracy soak fuzz deps test-deps build check toolchain bench-compare bench \
+	device-pack device-check
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -97,3 +98,24 @@ accuracy: test-deps
 check: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# A lent GPU machine (no GStreamer, Rust or package registry there): `make device-pack` here
+# builds the release binary and the e2e test binary and packs them, with the Debian libraries
+# they load and the Vulkan loader, into .devbin/ and .gl/ (ignored by git); the device command
+# is `make device-check` with those two folders carried (benches/device_check.sh).
+DEVICE_DEBS := libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 liborc-0.4-0 libunwind8 libdw1 \
+	libelf1 libglib2.0-0
+GL_DEBS := libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2
+device-pack: deps
+	$(CARGO) build --release
+	$(CARGO) test --release --test e2e --no-run
+	mkdir -p .devbin/debs .gl /tmp/amd64/partial
+	xz -T0 -6 -c target/release/streamwatch >.devbin/streamwatch.xz
+	xz -T0 -6 -c $$(ls -t target/release/deps/e2e-* | grep -v '\.d$$' | head -1) >.devbin/e2e.xz
+	apt_o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'; \
+	apt-get $$apt_o update -q && \
+	(cd .devbin/debs && apt-get $$apt_o download $(DEVICE_DEBS)) && \
+	(cd .gl && apt-get $$apt_o download $(GL_DEBS))
+
+device-check:
+	benches/device_check.sh
