@@ -92,7 +92,7 @@ fuzz: test-deps
 # Detector accuracy: generates clips with injected defects, scans them, and prints per-detector
 # found/missed/false counts (video beside ffmpeg's blackdetect/freezedetect, audio, scan).
 accuracy: test-deps
-	NODEVICE_SELECT=1 $(CARGO) test --test accuracy -- --nocapture
+	NODEVICE_SELECT=1 $(CARGO) test --test accuracy -- --nocapture --include-ignored
 
 check: deps
 	$(CARGO) fmt --all -- --check

@@ -6,5 +6,7 @@
 mod support;
 
 mod audio;
+mod corpus;
 mod scan;
+mod scoring;
 mod video;
