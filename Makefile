@@ -93,7 +93,7 @@ fuzz: test-deps
 # found/missed/false counts (video beside ffmpeg's blackdetect/freezedetect, audio, scan), and
 # the real-content corpus (31.5 min of programmes, `#[ignore]`d in `make test`, which runs a
 # 20 s slice): false events per detector per hour. STREAMWATCH_BIN=/path scores another build,
-# CORPUS_REPORT=/path also writes the corpus table to a file.
+# CORPUS_REPORT=/path also appends the corpus reports to a file.
 accuracy: test-deps
 	NODEVICE_SELECT=1 $(CARGO) test --test accuracy -- --nocapture --include-ignored
 
