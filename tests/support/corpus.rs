@@ -13,7 +13,7 @@
 //! | `studio` | talking head | static set, a presenter swaying and talking, lower third | MPEG-2 576i-sized 25p CBR, closed GOP, MP2 | freeze, stutter (most pixels never change) |
 //! | `night` | dark scene | moving pattern graded to luma 16..64 with grain | H.264 720p VBR, open GOP, AAC | black (dark but not black) |
 //! | `cartoon` | flat colours | flat shapes, animated on twos (every frame shown twice), holds of 1.4 s every 9 s | H.264 576p VBR, closed GOP, AAC | stutter, freeze, flat |
-//! | `credits` | scrolling credits | white names scrolling up over black, 1.3 s of black between passes | H.264 720p CBR, open GOP, AAC | black (sparse moving text over black) |
+//! | `credits` | scrolling credits | white names scrolling up over black, 1.2 s of black between passes | H.264 720p CBR, open GOP, AAC | black (sparse moving text over black) |
 //! | `slideshow` | stills | Ken Burns slow zoom and pan over stills, 1 s cross-fades | MPEG-2 720p VBR, open GOP, AC-3 | freeze (slow change), blur (cross-fades) |
 //! | `fades` | fades to black | drama with dips to black of 0.5-1.3 s (fades of 0.5 s), sound dipping with it | MPEG-2 576p VBR, open GOP, MP2 | black, silence (shorter than their 2 s minimum) |
 //! | `splice` | ad break | 720x576 programme, 1920x1080 ad with AAC at 44.1 kHz, programme again: three TS files joined byte for byte (timestamps restart, continuity counters jump) | H.264 CBR + VBR, AAC | letterbox, blur, blockiness baselines; black (5-frame black around the ad) |
@@ -651,26 +651,28 @@ const CREDITS: [(&str, &str); 16] = [
     ("Music Supervisor", "Ivo Petrov"),
 ];
 
-/// Credits: a 2400-line-tall roll of headings and names, white on black, scrolling up at
-/// 60 px/s, passing once every 52 s with about 1.3 s of plain black between passes.
+/// Credits: a roll of headings and names (2324 px tall), white on black, scrolling up at
+/// 60 px/s and passing once every 51 s with about 1.2 s of plain black between passes (the
+/// first version's 120 px bottom margin left 2.7 s, longer than black's 2 s minimum).
 fn credits() -> Programme {
     let (w, h, f) = (1280, 720, 25);
-    let mut roll = format!("color=c=black:size={w}x2400:rate={f}");
+    let mut lines = String::new();
     let mut y = 40;
     for (i, (role, name)) in CREDITS.iter().cycle().take(40).enumerate() {
         if i % 8 == 0 {
-            roll.push_str(&format!(
+            lines.push_str(&format!(
                 ",drawtext=fontfile={FONT_BOLD}:text='PART {}':x=(w-tw)/2:y={y}:fontsize=34:fontcolor=white",
                 i / 8 + 1
             ));
             y += 96;
         }
-        roll.push_str(&format!(
+        lines.push_str(&format!(
             ",drawtext=fontfile={FONT}:text='{role}':x=w/2-tw-30:y={y}:fontsize=26:fontcolor=0xdddddd,\
              drawtext=fontfile={FONT}:text='{name}':x=w/2+30:y={y}:fontsize=26:fontcolor=white"
         ));
         y += 44;
     }
+    let roll = format!("color=c=black:size={w}x{}:rate={f}{lines}", y + 20);
     let v = format!(
         "{}[vroll];color=c=black:size={w}x{h}:rate={f}[vbk];\
          [vbk][vroll]overlay=x=0:y='H-mod(t*60,h+H)',format=yuv420p",
