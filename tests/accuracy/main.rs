@@ -6,6 +6,8 @@
 mod support;
 
 mod audio;
+mod corpus;
 mod interlaced;
 mod scan;
+mod scoring;
 mod video;

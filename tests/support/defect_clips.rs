@@ -115,6 +115,8 @@ pub enum Defect {
     StutterRepeat,
     /// Two frames in three dropped, leaving PTS gaps.
     StutterDrop,
+    /// The audio muted (gain 0, digital silence) over the window; the picture untouched.
+    Silence,
 }
 
 impl Defect {
@@ -129,6 +131,7 @@ impl Defect {
             Defect::BlueScreen => "flat",
             Defect::Letterbox | Defect::Pillarbox => "letterbox",
             Defect::StutterRepeat | Defect::StutterDrop => "stutter",
+            Defect::Silence => "silence",
         }
     }
 
@@ -147,6 +150,7 @@ impl Defect {
             Defect::Pillarbox => "pillarbox",
             Defect::StutterRepeat => "stutter-repeat",
             Defect::StutterDrop => "stutter-drop",
+            Defect::Silence => "mute",
         }
     }
 }
@@ -208,12 +212,7 @@ impl DefectClip {
     /// first frame with `pts >= start`, the first with `pts >= end`), so a window edge between
     /// two frames is still frame-exact.
     pub fn truth(&self) -> Vec<(&'static str, f64, f64)> {
-        let f = self.fps as f64;
-        let snap = |t: f64| (t * f - 1e-6).ceil() / f;
-        self.windows
-            .iter()
-            .map(|w| (w.defect.detector(), snap(w.start), snap(w.end)))
-            .collect()
+        truth_on_grid(&self.windows, self.fps)
     }
 
     fn windows_of(&self, defects: &[Defect]) -> impl Iterator<Item = &Window> {
@@ -252,95 +251,8 @@ impl DefectClip {
                  life_color=#00ff00:death_color=#aa0000:mold_color=#203040,format=yuv420p"
             ),
         };
-        let en = |w: &Window| format!("enable='gte(t,{})*lt(t,{})'", w.start, w.end);
-        for (i, win) in self.windows_of(&[Defect::FreezeLossy]).enumerate() {
-            let first = (win.start * f as f64).round() as i64;
-            let last = (win.end * f as f64).round() as i64 - 1;
-            let replace = (first - 1).max(0);
-            g.push_str(&format!(
-                ",split[fz{i}a][fz{i}b];[fz{i}a][fz{i}b]freezeframes=first={first}:last={last}:replace={replace}"
-            ));
-        }
-        for (i, win) in self.windows_of(&[Defect::StutterRepeat]).enumerate() {
-            // overlay shows the newest kept frame until the next one: each is shown 3 times.
-            g.push_str(&format!(
-                ",split[sr{i}a][sr{i}b];[sr{i}b]trim=start={a}:end={b},select='not(mod(n,3))'[sr{i}c];\
-                 [sr{i}a][sr{i}c]overlay=eof_action=pass:{e}",
-                a = win.start,
-                b = win.end,
-                e = en(win)
-            ));
-        }
-        for win in self.windows_of(&[Defect::Black]) {
-            g.push_str(&format!(
-                ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:{}",
-                en(win)
-            ));
-        }
-        for win in self.windows_of(&[Defect::BlackWithLogo]) {
-            let e = en(win);
-            g.push_str(&format!(
-                ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:{e}\
-                 ,drawbox=x=iw*0.85:y=ih*0.05:w=iw/10:h=ih/10:color=white:t=fill:{e}"
-            ));
-        }
-        for win in self.windows_of(&[Defect::Blur]) {
-            g.push_str(&format!(",boxblur=10:{}", en(win)));
-        }
-        for (i, win) in self.windows_of(&[Defect::ColorBars]).enumerate() {
-            let src = if w >= 1280 {
-                "smptehdbars"
-            } else {
-                "smptebars"
-            };
-            g.push_str(&format!(
-                "[cb{i}a];{src}=size={w}x{h}:rate={f},format=yuv420p[cb{i}b];\
-                 [cb{i}a][cb{i}b]overlay={}",
-                en(win)
-            ));
-        }
-        for win in self.windows_of(&[Defect::BlueScreen]) {
-            g.push_str(&format!(
-                ",drawbox=x=0:y=0:w=iw:h=ih:color=0x0000FF:t=fill:{}",
-                en(win)
-            ));
-        }
-        for win in self.windows_of(&[Defect::Letterbox]) {
-            let e = en(win);
-            g.push_str(&format!(
-                ",drawbox=x=0:y=0:w=iw:h=ih*0.125:color=black:t=fill:{e}\
-                 ,drawbox=x=0:y=ih-h:w=iw:h=ceil(ih*0.125):color=black:t=fill:{e}"
-            ));
-        }
-        for win in self.windows_of(&[Defect::Pillarbox]) {
-            let e = en(win);
-            g.push_str(&format!(
-                ",drawbox=x=0:y=0:w=iw*0.125:h=ih:color=black:t=fill:{e}\
-                 ,drawbox=x=iw-w:y=0:w=ceil(iw*0.125):h=ih:color=black:t=fill:{e}"
-            ));
-        }
+        g.push_str(&defect_filters(&self.windows, w, h, f));
         g
-    }
-
-    /// Windows re-encoded on their own and put back: (window, encoder arguments).
-    fn reencoded_windows(&self) -> Vec<(Window, Vec<String>)> {
-        let args = |a: &str| a.split_whitespace().map(String::from).collect::<Vec<_>>();
-        self.windows
-            .iter()
-            .filter_map(|w| match w.defect {
-                Defect::FreezeLossy => Some((
-                    *w,
-                    args("-c:v libx264 -preset veryfast -crf 28 -g 12 -bf 0 -pix_fmt yuv420p"),
-                )),
-                Defect::Mpeg2MaxQuant => Some((
-                    *w,
-                    args(
-                        "-c:v mpeg2video -qscale:v 31 -qmin 31 -qmax 31 -g 12 -bf 0 -pix_fmt yuv420p",
-                    ),
-                )),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The delivered picture: `picture_graph` with the re-encoded windows (ffmpeg inputs
@@ -348,14 +260,7 @@ impl DefectClip {
     /// trimmed to `[from, to)`, ending in `[v]`.
     fn final_graph(&self, from: f64, to: f64) -> String {
         let mut g = self.picture_graph();
-        for (k, (win, _)) in self.reencoded_windows().iter().enumerate() {
-            g.push_str(&format!(
-                "[rw{k}a];[{k}:v]setpts=PTS-STARTPTS+{a}/TB[rw{k}b];\
-                 [rw{k}a][rw{k}b]overlay=eof_action=pass:enable='gte(t,{a})*lt(t,{b})'",
-                a = win.start,
-                b = win.end
-            ));
-        }
+        g.push_str(&reencoded_overlays(&self.windows));
         for win in self.windows_of(&[Defect::StutterDrop]) {
             g.push_str(&format!(
                 ",select='not(gte(t,{})*lt(t,{})*mod(n,3))'",
@@ -391,24 +296,7 @@ impl DefectClip {
             "-fps_mode",
             "passthrough",
         ]);
-        let mut plan = Vec::new();
-        let mut inputs = Vec::new();
-        for (k, (win, enc)) in self.reencoded_windows().into_iter().enumerate() {
-            let mut cmd = head();
-            cmd.push("-filter_complex".into());
-            cmd.push(format!(
-                "{},trim=start={}:end={},format=yuv420p[v]",
-                self.picture_graph(),
-                win.start,
-                win.end
-            ));
-            cmd.extend(s(&["-map", "[v]"]));
-            cmd.extend(enc);
-            cmd.extend(s(&["-f", "mpegts"]));
-            cmd.push(format!("{{W}}/window{k}.ts"));
-            plan.push(cmd);
-            inputs.extend(["-i".to_string(), format!("{{W}}/window{k}.ts")]);
-        }
+        let (mut plan, inputs) = window_commands(&self.picture_graph(), &self.windows);
         let mut noisy: Vec<&Window> = self.windows_of(&[Defect::BitstreamNoise]).collect();
         noisy.sort_by(|a, b| a.start.total_cmp(&b.start));
         if noisy.is_empty() {
@@ -466,10 +354,188 @@ impl DefectClip {
     }
 }
 
+/// The pixel-domain defects of `windows` (black, logo, freeze, stutter-repeat, blur, bars,
+/// blue, letterbox, pillarbox) as filters appended to an unterminated chain of `w`x`h`@`f`
+/// frames, which the result leaves unterminated too.
+pub fn defect_filters(windows: &[Window], w: u32, h: u32, f: u32) -> String {
+    let mut g = String::new();
+    let en = |w: &Window| format!("enable='gte(t,{})*lt(t,{})'", w.start, w.end);
+    for (i, win) in windows_of(windows, &[Defect::FreezeLossy]).enumerate() {
+        let first = (win.start * f as f64).round() as i64;
+        let last = (win.end * f as f64).round() as i64 - 1;
+        let replace = (first - 1).max(0);
+        g.push_str(&format!(
+                ",split[fz{i}a][fz{i}b];[fz{i}a][fz{i}b]freezeframes=first={first}:last={last}:replace={replace}"
+            ));
+    }
+    for (i, win) in windows_of(windows, &[Defect::StutterRepeat]).enumerate() {
+        // overlay shows the newest kept frame until the next one: each is shown 3 times.
+        g.push_str(&format!(
+            ",split[sr{i}a][sr{i}b];[sr{i}b]trim=start={a}:end={b},select='not(mod(n,3))'[sr{i}c];\
+                 [sr{i}a][sr{i}c]overlay=eof_action=pass:{e}",
+            a = win.start,
+            b = win.end,
+            e = en(win)
+        ));
+    }
+    for win in windows_of(windows, &[Defect::Black]) {
+        g.push_str(&format!(
+            ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:{}",
+            en(win)
+        ));
+    }
+    for win in windows_of(windows, &[Defect::BlackWithLogo]) {
+        let e = en(win);
+        g.push_str(&format!(
+            ",drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:{e}\
+                 ,drawbox=x=iw*0.85:y=ih*0.05:w=iw/10:h=ih/10:color=white:t=fill:{e}"
+        ));
+    }
+    for win in windows_of(windows, &[Defect::Blur]) {
+        g.push_str(&format!(",boxblur=10:{}", en(win)));
+    }
+    for (i, win) in windows_of(windows, &[Defect::ColorBars]).enumerate() {
+        let src = if w >= 1280 {
+            "smptehdbars"
+        } else {
+            "smptebars"
+        };
+        g.push_str(&format!(
+            "[cb{i}a];{src}=size={w}x{h}:rate={f},format=yuv420p[cb{i}b];\
+                 [cb{i}a][cb{i}b]overlay={}",
+            en(win)
+        ));
+    }
+    for win in windows_of(windows, &[Defect::BlueScreen]) {
+        g.push_str(&format!(
+            ",drawbox=x=0:y=0:w=iw:h=ih:color=0x0000FF:t=fill:{}",
+            en(win)
+        ));
+    }
+    for win in windows_of(windows, &[Defect::Letterbox]) {
+        let e = en(win);
+        g.push_str(&format!(
+            ",drawbox=x=0:y=0:w=iw:h=ih*0.125:color=black:t=fill:{e}\
+                 ,drawbox=x=0:y=ih-h:w=iw:h=ceil(ih*0.125):color=black:t=fill:{e}"
+        ));
+    }
+    for win in windows_of(windows, &[Defect::Pillarbox]) {
+        let e = en(win);
+        g.push_str(&format!(
+            ",drawbox=x=0:y=0:w=iw*0.125:h=ih:color=black:t=fill:{e}\
+                 ,drawbox=x=iw-w:y=0:w=ceil(iw*0.125):h=ih:color=black:t=fill:{e}"
+        ));
+    }
+    g
+}
+
+fn windows_of<'a>(
+    windows: &'a [Window],
+    defects: &'a [Defect],
+) -> impl Iterator<Item = &'a Window> {
+    windows.iter().filter(move |w| defects.contains(&w.defect))
+}
+
+/// Ground truth of `windows`: `(detector, start, end)` per window, snapped to the frame grid of
+/// `fps` (the first frame with `pts >= start`, the first with `pts >= end`), so a window edge
+/// between two frames is still frame-exact.
+pub fn truth_on_grid(windows: &[Window], fps: u32) -> Vec<(&'static str, f64, f64)> {
+    let f = fps as f64;
+    let snap = |t: f64| (t * f - 1e-6).ceil() / f;
+    windows
+        .iter()
+        .map(|w| (w.defect.detector(), snap(w.start), snap(w.end)))
+        .collect()
+}
+
+/// The audio defects of `windows` (muting) as filters appended to an unterminated audio chain.
+pub fn audio_defect_filters(windows: &[Window]) -> String {
+    windows_of(windows, &[Defect::Silence])
+        .map(|w| format!(",volume=0:enable='gte(t,{})*lt(t,{})'", w.start, w.end))
+        .collect()
+}
+
+/// Windows re-encoded on their own and put back: (window, encoder arguments).
+fn reencoded_windows(windows: &[Window]) -> Vec<(Window, Vec<String>)> {
+    let args = |a: &str| a.split_whitespace().map(String::from).collect::<Vec<_>>();
+    windows
+        .iter()
+        .filter_map(|w| match w.defect {
+            Defect::FreezeLossy => Some((
+                *w,
+                args("-c:v libx264 -preset veryfast -crf 28 -g 12 -bf 0 -pix_fmt yuv420p"),
+            )),
+            Defect::Mpeg2MaxQuant => Some((
+                *w,
+                args("-c:v mpeg2video -qscale:v 31 -qmin 31 -qmax 31 -g 12 -bf 0 -pix_fmt yuv420p"),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ffmpeg commands encoding each re-encoded window of `picture` (an unterminated chain
+/// with the pixel-domain defects already applied) to `{W}/window<k>.ts`, and the `-i`
+/// arguments that make them inputs `0..n` of the final command.
+pub fn window_commands(picture: &str, windows: &[Window]) -> (Vec<Vec<String>>, Vec<String>) {
+    let mut plan = Vec::new();
+    let mut inputs = Vec::new();
+    for (k, (win, enc)) in reencoded_windows(windows).into_iter().enumerate() {
+        let mut cmd: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+            .map(String::from)
+            .to_vec();
+        cmd.push("-filter_complex".into());
+        cmd.push(format!(
+            "{picture},trim=start={}:end={},format=yuv420p[v]",
+            win.start, win.end
+        ));
+        cmd.extend(["-map".into(), "[v]".into()]);
+        cmd.extend(enc);
+        cmd.extend(["-f".into(), "mpegts".into(), format!("{{W}}/window{k}.ts")]);
+        plan.push(cmd);
+        inputs.extend(["-i".to_string(), format!("{{W}}/window{k}.ts")]);
+    }
+    (plan, inputs)
+}
+
+/// Filters overlaying the windows made by [`window_commands`] (ffmpeg inputs `0..n`) on an
+/// unterminated chain, at their place; the chain stays unterminated.
+pub fn reencoded_overlays(windows: &[Window]) -> String {
+    let mut g = String::new();
+    for (k, (win, _)) in reencoded_windows(windows).iter().enumerate() {
+        g.push_str(&format!(
+            "[rw{k}a];[{k}:v]setpts=PTS-STARTPTS+{a}/TB[rw{k}b];\
+             [rw{k}a][rw{k}b]overlay=eof_action=pass:enable='gte(t,{a})*lt(t,{b})'",
+            a = win.start,
+            b = win.end
+        ));
+    }
+    g
+}
+
 /// Generates (or reuses from the cache) the clip; returns its path. Safe to call from
 /// several threads and test binaries at once (temp names, then rename).
 pub fn defect_clip(spec: &DefectClip) -> PathBuf {
-    let plan = spec.plan();
+    let limit = Duration::from_secs_f64(120.0 + spec.seconds * 10.0);
+    run_plan_cached("defect-clips", "mp4", &spec.label(), &spec.plan(), limit)
+}
+
+/// First word of a plan step that joins files byte for byte instead of running ffmpeg:
+/// `[CAT, out, part1, part2, ...]` (MPEG-TS segments spliced as a playout server would).
+pub const CAT: &str = "{CAT}";
+
+/// Runs `plan` (ffmpeg argument lists, or [`CAT`] steps, with `{W}/` for a private work dir
+/// and `{OUT}` for the result) unless its result is cached under
+/// `$CARGO_TARGET_TMPDIR/<subdir>/<hash of every step>.<ext>`; returns the cached path. Each
+/// ffmpeg run gets `limit`. Safe to call from several threads and test binaries at once
+/// (temp names, then rename); panics with ffmpeg's error and `label` on failure.
+pub fn run_plan_cached(
+    subdir: &str,
+    ext: &str,
+    label: &str,
+    plan: &[Vec<String>],
+    limit: Duration,
+) -> PathBuf {
     let key = fnv1a(
         &plan
             .iter()
@@ -477,9 +543,9 @@ pub fn defect_clip(spec: &DefectClip) -> PathBuf {
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("defect-clips");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(subdir);
     std::fs::create_dir_all(&dir).expect("create clip cache dir");
-    let path = dir.join(format!("{key:016x}.mp4"));
+    let path = dir.join(format!("{key:016x}.{ext}"));
     if path.exists() {
         return path;
     }
@@ -490,17 +556,19 @@ pub fn defect_clip(spec: &DefectClip) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     );
     let work = dir.join(format!(".work.{tag}"));
-    let out = dir.join(format!(".{tag}.tmp.mp4"));
+    let out = dir.join(format!(".{tag}.tmp.{ext}"));
     std::fs::create_dir_all(&work).expect("create clip work dir");
     let work_s = work.to_str().expect("utf-8 path");
     let out_s = out.to_str().expect("utf-8 path");
-    let limit = Duration::from_secs_f64(120.0 + spec.seconds * 10.0);
-    for cmd in &plan {
+    for cmd in plan {
         let args: Vec<String> = cmd
             .iter()
             .map(|a| a.replace("{W}", work_s).replace("{OUT}", out_s))
             .collect();
-        let result = run_with_timeout(Command::new("ffmpeg").args(&args), limit);
+        let result = match args.split_first() {
+            Some((first, rest)) if first == CAT => concatenate(rest),
+            _ => run_with_timeout(Command::new("ffmpeg").args(&args), limit),
+        };
         let err = match result {
             Ok((true, _, _)) => continue,
             Ok((false, _, err)) | Err(err) => err,
@@ -508,14 +576,25 @@ pub fn defect_clip(spec: &DefectClip) -> PathBuf {
         let _ = std::fs::remove_dir_all(&work);
         let _ = std::fs::remove_file(&out);
         panic!(
-            "ffmpeg failed generating {}: {}\nargs: {args:?}",
-            spec.label(),
+            "ffmpeg failed generating {label}: {}\nargs: {args:?}",
             tail_str(&err, 3000)
         );
     }
     let _ = std::fs::remove_dir_all(&work);
     std::fs::rename(&out, &path).expect("rename generated clip");
     path
+}
+
+/// A [`CAT`] step: `out` followed by the parts, joined in order; shaped like
+/// `run_with_timeout`'s result.
+fn concatenate(paths: &[String]) -> Result<(bool, String, String), String> {
+    let (out, parts) = paths.split_first().ok_or("cat step without an output")?;
+    let mut joined = Vec::new();
+    for part in parts {
+        joined.extend(std::fs::read(part).map_err(|e| format!("read {part}: {e}"))?);
+    }
+    std::fs::write(out, joined).map_err(|e| format!("write {out}: {e}"))?;
+    Ok((true, String::new(), String::new()))
 }
 
 /// ffmpeg's own detectors on a clip, as the reference column of the accuracy table:

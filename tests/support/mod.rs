@@ -13,6 +13,7 @@ pub mod alerting;
 pub mod audio_clips;
 pub mod clips;
 pub mod codec_clips;
+pub mod corpus;
 pub mod defect_clips;
 pub mod faults;
 pub mod grafana;

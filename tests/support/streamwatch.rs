@@ -9,9 +9,16 @@ use serde_json::Value;
 use super::http::{http_get, http_get_json_with_token, http_get_with_token};
 use super::proc::{Proc, free_port, temp_dir, wait_until};
 
-/// Path of the binary cargo built for the integration tests.
+/// Path of the binary under test: `$STREAMWATCH_BIN` when set (e.g. to score an older build
+/// on the accuracy corpus), else the one cargo built for the integration tests.
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_streamwatch")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("STREAMWATCH_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_streamwatch").to_owned())
+    })
 }
 
 /// Runs `streamwatch ARGS` to completion with a timeout: (exit code, stdout, stderr). The

@@ -14,6 +14,11 @@ pub const DEFAULT_BLACK_LUMA_THRESHOLD: u8 = 32;
 pub const DEFAULT_BLACK_MIN_DARK_RATIO: f64 = 0.98;
 /// Once black, the frame stays black until the dark share falls below this (hysteresis).
 pub const DEFAULT_BLACK_CLEAR_DARK_RATIO: f64 = 0.95;
+/// A dark frame following a dark frame is moving content, not black, when more than this share
+/// of its pixels changed (by more than the freeze noise threshold): white credits scrolling over
+/// black are 96-99.9% dark yet change 0.05-3.6% of their pixels per frame, while a black
+/// picture, with or without a static logo, changes none (5x freeze's limit for a still).
+pub const DEFAULT_BLACK_MAX_CHANGED_RATIO: f64 = 0.0005;
 
 /// Black picture detector.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -27,6 +32,9 @@ pub struct BlackConfig {
     pub min_dark_ratio: f64,
     /// Share of dark pixels below which a black frame is no longer black (hysteresis).
     pub clear_dark_ratio: f64,
+    /// Share of pixels changed since the previous (dark) frame above which a dark frame is
+    /// moving content such as scrolling credits, not black; 1 switches the check off.
+    pub max_changed_ratio: f64,
     /// Seconds black must last before it is a defect.
     pub min_duration: f64,
     /// Seconds of picture needed to end a black defect.
@@ -40,6 +48,7 @@ impl Default for BlackConfig {
             luma_threshold: DEFAULT_BLACK_LUMA_THRESHOLD,
             min_dark_ratio: DEFAULT_BLACK_MIN_DARK_RATIO,
             clear_dark_ratio: DEFAULT_BLACK_CLEAR_DARK_RATIO,
+            max_changed_ratio: DEFAULT_BLACK_MAX_CHANGED_RATIO,
             min_duration: DEFAULT_MIN_DURATION_SECS,
             clear_duration: DEFAULT_CLEAR_DURATION_SECS,
         }
@@ -51,6 +60,7 @@ impl BlackConfig {
         let k = |name: &str| format!("{key}.{name}");
         unit_ratio(&k("min_dark_ratio"), self.min_dark_ratio)?;
         unit_ratio(&k("clear_dark_ratio"), self.clear_dark_ratio)?;
+        unit_ratio(&k("max_changed_ratio"), self.max_changed_ratio)?;
         if self.clear_dark_ratio > self.min_dark_ratio {
             return Err(invalid(
                 &k("clear_dark_ratio"),
