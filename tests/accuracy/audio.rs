@@ -4,6 +4,7 @@
 //! A/V offsets measured from a flash/beep signal against the injected ones. Run with
 //! `--nocapture` to see the tables.
 
+use crate::scoring::AUDIO_DETECTORS;
 use std::collections::BTreeMap;
 
 use crate::support::audio_clips::{
@@ -22,16 +23,6 @@ fn scan(clip: &AudioClip) -> Value {
 
 /// A defect as reported: (detector, channel, start, end).
 type Event = (String, Option<u64>, f64, f64);
-
-/// The detectors of issue 4 (events of video detectors on the test pictures are not judged).
-const AUDIO_DETECTORS: [&str; 6] = [
-    "silence",
-    "loudness",
-    "clipping",
-    "channel",
-    "audio_loss",
-    "av_sync",
-];
 
 fn events(report: &Value) -> Vec<Event> {
     report["events"]

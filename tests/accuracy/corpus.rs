@@ -20,27 +20,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::scoring::{Event, Score, Verdict, mark, par_map, scan_events, score};
+use crate::scoring::{
+    AUDIO_DETECTORS, Event, Score, VIDEO_DETECTORS, Verdict, mark, par_map, scan_events, score,
+};
 use crate::support::corpus::{CorpusClip, corpus_clip, programme, programmes};
 use crate::support::defect_clips::Defect;
-
-/// Detectors in table order (others seen in a report are appended).
-const DETECTORS: [&str; 14] = [
-    "black",
-    "freeze",
-    "blockiness",
-    "blur",
-    "flat",
-    "colorbars",
-    "letterbox",
-    "stutter",
-    "silence",
-    "loudness",
-    "clipping",
-    "channel",
-    "audio_loss",
-    "av_sync",
-];
 
 /// Defect versions of the whole corpus: each programme's first 36 s (30 s for 1080i) with
 /// three windows of 3 s, on whole seconds, >= 8 s from the start (baselines), clear of the
@@ -234,7 +218,12 @@ fn table(t: &Totals) -> String {
         "|Δend|",
         "false"
     );
-    let mut names: Vec<String> = DETECTORS.iter().map(|d| d.to_string()).collect();
+    // Detectors in table order; others seen in a report are appended.
+    let mut names: Vec<String> = VIDEO_DETECTORS
+        .iter()
+        .chain(&AUDIO_DETECTORS)
+        .map(|d| d.to_string())
+        .collect();
     for d in t.clean_false.keys().chain(t.defects.keys()) {
         if !names.contains(d) {
             names.push(d.clone());

@@ -14,17 +14,7 @@ fn scan(spec: &ClipSpec, extra: &[&str]) -> Value {
 /// Asserts the report holds exactly these (detector, start, end) events, within ±`tolerance`
 /// seconds.
 pub(crate) fn assert_events_within(report: &Value, expected: &[(&str, f64, f64)], tolerance: f64) {
-    let events = report["events"].as_array().expect("events array");
-    let mut found: Vec<(String, f64, f64)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["detector"].as_str().unwrap_or("?").to_owned(),
-                e["start"].as_f64().unwrap_or(f64::NAN),
-                e["end"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect();
+    let mut found = crate::scoring::report_events(report);
     found.sort_by(|a, b| a.1.total_cmp(&b.1));
     assert_eq!(
         found.len(),

@@ -33,6 +33,45 @@ pub fn tolerance(detector: &str) -> f64 {
 /// A detected event: (detector, start, end).
 pub type Event = (String, f64, f64);
 
+/// The video detectors, in table order.
+pub const VIDEO_DETECTORS: [&str; 8] = [
+    "black",
+    "freeze",
+    "blockiness",
+    "blur",
+    "flat",
+    "colorbars",
+    "letterbox",
+    "stutter",
+];
+
+/// The audio detectors, in table order.
+pub const AUDIO_DETECTORS: [&str; 6] = [
+    "silence",
+    "loudness",
+    "clipping",
+    "channel",
+    "audio_loss",
+    "av_sync",
+];
+
+/// The (detector, start, end) of every event of a `scan --format json` report.
+pub fn report_events(report: &Value) -> Vec<Event> {
+    let no_events = Vec::new();
+    report["events"]
+        .as_array()
+        .unwrap_or(&no_events)
+        .iter()
+        .map(|e| {
+            (
+                e["detector"].as_str().unwrap_or("?").to_owned(),
+                e["start"].as_f64().unwrap_or(f64::NAN),
+                e["end"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
 /// What happened to one event or window, for the per-clip listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -189,20 +228,7 @@ pub fn scan_events(path: &Path, timeout: Duration) -> (Vec<Event>, Option<String
                 .unwrap_or(&stderr)
         )),
     };
-    let no_events = Vec::new();
-    let events = report["events"]
-        .as_array()
-        .unwrap_or(&no_events)
-        .iter()
-        .map(|e| {
-            (
-                e["detector"].as_str().unwrap_or("?").to_owned(),
-                e["start"].as_f64().unwrap_or(f64::NAN),
-                e["end"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect();
-    (events, scan_error)
+    (report_events(&report), scan_error)
 }
 
 /// `f` over `items` on `jobs` threads (clips generated and scanned at once), in item order.

@@ -18,16 +18,7 @@ use crate::scoring::{Event, Score, Scored, mark, par_map, scan_events, score};
 use crate::support::defect_clips::{Defect, DefectClip, Scene, defect_clip, ffmpeg_reference};
 
 /// Every video detector the suite scores, in table order.
-const DETECTORS: [&str; 8] = [
-    "black",
-    "freeze",
-    "blockiness",
-    "blur",
-    "flat",
-    "colorbars",
-    "letterbox",
-    "stutter",
-];
+const DETECTORS: [&str; 8] = crate::scoring::VIDEO_DETECTORS;
 
 /// The clip matrix. Windows are 2.4-3 s (above the detectors' ~1-2 s minimum duration),
 /// separated by ≥ 3 s of clean content, ≥ 3 s from the start and ≥ 1.2 s from the end; letterbox
