@@ -46,16 +46,12 @@ fn main(
     let words = (d.width + 3u) / 4u;
     let cur_row = d.cur_word + row * d.words_per_row;
     let ref_row = d.ref_word + row * d.ref_words_per_row;
-    // Vertical neighbours are the rows of the same field: `step` rows apart (2 when the
-    // frame is interlaced). Rows y and y + step are compared with rows y - step and
-    // y + 2 step as the insides of the blocks; the block grid runs through each field.
-    let step = d.field_rows;
-    let step_words = step * d.words_per_row;
+    let v = vertical_rows(d, row);
+    let step_words = v.step_words;
     let below_row = cur_row + step_words;
-    let has_below = row + step < d.height;
-    let line = row / step;
-    let v_boundary = line % 8u == 7u && row + 2u * step < d.height;
-    let v_control = line % 8u == 1u && row + 2u * step < d.height;
+    let has_below = v.has_below;
+    let v_boundary = v.boundary;
+    let v_control = v.control;
     let lanes = vec4<u32>(0u, 1u, 2u, 3u);
     let width4 = vec4<u32>(d.width);
     let dark_t = vec4<u32>(d.dark_threshold);

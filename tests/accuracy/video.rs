@@ -135,6 +135,27 @@ fn measure(spec: &DefectClip) -> ClipResult {
 /// The printed report: per-clip listing, then the per-detector table with ffmpeg alongside.
 fn render(results: &[ClipResult], totals: &BTreeMap<String, Score>, ff: &[Score; 2]) -> String {
     let mut out = String::new();
+    render_clips(&mut out, results);
+    render_detectors(&mut out, results.len(), totals, ff);
+    render_kinds(&mut out, results);
+    let _ = writeln!(
+        out,
+        "Legend: found = start and end within ±0.25 s of an injected window of the same detector \
+         (±0.5 s for blockiness and blur); missed = injected window with no such event; \
+         false = event matching no window of its detector and not a co-det (a mistimed \
+         event on its own window counts as false); co-det = event of a detector lying \
+         within another detector's window ±0.5 s (e.g. stutter during bitstream corruption, \
+         ffmpeg freeze on a black or slate window): reported, not false, \
+         and flagged in the per-clip listing where precedence should have masked it (freeze \
+         on black, flat or colorbars); an event running on past that margin into clean \
+         content is false. ffmpeg: blackdetect=d=0.5:pix_th=0.10 and \
+         freezedetect=n=-60dB:d=1 on the same clips."
+    );
+    out
+}
+
+/// The per-clip listing: each window and each unmatched event, by streamwatch and ffmpeg.
+fn render_clips(out: &mut String, results: &[ClipResult]) {
     let _ = writeln!(out, "\n=== video detector accuracy: per clip ===");
     for (i, r) in results.iter().enumerate() {
         let _ = writeln!(
@@ -161,11 +182,16 @@ fn render(results: &[ClipResult], totals: &BTreeMap<String, Score>, ff: &[Score;
             let _ = writeln!(out, "    {mark} ffmpeg      {line}");
         }
     }
-    let _ = writeln!(
-        out,
-        "\n=== video detector accuracy: {} clips ===",
-        results.len()
-    );
+}
+
+/// Per detector: injected, found, missed, false and co-detections, beside ffmpeg's.
+fn render_detectors(
+    out: &mut String,
+    clips: usize,
+    totals: &BTreeMap<String, Score>,
+    ff: &[Score; 2],
+) {
+    let _ = writeln!(out, "\n=== video detector accuracy: {clips} clips ===");
     let _ = writeln!(
         out,
         "{:<11}| {:>8} {:>6} {:>7} {:>6} {:>6} | {:>13} {:>7} {:>6} {:>6}",
@@ -209,7 +235,10 @@ fn render(results: &[ClipResult], totals: &BTreeMap<String, Score>, ff: &[Score;
             );
         }
     }
-    // Per defect kind: which ways of making a defect a detector misses.
+}
+
+/// Per defect kind: which ways of making a defect a detector misses.
+fn render_kinds(out: &mut String, results: &[ClipResult]) {
     let mut kinds: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
     for r in results {
         for (k, kind) in r.kinds.iter().enumerate() {
@@ -233,20 +262,6 @@ fn render(results: &[ClipResult], totals: &BTreeMap<String, Score>, ff: &[Score;
         };
         let _ = writeln!(out, "{kind:<15}| {n:>8} {sw:>18} {ff:>13}");
     }
-    let _ = writeln!(
-        out,
-        "Legend: found = start and end within ±0.25 s of an injected window of the same detector \
-         (±0.5 s for blockiness and blur); missed = injected window with no such event; \
-         false = event matching no window of its detector and not a co-det (a mistimed \
-         event on its own window counts as false); co-det = event of a detector lying \
-         within another detector's window ±0.5 s (e.g. stutter during bitstream corruption, \
-         ffmpeg freeze on a black or slate window): reported, not false, \
-         and flagged in the per-clip listing where precedence should have masked it (freeze \
-         on black, flat or colorbars); an event running on past that margin into clean \
-         content is false. ffmpeg: blackdetect=d=0.5:pix_th=0.10 and \
-         freezedetect=n=-60dB:d=1 on the same clips."
-    );
-    out
 }
 
 #[test]

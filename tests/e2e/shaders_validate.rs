@@ -47,8 +47,10 @@ fn common_prelude() -> String {
 fn parse(path: &Path) -> Result<naga::Module, String> {
     let own = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let in_common = path.parent().is_some_and(|d| d.ends_with("common"));
+    // A common file may use another's declarations (pixels.wgsl reads FrameDesc): it is
+    // checked as the prelude it is part of.
     let source = if in_common {
-        own
+        common_prelude()
     } else {
         common_prelude() + &own
     };

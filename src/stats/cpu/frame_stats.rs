@@ -68,6 +68,83 @@ fn word(row: &[[u8; 4]], i: usize) -> Lanes {
     row.get(i).map_or([0; 4], unpack4x_u8)
 }
 
+/// The first lane and one past the last lane set in `bright`, if any is.
+fn bright_span(bright: [bool; 4]) -> Option<(u32, u32)> {
+    let first = bright.iter().position(|&b| b)?;
+    let last = bright.iter().rposition(|&b| b).unwrap_or(first);
+    Some((first as u32, last as u32 + 1))
+}
+
+/// The even-word step of `frame_stats.wgsl`: word `c` (from pixel `x0`, after `prev`) starts a
+/// block column. Whether its left boundary (x0 - 1 | x0) and the control pair inside it
+/// (x0 + 1 | x0 + 2) look like block edges, where both pixels' outer neighbours exist.
+fn block_column_hits(prev: Lanes, c: Lanes, x0: u32, width: u32) -> (bool, bool) {
+    let boundary = block_edge(
+        c[0].abs_diff(prev[3]),
+        prev[3].abs_diff(prev[2]),
+        c[1].abs_diff(c[0]),
+    );
+    let control = block_edge(
+        c[2].abs_diff(c[1]),
+        c[1].abs_diff(c[0]),
+        c[3].abs_diff(c[2]),
+    );
+    (
+        boundary && x0 > 0 && x0 + 1 < width,
+        control && x0 + 3 < width,
+    )
+}
+
+/// Per-lane sums and counts of one row, in the shader's `*_acc` vectors.
+#[derive(Default)]
+struct LaneSums {
+    luma: Lanes,
+    sq: Lanes,
+    dark: Lanes,
+    diff: Lanes,
+    changed: Lanes,
+    grad_h: Lanes,
+    grad_v: Lanes,
+    edges_h: Lanes,
+    edges_v: Lanes,
+    block_v: Lanes,
+}
+
+impl LaneSums {
+    /// The row's partial: the lanes added up, with the counts kept outside the lanes (block
+    /// columns as (hits, controls), the bright span as (first, end)). `on_grid`: the row's
+    /// block-row count is of grid pairs, else of controls.
+    fn into_partial(self, block_h: (u32, u32), on_grid: bool, bright: (u32, u32)) -> RowPartial {
+        let dot = |v: Lanes| v.iter().sum::<u32>();
+        let block_v = dot(self.block_v);
+        RowPartial {
+            luma_sum: dot(self.luma),
+            dark_pixels: dot(self.dark),
+            diff_sum: dot(self.diff),
+            changed_pixels: dot(self.changed),
+            luma_sq_sum: dot(self.sq),
+            grad_h_sum: dot(self.grad_h),
+            grad_v_sum: dot(self.grad_v),
+            edges_h: dot(self.edges_h),
+            edges_v: dot(self.edges_v),
+            block_h_hits: block_h.0,
+            block_h_control: block_h.1,
+            block_v_hits: if on_grid { block_v } else { 0 },
+            block_v_control: if on_grid { 0 } else { block_v },
+            first_bright: bright.0,
+            end_bright: bright.1,
+            _pad0: 0,
+        }
+    }
+}
+
+/// Lanes where the step between the middle two of four rows of a field (above, y, below,
+/// below2) looks like a block edge against the steps on either side of it.
+fn block_row_hits([above, c, b, below2]: [Lanes; 4], valid: [bool; 4]) -> [bool; 4] {
+    let (step, before, after) = (absdiff4(b, c), absdiff4(c, above), absdiff4(below2, b));
+    std::array::from_fn(|k| block_edge(step[k], before[k], after[k]) && valid[k])
+}
+
 /// Twin of `main` in `frame_stats.wgsl`: the partial sums of one row of `cur`, differences
 /// against `reference` when given (the caller has checked it has the same size).
 pub fn row_partial(
@@ -80,9 +157,6 @@ pub fn row_partial(
     let height = cur.height as usize;
     let words = width.div_ceil(4) as usize;
     let vertical = VerticalNeighbours::of(row, height, cur.field_rows());
-    let has_below = vertical.below.is_some();
-    let v_boundary = vertical.on_grid;
-    let v_control = vertical.block.is_some() && !vertical.on_grid;
     let dark_t = u32::from(params.dark_threshold);
     let noise_t = u32::from(params.noise_threshold);
     let cur_row = whole_row(cur, row);
@@ -92,16 +166,7 @@ pub fn row_partial(
     });
     let ref_row = reference.map(|r| whole_row(r, row));
 
-    let mut luma_acc = [0u32; 4];
-    let mut sq_acc = [0u32; 4];
-    let mut dark_acc = [0u32; 4];
-    let mut diff_acc = [0u32; 4];
-    let mut changed_acc = [0u32; 4];
-    let mut grad_h_acc = [0u32; 4];
-    let mut grad_v_acc = [0u32; 4];
-    let mut edges_h_acc = [0u32; 4];
-    let mut edges_v_acc = [0u32; 4];
-    let mut block_v_acc = [0u32; 4];
+    let mut acc = LaneSums::default();
     let mut block_h_hits = 0u32;
     let mut block_h_control = 0u32;
     let mut first_bright = width;
@@ -113,18 +178,16 @@ pub fn row_partial(
         let xs: Lanes = std::array::from_fn(|k| x0 + k as u32);
         let valid = xs.map(|x| x < width);
         let c = masked(word(cur_row, i), valid);
-        add4(&mut luma_acc, c);
-        add4(&mut sq_acc, c.map(|v| v * v));
+        add4(&mut acc.luma, c);
+        add4(&mut acc.sq, c.map(|v| v * v));
         count4(
-            &mut dark_acc,
+            &mut acc.dark,
             std::array::from_fn(|k| c[k] <= dark_t && valid[k]),
         );
         let bright: [bool; 4] = std::array::from_fn(|k| c[k] > dark_t && valid[k]);
-        if bright.iter().any(|&b| b) {
-            let first_lane = bright.iter().position(|&b| b).unwrap_or(3) as u32;
-            let last_lane = bright.iter().rposition(|&b| b).unwrap_or(0) as u32;
-            first_bright = first_bright.min(x0 + first_lane);
-            end_bright = x0 + last_lane + 1;
+        if let Some((first, end)) = bright_span(bright) {
+            first_bright = first_bright.min(x0 + first);
+            end_bright = x0 + end;
         }
 
         let left = [prev[3], c[0], c[1], c[2]];
@@ -132,36 +195,26 @@ pub fn row_partial(
             absdiff4(c, left),
             std::array::from_fn(|k| valid[k] && xs[k] >= 1),
         );
-        add4(&mut grad_h_acc, dh);
-        count4(&mut edges_h_acc, dh.map(|d| d > EDGE_THRESHOLD));
+        add4(&mut acc.grad_h, dh);
+        count4(&mut acc.edges_h, dh.map(|d| d > EDGE_THRESHOLD));
 
         if i % 2 == 0 {
-            let boundary = block_edge(
-                c[0].abs_diff(prev[3]),
-                prev[3].abs_diff(prev[2]),
-                c[1].abs_diff(c[0]),
-            );
-            let control = block_edge(
-                c[2].abs_diff(c[1]),
-                c[1].abs_diff(c[0]),
-                c[3].abs_diff(c[2]),
-            );
-            block_h_hits += u32::from(boundary && x0 > 0 && x0 + 1 < width);
-            block_h_control += u32::from(control && x0 + 3 < width);
+            let (boundary, control) = block_column_hits(prev, c, x0, width);
+            block_h_hits += u32::from(boundary);
+            block_h_control += u32::from(control);
         }
 
-        if has_below {
+        if vertical.below.is_some() {
             let b = masked(word(below_row, i), valid);
             let dv = absdiff4(b, c);
-            add4(&mut grad_v_acc, dv);
-            count4(&mut edges_v_acc, dv.map(|d| d > EDGE_THRESHOLD));
-            if v_boundary || v_control {
+            add4(&mut acc.grad_v, dv);
+            count4(&mut acc.edges_v, dv.map(|d| d > EDGE_THRESHOLD));
+            if vertical.block.is_some() {
                 let above = masked(word(above_row, i), valid);
                 let below2 = masked(word(below2_row, i), valid);
-                let (before, after) = (absdiff4(c, above), absdiff4(below2, b));
                 count4(
-                    &mut block_v_acc,
-                    std::array::from_fn(|k| block_edge(dv[k], before[k], after[k]) && valid[k]),
+                    &mut acc.block_v,
+                    block_row_hits([above, c, b, below2], valid),
                 );
             }
         }
@@ -169,32 +222,17 @@ pub fn row_partial(
         if let Some(ref_row) = ref_row {
             let p = masked(word(ref_row, i), valid);
             let diff = absdiff4(c, p);
-            add4(&mut diff_acc, diff);
-            count4(&mut changed_acc, diff.map(|d| d > noise_t));
+            add4(&mut acc.diff, diff);
+            count4(&mut acc.changed, diff.map(|d| d > noise_t));
         }
         prev = c;
     }
 
-    let dot = |v: Lanes| v.iter().sum::<u32>();
-    let block_v = dot(block_v_acc);
-    RowPartial {
-        luma_sum: dot(luma_acc),
-        dark_pixels: dot(dark_acc),
-        diff_sum: dot(diff_acc),
-        changed_pixels: dot(changed_acc),
-        luma_sq_sum: dot(sq_acc),
-        grad_h_sum: dot(grad_h_acc),
-        grad_v_sum: dot(grad_v_acc),
-        edges_h: dot(edges_h_acc),
-        edges_v: dot(edges_v_acc),
-        block_h_hits,
-        block_h_control,
-        block_v_hits: if v_boundary { block_v } else { 0 },
-        block_v_control: if v_control { block_v } else { 0 },
-        first_bright,
-        end_bright,
-        _pad0: 0,
-    }
+    acc.into_partial(
+        (block_h_hits, block_h_control),
+        vertical.on_grid,
+        (first_bright, end_bright),
+    )
 }
 
 /// Twin of `add64` in `frame_reduce.wgsl`: adds `x` to the 64-bit number (lo, hi).
