@@ -137,6 +137,6 @@ impl VideoDetectors {
         out.extend(self.blur.tracker.finish(at));
         out.extend(self.blockiness.tracker.finish(at));
         out.extend(self.freeze.tracker.finish(at));
-        out.extend(self.stutter.tracker.finish(at));
+        self.stutter.finish(at, out);
     }
 }

@@ -1,19 +1,27 @@
 //! Stutter: the picture does not advance smoothly. Two signs, both per frame:
-//! - a short run of repeated pictures followed by motion (a source that drops to a lower rate
-//!   and repeats frames to fill in); long runs are freezes, the freeze detector's;
+//! - a repeat cadence: over the last `PATTERN_MIN_FRAMES` frames, which frames move and which
+//!   repeat the previous picture follows a fixed pattern of period 2 to `max_repeat_run + 1`:
+//!   some phases always repeat, the others mostly move (each picture shown three times: move,
+//!   repeat, repeat, move, ...; 15 pictures a second in a 25 fps stream: move, move, repeat,
+//!   move, repeat, ...). A source that drops to a
+//!   lower rate and repeats frames to fill in keeps such a pattern; content that moves slowly
+//!   in whole pixels (a light beam turning round, a slow pan, an easing graphic) or
+//!   sporadically (a talking head) repeats frames too, but its pattern keeps changing with
+//!   the speed, so a run of repeats alone is not a sign. Runs longer than `max_repeat_run`
+//!   are freezes, the freeze detector's;
 //! - a timestamp gap: frames missing, judged against the stream's frame interval: the median
 //!   interval of the last seconds, or the declared frame rate where the median agrees with it.
 //!   A median, because one short interval (a splice of two files, a field-rate frame) must not
 //!   make every normal frame look like a gap; it is learnt anew after a splice that steps back
 //!   in time and on a format change.
 //!
-//! A frame is stuttering while such a sign was seen within `hold` seconds, so a steady pattern
-//! (every third frame new) is one defect. Whether a repeated frame belongs to a short run or to
-//! a freeze is known only when its run ends, so repeated frames wait (at most
-//! `max_repeat_run` of them) before they are judged. A stream whose normal cadence repeats frames (25p
-//! content in a 50p stream) is not reported: the detector keeps the stream's normal share of
-//! repeats and stays quiet while it is above `max_cadence_share`. The event value is the frame
-//! rate during the defect.
+//! Frames are judged once the pattern window has passed over them, so every frame of a
+//! stutter, its first included, is known as such. A frame is stuttering when it is part of a
+//! cadence, or within `hold` seconds of a gap. A stream whose normal cadence repeats frames (25p content in a
+//! 50p stream, 3:2 pulldown) is not reported: the detector keeps the stream's normal share of
+//! signs and stays quiet while it is above `max_cadence_share`; that share is learnt anew on
+//! a format change (an advert in another format, then the programme again). The event value
+//! is the frame rate during the defect.
 
 use std::collections::VecDeque;
 
@@ -35,6 +43,23 @@ const DECLARED_TOLERANCE: f64 = 0.15;
 const CADENCE_WARMUP_SECS: f64 = 2.0;
 /// Seconds of frames counted for the frame-rate gauge.
 const FPS_WINDOW_SECS: f64 = 1.0;
+/// Frames a repeat pattern must hold to be a cadence: slow whole-pixel motion falls into a
+/// fixed pattern for a few tenths of a second as its speed passes 1/2 or 1/3 pixel a frame;
+/// 30 frames (1.2 s at 25 fps) is longer than any such moment in the corpus.
+const PATTERN_MIN_FRAMES: usize = 30;
+/// Whole periods the pattern window holds at least, for long periods.
+const PATTERN_MIN_PERIODS: usize = 5;
+
+/// A frame waiting for the pattern verdict.
+#[derive(Debug)]
+struct Held {
+    at: Sample,
+    /// Whether the picture moved; None for a masked frame or one without a previous frame,
+    /// which breaks any pattern.
+    moved: Option<bool>,
+    gap: bool,
+    in_cadence: bool,
+}
 
 #[derive(Debug)]
 pub struct StutterDetector {
@@ -49,11 +74,12 @@ pub struct StutterDetector {
     declared_interval: Option<f64>,
     /// Frame times of the last FPS_WINDOW_SECS.
     recent: VecDeque<f64>,
-    /// Repeated frames of the current run, waiting for their verdict: `(sample, gap)`.
-    pending: VecDeque<(Sample, bool)>,
-    /// The current run of repeats is longer than `max_repeat_run`: a freeze.
-    in_freeze: bool,
-    last_sign: Option<f64>,
+    /// The last `pattern_frames` frames, not yet judged.
+    held: VecDeque<Held>,
+    pattern_frames: usize,
+    /// Scratch: whether each held frame moved.
+    pattern: Vec<bool>,
+    last_gap: Option<f64>,
     cadence: Baseline,
     pub(super) tracker: DefectTracker,
 }
@@ -61,8 +87,10 @@ pub struct StutterDetector {
 impl StutterDetector {
     pub fn new(config: StutterConfig) -> Self {
         let tracker = DefectTracker::new(DetectorKind::Stutter, config.timing());
+        let longest_period = config.max_repeat_run as usize + 1;
         Self {
             cadence: Baseline::new(config.cadence_window, CADENCE_WARMUP_SECS, 0.0),
+            pattern_frames: PATTERN_MIN_FRAMES.max(PATTERN_MIN_PERIODS * longest_period),
             config,
             last_pts: None,
             intervals: VecDeque::new(),
@@ -70,9 +98,9 @@ impl StutterDetector {
             since_median: 0,
             declared_interval: None,
             recent: VecDeque::new(),
-            pending: VecDeque::new(),
-            in_freeze: false,
-            last_sign: None,
+            held: VecDeque::new(),
+            pattern: Vec::new(),
+            last_gap: None,
             tracker,
         }
     }
@@ -102,12 +130,14 @@ impl StutterDetector {
         self.declared_interval = fps.filter(|f| f.is_finite() && *f > 0.0).map(|f| 1.0 / f);
     }
 
-    /// A splice back in time or a format change: the frame interval is learnt anew.
+    /// A splice back in time or a format change: the frame interval and the normal cadence
+    /// are learnt anew.
     pub fn relearn(&mut self) {
         self.intervals.clear();
         self.median_interval = None;
         self.since_median = 0;
         self.last_pts = None;
+        self.cadence.reset();
     }
 
     fn note_interval(&mut self, pts: f64, interval: f64) {
@@ -131,15 +161,8 @@ impl StutterDetector {
         }
     }
 
-    /// `masked` frames (black, flat, bars) are still pictures by nature: they neither repeat
-    /// nor move for this detector.
-    pub fn observe(
-        &mut self,
-        mut at: Sample,
-        stats: &FrameStats,
-        masked: bool,
-        out: &mut Vec<Transition>,
-    ) {
+    /// Whether `at` follows a gap in the timestamps; moves `at` to the first missing frame.
+    fn follows_gap(&mut self, at: &mut Sample) -> bool {
         let pts = at.media;
         let mut gap = false;
         if let Some(last) = self.last_pts.replace(pts) {
@@ -161,42 +184,73 @@ impl StutterDetector {
         {
             self.recent.pop_front();
         }
-
-        let repeat =
-            !masked && stats.has_prev && stats.changed_ratio() <= self.config.max_changed_ratio;
-        if repeat && !self.in_freeze {
-            self.pending.push_back((at, gap));
-            if self.pending.len() > self.config.max_repeat_run as usize {
-                self.in_freeze = true;
-                while let Some((sample, gap)) = self.pending.pop_front() {
-                    self.judge(sample, gap, out);
-                }
-            }
-            return;
-        }
-        if repeat {
-            self.judge(at, gap, out);
-            return;
-        }
-        // Motion (or a masked frame) ends the run: a short run and the jump after it are
-        // stutter, a long one was a freeze.
-        let short_run = !self.pending.is_empty() && !masked;
-        while let Some((sample, gap)) = self.pending.pop_front() {
-            self.judge(sample, gap || short_run, out);
-        }
-        self.in_freeze = false;
-        self.judge(at, gap || short_run, out);
+        gap
     }
 
-    /// Feeds one frame, in order, with whether it shows a sign of stutter.
-    fn judge(&mut self, at: Sample, sign: bool, out: &mut Vec<Transition>) {
-        let pts = at.media;
-        if sign {
-            self.last_sign = Some(pts);
+    /// `masked` frames (black, flat, bars) are still pictures by nature: they neither repeat
+    /// nor move for this detector.
+    pub fn observe(
+        &mut self,
+        mut at: Sample,
+        stats: &FrameStats,
+        masked: bool,
+        out: &mut Vec<Transition>,
+    ) {
+        let gap = self.follows_gap(&mut at);
+        let moved = (!masked && stats.has_prev)
+            .then(|| stats.changed_ratio() > self.config.max_changed_ratio);
+        self.held.push_back(Held {
+            at,
+            moved,
+            gap,
+            in_cadence: false,
+        });
+        self.mark_cadence();
+        while self.held.len() > self.pattern_frames {
+            if let Some(frame) = self.held.pop_front() {
+                self.judge(frame, out);
+            }
+        }
+    }
+
+    /// Marks the held frames when they follow one repeat pattern.
+    fn mark_cadence(&mut self) {
+        if self.held.len() < self.pattern_frames {
+            return;
+        }
+        self.pattern.clear();
+        for frame in &self.held {
+            match frame.moved {
+                Some(moved) => self.pattern.push(moved),
+                None => return,
+            }
+        }
+        let longest = self.config.max_repeat_run as usize + 1;
+        if repeat_period(&self.pattern, longest).is_some() {
+            for frame in &mut self.held {
+                frame.in_cadence = true;
+            }
+        }
+    }
+
+    /// Judges the frames still held (end of stream), then ends any stutter.
+    pub fn finish(&mut self, at: Sample, out: &mut Vec<Transition>) {
+        while let Some(frame) = self.held.pop_front() {
+            self.judge(frame, out);
+        }
+        out.extend(self.tracker.finish(at));
+    }
+
+    /// Feeds one frame, in order, once its pattern is known.
+    fn judge(&mut self, frame: Held, out: &mut Vec<Transition>) {
+        let pts = frame.at.media;
+        if frame.gap {
+            self.last_gap = Some(pts);
         }
         if !self.config.enabled {
             return;
         }
+        let sign = frame.gap || frame.in_cadence;
         // Learnt from normal frames only, so a long stutter does not become the normal; a
         // stream that repeats frames from its start learns its cadence during the warm-up,
         // when nothing is judged yet.
@@ -204,13 +258,42 @@ impl StutterDetector {
             self.cadence.update(pts, if sign { 1.0 } else { 0.0 });
         }
         let normal_share = self.cadence.get();
+        // A gap is one frame; the frames around it are part of the same hiccup.
+        let after_gap = self
+            .last_gap
+            .is_some_and(|t| pts - t <= self.config.hold && pts >= t);
         let stuttering = normal_share.is_some_and(|s| s <= self.config.max_cadence_share)
-            && self
-                .last_sign
-                .is_some_and(|t| pts - t <= self.config.hold && pts >= t);
+            && (frame.in_cadence || after_gap);
         let fps = self.fps().unwrap_or(0.0);
-        out.extend(self.tracker.update(at, stuttering, fps));
+        out.extend(self.tracker.update(frame.at, stuttering, fps));
     }
+}
+
+/// Share of the frames on a cadence's moving phases that must move: the source's new pictures
+/// can show nothing new (a talking head between two words), but most do.
+const CADENCE_MIN_MOVING_SHARE: f64 = 0.85;
+
+/// The period (2 to `longest`) of the repeat cadence `moved` follows, if it follows one: some
+/// phases of the period always repeat the previous picture, and the others mostly move.
+fn repeat_period(moved: &[bool], longest: usize) -> Option<usize> {
+    (2..=longest.min(moved.len() / 2)).find(|&period| follows_cadence(moved, period))
+}
+
+fn follows_cadence(moved: &[bool], period: usize) -> bool {
+    let mut repeating_phases = 0;
+    let (mut on_moving_phases, mut moving) = (0usize, 0usize);
+    for phase in 0..period {
+        let frames = moved.iter().skip(phase).step_by(period);
+        let moves = frames.clone().filter(|&&m| m).count();
+        if moves == 0 {
+            repeating_phases += 1;
+        } else {
+            on_moving_phases += frames.count();
+            moving += moves;
+        }
+    }
+    (1..period).contains(&repeating_phases)
+        && moving as f64 >= CADENCE_MIN_MOVING_SHARE * on_moving_phases as f64
 }
 
 #[cfg(test)]
@@ -364,5 +447,108 @@ mod tests {
             );
         }
         assert!(events(&out).is_empty());
+    }
+
+    /// 25 fps frames 0.. with `moved(i)`, then the end of the stream.
+    fn run_frames(
+        d: &mut StutterDetector,
+        frames: u32,
+        moved: impl Fn(u32) -> bool,
+    ) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for i in 0..frames {
+            let at = Sample::at(f64::from(i) * 0.04);
+            d.observe(at, &frame(moved(i)), false, &mut out);
+        }
+        d.finish(Sample::at(f64::from(frames) * 0.04), &mut out);
+        out
+    }
+
+    #[test]
+    fn whole_pixel_slow_motion_is_not_stutter() {
+        // The concert's light beam: x = 300 sin(0.21 t) pixels, drawn at whole pixels, so
+        // near each turn it moves one pixel every second, third, fourth... frame.
+        let x = |i: u32| (300.0 * (0.21 * f64::from(i) * 0.04).sin()).round();
+        let mut d = StutterDetector::new(StutterConfig::default());
+        let out = run_frames(&mut d, 150 * 25, |i| i == 0 || x(i) != x(i - 1));
+        assert!(events(&out).is_empty(), "{:?}", events(&out));
+    }
+
+    /// Whether a talking head moved in frame `i`: two frames in three, irregularly (a
+    /// murmur3 finaliser of the frame number).
+    fn talking_head(i: u32) -> bool {
+        let mut x = u64::from(i);
+        x = (x ^ (x >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x = (x ^ (x >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        (x ^ (x >> 33)) % 100 < 65
+    }
+
+    #[test]
+    fn sporadic_motion_is_not_stutter_but_a_repeat_cadence_in_it_is() {
+        let mut d = StutterDetector::new(StutterConfig::default());
+        // 10-13 s: each picture three times, so a new one shows three frames' motion, if any.
+        let out = run_frames(&mut d, 40 * 25, |i| match i {
+            250..325 => i % 3 == 1 && (i..i + 3).any(talking_head),
+            _ => talking_head(i),
+        });
+        let found = events(&out);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!((found[0].0 - 10.0).abs() <= 0.25, "{found:?}");
+        assert!((found[0].1 - 13.0).abs() <= 0.25, "{found:?}");
+    }
+
+    #[test]
+    fn a_format_change_relearns_the_normal_cadence() {
+        // 25p carried in 50p (every other frame repeats: its normal cadence), an advert of
+        // 40 s in which every frame moves, then the programme again.
+        let programme = |i: u32| i % 2 == 0;
+        let after_the_advert = |relearn: bool| {
+            let mut d = StutterDetector::new(StutterConfig::default());
+            let mut out = Vec::new();
+            let mut t = 0.0;
+            for (frames, moved) in [(1500, programme as fn(u32) -> bool), (2000, |_| true)] {
+                for i in 0..frames {
+                    d.observe(Sample::at(t), &frame(moved(i)), false, &mut out);
+                    t += 0.02;
+                }
+            }
+            if relearn {
+                d.relearn();
+            }
+            out.clear();
+            for i in 0..1500 {
+                d.observe(Sample::at(t), &frame(programme(i)), false, &mut out);
+                t += 0.02;
+            }
+            d.finish(Sample::at(t), &mut out);
+            events(&out)
+        };
+        assert!(
+            after_the_advert(true).is_empty(),
+            "{:?}",
+            after_the_advert(true)
+        );
+        // Without the format change, the programme's cadence is a change from the advert's.
+        assert!(!after_the_advert(false).is_empty());
+    }
+
+    #[test]
+    fn cadences_are_found_by_their_repeating_phases() {
+        let pattern =
+            |s: &str| -> Vec<bool> { s.chars().cycle().take(30).map(|c| c == 'M').collect() };
+        assert_eq!(repeat_period(&pattern("M.."), 5), Some(3));
+        assert_eq!(repeat_period(&pattern("MM.M."), 5), Some(5));
+        assert_eq!(repeat_period(&pattern("M"), 5), None);
+        assert_eq!(repeat_period(&pattern("."), 5), None);
+        // A run of five repeats is a freeze's, not a cadence of at most four.
+        assert_eq!(repeat_period(&pattern("M....."), 5), None);
+        // One new picture of the cadence shows nothing new: still the cadence.
+        let mut held = pattern("M..");
+        held[9] = false;
+        assert_eq!(repeat_period(&held, 5), Some(3));
+        // Mostly still, one move in fifteen frames: no cadence.
+        let mut still = vec![false; 30];
+        still[7] = true;
+        assert_eq!(repeat_period(&still, 5), None);
     }
 }
