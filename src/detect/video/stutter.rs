@@ -15,8 +15,10 @@
 //!   make every normal frame look like a gap; it is learnt anew after a splice that steps back
 //!   in time and on a format change.
 //!
-//! Frames are judged once the pattern window has passed over them, so every frame of a
-//! stutter, its first included, is known as such. A frame is stuttering when it is part of a
+//! Frames are judged once the pattern windows have passed over them and over the frames after
+//! them, so every frame of a stutter, its first included, is known as such, and the shorter
+//! stretches of the same cadence between the source's slips (two new pictures in a row) are
+//! part of it. A frame is stuttering when it is part of a
 //! cadence, or within `hold` seconds of a gap. A stream whose normal cadence repeats frames (25p content in a
 //! 50p stream, 3:2 pulldown) is not reported: the detector keeps the stream's normal share of
 //! signs and stays quiet while it is above `max_cadence_share`; that share is learnt anew on
@@ -49,6 +51,14 @@ const FPS_WINDOW_SECS: f64 = 1.0;
 const PATTERN_MIN_FRAMES: usize = 30;
 /// Whole periods the pattern window holds at least, for long periods.
 const PATTERN_MIN_PERIODS: usize = 5;
+/// Frames outside a cadence that still belong to it when the cadence resumes after them.
+const CADENCE_MAX_HOLE: usize = 15;
+/// A pattern this long continues a cadence of the same period next to it: a source dropping
+/// frames slips now and then (two new pictures in a row), and one slip breaks every full
+/// window over it, so the stretches between slips can be shorter than a full window.
+const SHORT_PATTERN_FRAMES: usize = 18;
+/// Frames after a frame that are known before it is judged, to find the cadence it leads to.
+const LOOKAHEAD_FRAMES: usize = 30;
 
 /// A frame waiting for the pattern verdict.
 #[derive(Debug)]
@@ -58,7 +68,15 @@ struct Held {
     /// which breaks any pattern.
     moved: Option<bool>,
     gap: bool,
+    /// The period of a cadence over PATTERN_MIN_FRAMES around this frame: a stutter.
+    cadence: Option<usize>,
+    /// The period of a pattern over SHORT_PATTERN_FRAMES around it: part of a stutter next
+    /// to one, nothing on its own.
+    short: Option<usize>,
+    /// The verdict: part of a stutter's cadence.
     in_cadence: bool,
+    /// Format changes before this frame (see `relearn`).
+    format: u64,
 }
 
 #[derive(Debug)]
@@ -74,11 +92,17 @@ pub struct StutterDetector {
     declared_interval: Option<f64>,
     /// Frame times of the last FPS_WINDOW_SECS.
     recent: VecDeque<f64>,
-    /// The last `pattern_frames` frames, not yet judged.
+    /// The frames not yet judged: the last `pattern_frames` and LOOKAHEAD_FRAMES before them.
     held: VecDeque<Held>,
     pattern_frames: usize,
     /// Scratch: whether each held frame moved.
     pattern: Vec<bool>,
+    /// The period of the cadence the last judged frame was part of.
+    previous_period: Option<usize>,
+    /// Format changes seen, and the number of them before the last judged frame: the
+    /// normal cadence is relearnt when the first frame after a change is judged.
+    formats_seen: u64,
+    formats_judged: u64,
     last_gap: Option<f64>,
     cadence: Baseline,
     pub(super) tracker: DefectTracker,
@@ -100,6 +124,9 @@ impl StutterDetector {
             recent: VecDeque::new(),
             held: VecDeque::new(),
             pattern: Vec::new(),
+            previous_period: None,
+            formats_seen: 0,
+            formats_judged: 0,
             last_gap: None,
             tracker,
         }
@@ -137,7 +164,7 @@ impl StutterDetector {
         self.median_interval = None;
         self.since_median = 0;
         self.last_pts = None;
-        self.cadence.reset();
+        self.formats_seen += 1;
     }
 
     fn note_interval(&mut self, pts: f64, interval: f64) {
@@ -203,40 +230,95 @@ impl StutterDetector {
             at,
             moved,
             gap,
+            cadence: None,
+            short: None,
             in_cadence: false,
+            format: self.formats_seen,
         });
         self.mark_cadence();
-        while self.held.len() > self.pattern_frames {
-            if let Some(frame) = self.held.pop_front() {
-                self.judge(frame, out);
+        // A frame waits until the windows over it and over the LOOKAHEAD_FRAMES after it are
+        // all known.
+        while self.held.len() > self.pattern_frames + LOOKAHEAD_FRAMES {
+            self.release(out);
+        }
+    }
+
+    /// Judges the oldest held frame.
+    fn release(&mut self, out: &mut Vec<Transition>) {
+        let Some(mut frame) = self.held.pop_front() else {
+            return;
+        };
+        let period = frame
+            .cadence
+            .or_else(|| self.continued_period(&frame))
+            .or_else(|| self.leading_period(&frame));
+        frame.in_cadence = period.is_some();
+        self.previous_period = period;
+        self.judge(frame, out);
+    }
+
+    /// The period of the cadence before `frame` that it continues: with a short pattern of
+    /// the same period, or as a hole of at most CADENCE_MAX_HOLE frames before more of it.
+    fn continued_period(&self, frame: &Held) -> Option<usize> {
+        let period = self.previous_period?;
+        let same = |h: &Held| h.cadence == Some(period) || h.short == Some(period);
+        (frame.short == Some(period) || self.held.iter().take(CADENCE_MAX_HOLE).any(same))
+            .then_some(period)
+    }
+
+    /// The period of the cadence after `frame` that it leads into through a short pattern of
+    /// the same period (with holes of at most CADENCE_MAX_HOLE frames).
+    fn leading_period(&self, frame: &Held) -> Option<usize> {
+        let period = frame.short?;
+        let mut hole = 0;
+        for next in &self.held {
+            if next.cadence == Some(period) {
+                return Some(period);
+            }
+            hole = if next.short == Some(period) {
+                0
+            } else {
+                hole + 1
+            };
+            if hole > CADENCE_MAX_HOLE {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Marks the held frames that follow one repeat pattern, over the full and the short
+    /// window that end with the newest frame.
+    fn mark_cadence(&mut self) {
+        let longest = self.config.max_repeat_run as usize + 1;
+        if let Some(period) = self.newest_pattern(self.pattern_frames, longest) {
+            let first = self.held.len() - self.pattern_frames;
+            for frame in self.held.range_mut(first..) {
+                frame.cadence.get_or_insert(period);
+            }
+        }
+        if let Some(period) = self.newest_pattern(SHORT_PATTERN_FRAMES, longest) {
+            let first = self.held.len() - SHORT_PATTERN_FRAMES;
+            for frame in self.held.range_mut(first..) {
+                frame.short.get_or_insert(period);
             }
         }
     }
 
-    /// Marks the held frames when they follow one repeat pattern.
-    fn mark_cadence(&mut self) {
-        if self.held.len() < self.pattern_frames {
-            return;
-        }
+    /// The period of the repeat pattern the newest `frames` held frames follow, if any.
+    fn newest_pattern(&mut self, frames: usize, longest: usize) -> Option<usize> {
+        let first = self.held.len().checked_sub(frames)?;
         self.pattern.clear();
-        for frame in &self.held {
-            match frame.moved {
-                Some(moved) => self.pattern.push(moved),
-                None => return,
-            }
+        for frame in self.held.range(first..) {
+            self.pattern.push(frame.moved?);
         }
-        let longest = self.config.max_repeat_run as usize + 1;
-        if repeat_period(&self.pattern, longest).is_some() {
-            for frame in &mut self.held {
-                frame.in_cadence = true;
-            }
-        }
+        repeat_period(&self.pattern, longest)
     }
 
     /// Judges the frames still held (end of stream), then ends any stutter.
     pub fn finish(&mut self, at: Sample, out: &mut Vec<Transition>) {
-        while let Some(frame) = self.held.pop_front() {
-            self.judge(frame, out);
+        while !self.held.is_empty() {
+            self.release(out);
         }
         out.extend(self.tracker.finish(at));
     }
@@ -244,6 +326,10 @@ impl StutterDetector {
     /// Feeds one frame, in order, once its pattern is known.
     fn judge(&mut self, frame: Held, out: &mut Vec<Transition>) {
         let pts = frame.at.media;
+        if frame.format != self.formats_judged {
+            self.formats_judged = frame.format;
+            self.cadence.reset();
+        }
         if frame.gap {
             self.last_gap = Some(pts);
         }
@@ -501,7 +587,7 @@ mod tests {
     fn a_format_change_relearns_the_normal_cadence() {
         // 25p carried in 50p (every other frame repeats: its normal cadence), an advert of
         // 40 s in which every frame moves, then the programme again.
-        let programme = |i: u32| i % 2 == 0;
+        let programme = |i: u32| i.is_multiple_of(2);
         let after_the_advert = |relearn: bool| {
             let mut d = StutterDetector::new(StutterConfig::default());
             let mut out = Vec::new();
@@ -530,6 +616,25 @@ mod tests {
         );
         // Without the format change, the programme's cadence is a change from the advert's.
         assert!(!after_the_advert(false).is_empty());
+    }
+
+    #[test]
+    fn a_slip_of_the_source_does_not_split_delay_or_cut_short_a_stutter() {
+        // 25 fps; 8-12 s each picture three times, but the source slips once (two new
+        // pictures in a row), which breaks every full pattern window over it: in the middle,
+        // 1 s after the start (no full window before it), 1 s before the end (none after).
+        for slip in [250, 226, 274] {
+            let mut d = StutterDetector::new(StutterConfig::default());
+            let out = run_frames(&mut d, 20 * 25, |i| match i {
+                _ if i == slip => true,
+                200..300 => (i - 200) % 3 == 0,
+                _ => true,
+            });
+            let found = events(&out);
+            assert_eq!(found.len(), 1, "slip {slip}: {found:?}");
+            assert!((found[0].0 - 8.0).abs() <= 0.1, "slip {slip}: {found:?}");
+            assert!((found[0].1 - 12.0).abs() <= 0.25, "slip {slip}: {found:?}");
+        }
     }
 
     #[test]
