@@ -136,7 +136,7 @@ impl VideoDetectors {
         out.extend(self.letterbox.tracker.finish(at));
         out.extend(self.blur.tracker.finish(at));
         out.extend(self.blockiness.tracker.finish(at));
-        out.extend(self.freeze.tracker.finish(at));
+        self.freeze.finish(at, out);
         self.stutter.finish(at, out);
     }
 }
