@@ -84,14 +84,16 @@ fn cases() -> Vec<Case> {
             ),
             expected: vec![("loudness", None, 10.0, 25.0)],
         },
+        // Too quiet needs the programme's gated loudness over 30 s to be low too, so the
+        // drop lasts long enough to fill that window (a 15 s dip is a quiet passage).
         Case {
-            name: "loudness -12 LU 12-27",
+            name: "loudness -12 LU 12-52",
             clip: music(
-                40.0,
-                &format!("val(0)*(1-{}*{})", 1.0 - quiet, w(12.0, 27.0)),
-                &format!("val(1)*(1-{}*{})", 1.0 - quiet, w(12.0, 27.0)),
+                60.0,
+                &format!("val(0)*(1-{}*{})", 1.0 - quiet, w(12.0, 52.0)),
+                &format!("val(1)*(1-{}*{})", 1.0 - quiet, w(12.0, 52.0)),
             ),
-            expected: vec![("loudness", None, 12.0, 27.0)],
+            expected: vec![("loudness", None, 12.0, 52.0)],
         },
         Case {
             name: "clipped x12 3-5.5",

@@ -56,6 +56,8 @@ pub const DEFAULT_LOUDNESS_TARGET_LUFS: f64 = -23.0;
 pub const DEFAULT_LOUDNESS_TOLERANCE_LU: f64 = 5.0;
 /// Short-term loudness must stay out of the window this long to be a defect.
 pub const DEFAULT_LOUDNESS_MIN_DURATION_SECS: f64 = 10.0;
+/// Seconds of programme whose gated loudness must also be below the window for "too quiet".
+pub const DEFAULT_LOUDNESS_QUIET_WINDOW_SECS: f64 = 30.0;
 /// EBU R128's maximum true peak level.
 pub const DEFAULT_TRUE_PEAK_MAX_DBTP: f64 = -1.0;
 
@@ -75,6 +77,11 @@ pub struct LoudnessConfig {
     pub min_duration: f64,
     /// Seconds back inside the window needed to end a loudness defect.
     pub clear_duration: f64,
+    /// Short-term loudness below the window is too quiet only when the programme's loudness
+    /// over this many seconds, gated as BS.1770 gates integrated loudness (passages 10 LU
+    /// below the rest do not count), is below the window too: a quiet passage of music or
+    /// drama is not a fault, a programme that stays quiet is. 0: short-term alone decides.
+    pub quiet_window: f64,
 }
 
 impl Default for LoudnessConfig {
@@ -86,6 +93,7 @@ impl Default for LoudnessConfig {
             max_true_peak_dbtp: DEFAULT_TRUE_PEAK_MAX_DBTP,
             min_duration: DEFAULT_LOUDNESS_MIN_DURATION_SECS,
             clear_duration: DEFAULT_CLEAR_DURATION_SECS,
+            quiet_window: DEFAULT_LOUDNESS_QUIET_WINDOW_SECS,
         }
     }
 }
@@ -101,6 +109,7 @@ impl LoudnessConfig {
             -70.0,
             20.0,
         )?;
+        in_range(&k("quiet_window"), self.quiet_window, 0.0, 3600.0)?;
         timing(key, self.timing())
     }
 }

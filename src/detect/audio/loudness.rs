@@ -2,6 +2,8 @@
 //! integrated loudness and true peak. Defects: short-term loudness outside the target window
 //! for longer than `min_duration` (programme), and true peak above the limit (per channel).
 
+use std::collections::VecDeque;
+
 use ebur128::{EbuR128, Mode};
 
 use crate::config::LoudnessConfig;
@@ -15,6 +17,11 @@ const ABSOLUTE_GATE_LUFS: f64 = -70.0;
 const MOMENTARY_CENTRE: f64 = 0.2;
 /// Integrated loudness is recomputed at most this often (media seconds).
 const INTEGRATED_EVERY: f64 = 0.5;
+/// Momentary loudness is kept for the quiet window this often: BS.1770's gating blocks are
+/// 400 ms long and overlap by 75 %.
+const BLOCK_STEP: f64 = 0.1;
+/// BS.1770's relative gate: blocks this far below the ungated level do not count.
+const RELATIVE_GATE_LU: f64 = 10.0;
 
 /// The latest loudness figures, for the gauges.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -43,6 +50,8 @@ pub struct LoudnessDetector {
     max_true_peak: Option<f64>,
     max_momentary: Option<f64>,
     max_short_term: Option<f64>,
+    /// (media time, energy) of momentary blocks over the last `quiet_window` seconds.
+    blocks: VecDeque<(f64, f64)>,
 }
 
 impl std::fmt::Debug for LoudnessDetector {
@@ -52,6 +61,22 @@ impl std::fmt::Debug for LoudnessDetector {
             .field("reading", &self.reading)
             .finish_non_exhaustive()
     }
+}
+
+/// BS.1770 gated loudness of blocks given as energies: the absolute gate, then the relative
+/// gate 10 LU below the mean of what passed it. None when nothing passes.
+fn gated_loudness(energies: impl Iterator<Item = f64> + Clone) -> Option<f64> {
+    let absolute = 10f64.powf((ABSOLUTE_GATE_LUFS + 0.691) / 10.0);
+    let mean_above = |gate: f64| {
+        let (sum, n) = energies
+            .clone()
+            .filter(|&e| e >= gate)
+            .fold((0.0, 0u32), |(s, n), e| (s + e, n + 1));
+        (n > 0).then(|| sum / f64::from(n))
+    };
+    let ungated = mean_above(absolute)?;
+    let relative = ungated * 10f64.powf(-RELATIVE_GATE_LU / 10.0);
+    mean_above(relative.max(absolute)).map(|e| -0.691 + 10.0 * e.log10())
 }
 
 fn db(linear: f64) -> Option<f64> {
@@ -80,6 +105,7 @@ impl LoudnessDetector {
             max_true_peak: None,
             max_momentary: None,
             max_short_term: None,
+            blocks: VecDeque::new(),
         }
     }
 
@@ -209,10 +235,12 @@ impl LoudnessDetector {
             self.momentary_in_since = None;
             self.momentary_out_since.get_or_insert(m_time);
         }
+        self.keep_block(end, momentary);
         let Some(st) = short_term else {
             return;
         };
-        let outside = st >= ABSOLUTE_GATE_LUFS && !(lo..=hi).contains(&st);
+        let too_quiet = st < lo && self.programme_quiet(lo);
+        let outside = st >= ABSOLUTE_GATE_LUFS && (st > hi || too_quiet);
         let at_end = Sample {
             media: end,
             wall: at.wall,
@@ -220,6 +248,35 @@ impl LoudnessDetector {
         if let Some(t) = self.window.update(at_end, outside, st) {
             out.push((self.refine(t), Scope::default()));
         }
+    }
+
+    fn keep_block(&mut self, end: f64, momentary: Option<f64>) {
+        if self.config.quiet_window <= 0.0 {
+            return;
+        }
+        if let Some(m) = momentary
+            && self
+                .blocks
+                .back()
+                .is_none_or(|&(t, _)| end - t >= BLOCK_STEP || end < t)
+        {
+            self.blocks.push_back((end, 10f64.powf((m + 0.691) / 10.0)));
+        }
+        while self
+            .blocks
+            .front()
+            .is_some_and(|&(t, _)| end - t > self.config.quiet_window || t > end)
+        {
+            self.blocks.pop_front();
+        }
+    }
+
+    /// Whether the gated loudness of the quiet window is below `lo` (always, without one).
+    fn programme_quiet(&self, lo: f64) -> bool {
+        if self.config.quiet_window <= 0.0 {
+            return true;
+        }
+        gated_loudness(self.blocks.iter().map(|&(_, e)| e)).is_none_or(|l| l < lo)
     }
 
     /// Moves the edges of a window defect to the momentary-loudness crossings.
@@ -344,6 +401,59 @@ mod tests {
         };
         assert!((start.media - 10.0).abs() < 0.5, "{start:?}");
         assert!((end.media - 25.0).abs() < 0.5, "{end:?}");
+    }
+
+    /// (start, end) of the programme loudness events in `out`.
+    fn window_events(out: &[Scoped]) -> Vec<(f64, f64)> {
+        out.iter()
+            .filter_map(|(t, scope)| match t {
+                Transition::Ended { start, end, .. } if scope.channel.is_none() => {
+                    Some((start.media, end.media))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quiet_passages_of_music_are_not_too_quiet() {
+        // The concert: music at -23 LUFS with a pianissimo at -48 LUFS for 14 s in every 50.
+        let (_, out) = run(150.0, |t| {
+            if (31.0..45.0).contains(&(t % 50.0)) {
+                amp(-48.0)
+            } else {
+                amp(-23.0)
+            }
+        });
+        assert!(window_events(&out).is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_programme_that_stays_quiet_is_too_quiet_from_the_start() {
+        // 12 LU down from 12 s to 52 s: found once the quiet fills the window, dated from 12 s.
+        let (_, out) = run(60.0, |t| {
+            if (12.0..52.0).contains(&t) {
+                amp(-35.0)
+            } else {
+                amp(-23.0)
+            }
+        });
+        let found = window_events(&out);
+        assert_eq!(found.len(), 1, "{out:?}");
+        assert!((found[0].0 - 12.0).abs() < 0.5, "{found:?}");
+        assert!((found[0].1 - 52.0).abs() < 0.5, "{found:?}");
+    }
+
+    #[test]
+    fn gating_ignores_blocks_10_lu_below_the_rest() {
+        let energy = |lufs: f64| 10f64.powf((lufs + 0.691) / 10.0);
+        let blocks = [energy(-23.0), energy(-23.0), energy(-48.0), energy(-80.0)];
+        let gated = gated_loudness(blocks.iter().copied()).unwrap();
+        assert!((gated + 23.0).abs() < 1e-9, "{gated}");
+        let level = [energy(-35.0), energy(-35.0), energy(-23.0)];
+        let gated = gated_loudness(level.iter().copied()).unwrap();
+        assert!((-28.0..-23.0).contains(&gated), "{gated}");
+        assert_eq!(gated_loudness([energy(-90.0)].into_iter()), None);
     }
 
     #[test]
