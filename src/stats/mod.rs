@@ -83,6 +83,16 @@ impl FrameStats {
     pub fn detail(&self) -> f64 {
         ratio(self.grad_h_sum + self.grad_v_sum, self.pixels)
     }
+    /// Strong steps per edge threshold of luma step (right plus below), between 0 and 1: how
+    /// much of the detail sits in sharp edges. Blur spreads each edge over several small steps,
+    /// so it falls whatever the scene; a plain but sharp scene (a wide shot of sky, a flat
+    /// wall, a less detailed slide) has less detail but keeps it.
+    pub fn sharpness(&self) -> f64 {
+        ratio(
+            (self.edges_h + self.edges_v) * u64::from(cpu::EDGE_THRESHOLD),
+            self.grad_h_sum + self.grad_v_sum,
+        )
+    }
     /// Strong steps to the right neighbour, per pixel.
     pub fn edges_h_ratio(&self) -> f64 {
         ratio(self.edges_h, self.pixels)

@@ -243,8 +243,14 @@ pub const DEFAULT_BASELINE_RELEARN_SECS: f64 = 300.0;
 pub const DEFAULT_BLUR_MAX_DETAIL_RATIO: f64 = 0.4;
 /// Blur: detail above this share of the normal ends blur (hysteresis).
 pub const DEFAULT_BLUR_CLEAR_DETAIL_RATIO: f64 = 0.55;
+/// Blur: sharpness below this share of the stream's normal sharpness is blur (with the detail).
+pub const DEFAULT_BLUR_MAX_SHARPNESS_RATIO: f64 = 0.35;
+/// Blur: sharpness above this share of the normal ends blur (hysteresis).
+pub const DEFAULT_BLUR_CLEAR_SHARPNESS_RATIO: f64 = 0.5;
 
-/// Blur detector: detail (mean luma step between neighbours) against the stream's normal.
+/// Blur detector: detail (mean luma step between neighbours) and sharpness (the share of it in
+/// strong steps) against the stream's normal; both must fall, because a less detailed scene
+/// has less detail but edges as sharp as before.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlurConfig {
@@ -254,6 +260,10 @@ pub struct BlurConfig {
     pub max_detail_ratio: f64,
     /// Detail above this share of the normal ends blur (hysteresis).
     pub clear_detail_ratio: f64,
+    /// Sharpness below this share of the normal sharpness is blur (with the detail).
+    pub max_sharpness_ratio: f64,
+    /// Sharpness above this share of the normal ends blur (hysteresis).
+    pub clear_sharpness_ratio: f64,
     /// Seconds of normal frames the normal detail is averaged over.
     pub baseline_window: f64,
     /// Seconds of normal frames needed before blur is judged.
@@ -273,6 +283,8 @@ impl Default for BlurConfig {
             enabled: true,
             max_detail_ratio: DEFAULT_BLUR_MAX_DETAIL_RATIO,
             clear_detail_ratio: DEFAULT_BLUR_CLEAR_DETAIL_RATIO,
+            max_sharpness_ratio: DEFAULT_BLUR_MAX_SHARPNESS_RATIO,
+            clear_sharpness_ratio: DEFAULT_BLUR_CLEAR_SHARPNESS_RATIO,
             baseline_window: DEFAULT_BASELINE_WINDOW_SECS,
             baseline_warmup: DEFAULT_BASELINE_WARMUP_SECS,
             baseline_relearn: DEFAULT_BASELINE_RELEARN_SECS,
@@ -290,6 +302,13 @@ impl BlurConfig {
             &k("clear_detail_ratio"),
             self.clear_detail_ratio,
             self.max_detail_ratio,
+            1.0,
+        )?;
+        unit_ratio(&k("max_sharpness_ratio"), self.max_sharpness_ratio)?;
+        in_range(
+            &k("clear_sharpness_ratio"),
+            self.clear_sharpness_ratio,
+            self.max_sharpness_ratio,
             1.0,
         )?;
         baseline(
@@ -493,7 +512,7 @@ pub struct StutterConfig {
     pub gap_factor: f64,
     /// Runs of up to this many repeated frames are stutter (longer runs are freezes).
     pub max_repeat_run: u32,
-    /// Seconds one sign of stutter keeps the picture stuttering.
+    /// Seconds a timestamp gap keeps the picture stuttering.
     pub hold: f64,
     /// Seconds of normal frames over which the stream's repeat cadence is learnt.
     pub cadence_window: f64,
