@@ -53,6 +53,13 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
+    let mut cases = level_cases();
+    cases.extend(channel_and_loss_cases());
+    cases
+}
+
+/// Silence, loudness and clipping: the programme's level.
+fn level_cases() -> Vec<Case> {
     let w = window;
     let loud = 10f64.powf(13.0 / 20.0);
     let quiet = 10f64.powf(-12.0 / 20.0);
@@ -109,6 +116,13 @@ fn cases() -> Vec<Case> {
                 ("loudness", Some(1), 3.0, 5.5),
             ],
         },
+    ]
+}
+
+/// Channels gone, inverted or identical, and audio lost; and clean programmes.
+fn channel_and_loss_cases() -> Vec<Case> {
+    let w = window;
+    vec![
         Case {
             name: "right channel removed 3-7",
             clip: music(10.0, "val(0)", &format!("val(1)*(1-{})", w(3.0, 7.0))),
