@@ -182,7 +182,11 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             return self.reply(404, b"not found\n", "text/plain", head)
         if fault == "endless_segment":
-            return self.endless(b"\x47" + random.randbytes(187), "video/mp2t", head)
+            # MPEG-TS null packets: the body is endless, not garbage (that is "garbage"), so
+            # the size limit is the one problem (random headers failed type finding at
+            # random, and that error could be the one shown).
+            null_packet = b"\x47\x1f\xff\x10" + b"\xff" * 184
+            return self.endless(null_packet, "video/mp2t", head)
         if fault == "empty_segments":
             body = b""
         elif fault == "fuzz":
