@@ -1,6 +1,8 @@
 //! Loudness (EBU R128 / ITU-R BS.1770) with the `ebur128` crate: momentary, short-term and
 //! integrated loudness and true peak. Defects: short-term loudness outside the target window
-//! for longer than `min_duration` (programme), and true peak above the limit (per channel).
+//! for longer than `min_duration` (programme; below it only while the gated loudness of the
+//! last `quiet_window` seconds is below it too, so that a quiet passage is not a fault), and
+//! true peak above the limit (per channel).
 
 use std::collections::VecDeque;
 
@@ -250,6 +252,7 @@ impl LoudnessDetector {
         }
     }
 
+    /// Keeps the momentary loudness ending at `end` as a block of the quiet window.
     fn keep_block(&mut self, end: f64, momentary: Option<f64>) {
         if self.config.quiet_window <= 0.0 {
             return;
