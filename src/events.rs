@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use crate::config::AnalysisTier;
 use crate::detect::DetectorKind;
 pub use crate::detect::Scope;
 use crate::detect::audio::AudioLevels;
@@ -71,11 +72,12 @@ impl DefectEvent {
     }
 }
 
-/// Something worth knowing that is not a defect: the picture size changed mid-stream.
+/// Something worth knowing that is not a defect: the picture size changed mid-stream, or the
+/// stream's analysis tier changed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InfoEvent {
     pub stream: String,
-    /// What happened: `format_change`.
+    /// What happened: `format_change`, or `analysis_tier` (load shedding moved the stream).
     pub kind: &'static str,
     /// Media seconds of the first frame in the new format.
     pub at: f64,
@@ -141,6 +143,11 @@ pub enum Event {
     },
     /// Frames dropped from the stream's queue (the engine fell behind).
     FramesDropped(u64),
+    /// Coded pictures the analysis tier kept from the decoder.
+    FramesSkipped(u64),
+    /// The analysed frames come from this tier from now on (the first frame of a run, or a
+    /// change while load is shed).
+    AnalysisTier(AnalysisTier),
     /// A decoder error or concealed frame.
     DecodeError,
     /// The video decoder element the pipeline created.

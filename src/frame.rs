@@ -4,6 +4,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::AnalysisTier;
+
 /// Rows of luma are padded to this many bytes so the GPU can read them as whole `u32` words
 /// (WGSL has no 8-bit storage) and uploads stay multiples of 4 bytes.
 pub const ROW_ALIGN: usize = 4;
@@ -124,6 +126,8 @@ pub struct VideoFrame {
     /// The frame holds two fields captured a field period apart (interlaced video): the
     /// statistics compare each row with the rows of its own field (see [`Self::field_rows`]).
     pub interlaced: bool,
+    /// The analysis tier the frame was decoded in (which frames around it were skipped).
+    pub tier: AnalysisTier,
 }
 
 impl VideoFrame {
@@ -160,6 +164,7 @@ impl VideoFrame {
             decode_errors: 0,
             keyframe: false,
             interlaced: false,
+            tier: AnalysisTier::Full,
         })
     }
 
@@ -190,6 +195,7 @@ impl VideoFrame {
             decode_errors: 0,
             keyframe: false,
             interlaced: false,
+            tier: AnalysisTier::Full,
         })
     }
 

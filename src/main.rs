@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use streamwatch::app::reload::ReloadSource;
 use streamwatch::app::shard::{self, Shard, ShardError};
 use streamwatch::app::{bench, run, scan};
-use streamwatch::config::{self, Config, StreamConfig};
+use streamwatch::config::{self, AnalysisTier, Config, StreamConfig};
 use streamwatch::ingest;
 use streamwatch::stats::BackendChoice;
 use streamwatch::stats::gpu;
@@ -105,6 +105,9 @@ struct ScanArgs {
     /// MPEG-TS program number to analyse (default: the first program with video).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     program: Option<u16>,
+    /// Analysis tier (default: the config's `ingest.analysis`, else full).
+    #[arg(long, value_enum)]
+    analysis: Option<AnalysisTier>,
 }
 
 #[derive(Args)]
@@ -151,6 +154,9 @@ struct BenchArgs {
     /// TOML configuration file (its detector, ingest and engine settings are used).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Analysis tier of every stream (default: the config's `ingest.analysis`, else full).
+    #[arg(long, value_enum)]
+    analysis: Option<AnalysisTier>,
 }
 
 /// `--duration`: a finite number of seconds within bench's bounds (the same for scan), so
@@ -291,7 +297,8 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
 
 fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
     init_logging(LogFormat::Text, true);
-    let config = load_config(args.config.as_ref())?;
+    let mut config = load_config(args.config.as_ref())?;
+    config.ingest.analysis = args.analysis.unwrap_or(config.ingest.analysis);
     let url = config::source_to_url(&args.source).map_err(anyhow::Error::msg)?;
     let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
     let source = scan::ScanSource {
@@ -318,7 +325,8 @@ fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
 
 fn bench_command(args: BenchArgs) -> anyhow::Result<ExitCode> {
     init_logging(LogFormat::Text, true);
-    let config = load_config(args.config.as_ref())?;
+    let mut config = load_config(args.config.as_ref())?;
+    config.ingest.analysis = args.analysis.unwrap_or(config.ingest.analysis);
     let (width, height) = args.resolution;
     let options = bench::BenchOptions {
         streams: usize::from(args.streams),
@@ -373,13 +381,8 @@ fn add_cli_streams(config: &mut Config, urls: &[String]) -> anyhow::Result<Vec<S
     let base = config.streams.len();
     for (i, source) in urls.iter().enumerate() {
         let url = config::source_to_url(source).map_err(anyhow::Error::msg)?;
-        config.streams.push(StreamConfig {
-            id: config::id_from_url(&url, base + i),
-            url,
-            detectors: config.detectors.clone(),
-            decoder: config.ingest.decoder,
-            ..Default::default()
-        });
+        let stream = config.stream_with_defaults(config::id_from_url(&url, base + i), url);
+        config.streams.push(stream);
     }
     Ok(config.streams[base..].to_vec())
 }
@@ -387,13 +390,8 @@ fn add_cli_streams(config: &mut Config, urls: &[String]) -> anyhow::Result<Vec<S
 fn demo_command(args: DemoArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_format, false);
     let mut config = Config::default();
-    config.streams.push(StreamConfig {
-        id: "demo".into(),
-        url: "demo://".into(),
-        detectors: config.detectors.clone(),
-        decoder: config.ingest.decoder,
-        ..Default::default()
-    });
+    let demo = config.stream_with_defaults("demo".into(), "demo://".into());
+    config.streams.push(demo);
     let (b, f, s) = (
         ingest::demo::BLACK,
         ingest::demo::FREEZE,

@@ -21,7 +21,7 @@ use gstreamer as gst;
 use serde::Serialize;
 
 use crate::app::services::Services;
-use crate::config::{Config, StreamConfig};
+use crate::config::Config;
 use crate::engine::EngineHandle;
 use crate::frame::{Luma, VideoFrame};
 use crate::ingest::{self, Pacing, RunningPipeline, pipeline};
@@ -200,6 +200,7 @@ pub fn synthetic_frames(width: u32, height: u32, count: usize) -> Vec<VideoFrame
                 decode_errors: 0,
                 keyframe: false,
                 interlaced: false,
+                tier: Default::default(),
             }
         })
         .collect()
@@ -415,13 +416,7 @@ impl Rig {
         let rss_baseline = perf::resident_bytes().map_or(0, |(rss, _)| rss);
         let mut streams = Vec::with_capacity(options.streams);
         for i in 0..options.streams {
-            let config = StreamConfig {
-                id: format!("bench{i}"),
-                url: source.url.clone(),
-                detectors: config.detectors.clone(),
-                decoder: config.ingest.decoder,
-                ..Default::default()
-            };
+            let config = config.stream_with_defaults(format!("bench{i}"), source.url.clone());
             streams.push(services.add_stream(config));
         }
         PERF.set_gpu_bytes(0);

@@ -10,7 +10,7 @@ use gstreamer::prelude::*;
 use serde::Serialize;
 
 use crate::app::services::Services;
-use crate::config::{Config, StreamConfig, id_from_url, redact_url};
+use crate::config::{AnalysisTier, Config, StreamConfig, id_from_url, redact_url};
 use crate::detect::audio::AudioSummary;
 use crate::engine::EngineHandle;
 use crate::events::{DefectEvent, InfoEvent, StreamState};
@@ -49,6 +49,10 @@ pub struct ScanReport {
     pub stream: String,
     pub url: String,
     pub frames: u64,
+    /// The analysis tier (`--analysis`, or the config's).
+    pub analysis: AnalysisTier,
+    /// Coded frames the tier did not decode.
+    pub frames_skipped: u64,
     /// Media seconds analysed.
     pub duration: f64,
     pub backend: String,
@@ -135,12 +139,8 @@ fn spawn_stream(
 ) -> Result<(Arc<Stream>, EngineHandle), ScanError> {
     let (url, program) = (source.url, source.program);
     let stream_config = StreamConfig {
-        id: id_from_url(url, 0),
-        url: url.to_owned(),
-        detectors: config.detectors.clone(),
-        decoder: config.ingest.decoder,
         program,
-        ..Default::default()
+        ..config.stream_with_defaults(id_from_url(url, 0), url.to_owned())
     };
     let outputs = Outputs {
         collect: true,
@@ -307,6 +307,8 @@ fn report(
         stream: stream.id.clone(),
         url: redact_url(url),
         frames,
+        analysis: stream.config.analysis,
+        frames_skipped: stream.status().frames_skipped,
         duration: (analysed.media_seconds * 1000.0).round() / 1000.0,
         backend,
         elapsed: began.elapsed().as_secs_f64(),

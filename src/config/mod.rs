@@ -58,6 +58,72 @@ impl DecoderChoice {
     }
 }
 
+/// How much of a stream's video is decoded and analysed (`analysis`, per stream or in
+/// `[ingest]`). Ordered from least to most work: under overload a stream is moved down one
+/// tier at a time, and back up when there is room.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalysisTier {
+    /// Keyframes only: non-key frames are dropped before the decoder (about a tenth of the
+    /// decode with a 2 s GOP); defects are timed to the keyframe, and stutter is not judged.
+    Keyframes,
+    /// Reference frames only: pictures no other picture predicts from (most B-frames) are
+    /// dropped before the decoder; stutter is not judged.
+    Reference,
+    /// Every frame.
+    #[default]
+    Full,
+}
+
+impl AnalysisTier {
+    pub const ALL: [Self; 3] = [Self::Keyframes, Self::Reference, Self::Full];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyframes => "keyframes",
+            Self::Reference => "reference",
+            Self::Full => "full",
+        }
+    }
+
+    /// The tier's number in `streamwatch_stream_analysis_tier`: 0 keyframes, 1 reference,
+    /// 2 full.
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_level(level: u8) -> Self {
+        match level {
+            0 => Self::Keyframes,
+            1 => Self::Reference,
+            _ => Self::Full,
+        }
+    }
+
+    /// The next tier with less work, if any.
+    pub fn lighter(self) -> Option<Self> {
+        self.level().checked_sub(1).map(Self::from_level)
+    }
+
+    /// The next tier with more work, up to `ceiling` (the configured tier).
+    pub fn richer(self, ceiling: Self) -> Option<Self> {
+        (self < ceiling).then(|| Self::from_level(self.level() + 1))
+    }
+}
+
 /// Which backend computes the statistics (`--backend`, config `backend`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +169,10 @@ pub struct StreamConfig {
     pub detectors: DetectorsConfig,
     /// Video decoder: the stream's own `decoder`, else `ingest.decoder`.
     pub decoder: DecoderChoice,
+    /// The most analysis the stream gets: its own `analysis`, else `ingest.analysis`.
+    pub analysis: AnalysisTier,
+    /// Under overload, streams of the lowest priority shed analysis first.
+    pub priority: i32,
     /// The MPEG-TS program (service id) to monitor; None: the first program with video.
     pub program: Option<u16>,
     /// Which rendition of an HLS master playlist is analysed (the others are only checked).
@@ -175,6 +245,9 @@ struct RawStream {
     #[serde(default)]
     detectors: toml::Table,
     decoder: Option<DecoderChoice>,
+    analysis: Option<AnalysisTier>,
+    #[serde(default)]
+    priority: i32,
     #[serde(default)]
     rendition: Rendition,
     max_height: Option<u32>,
@@ -248,6 +321,8 @@ impl Config {
                 url: s.url,
                 detectors,
                 decoder: s.decoder.unwrap_or(raw.ingest.decoder),
+                analysis: s.analysis.unwrap_or(raw.ingest.analysis),
+                priority: s.priority,
                 rendition: s.rendition,
                 max_height: s.max_height,
                 program: s.program,
@@ -277,6 +352,19 @@ impl Config {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// A stream of `url` with the global detector, decoder and analysis settings (command-line
+    /// URLs, `scan`, `bench`).
+    pub fn stream_with_defaults(&self, id: String, url: String) -> StreamConfig {
+        StreamConfig {
+            id,
+            url,
+            detectors: self.detectors.clone(),
+            decoder: self.ingest.decoder,
+            analysis: self.ingest.analysis,
+            ..Default::default()
+        }
     }
 
     /// Checks values serde cannot: ranges, uniqueness, URL schemes.

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::DecoderChoice;
+use super::{AnalysisTier, DecoderChoice};
 use crate::config::check::{MIN_TIMER_SECONDS, count, invalid, seconds};
 use crate::error::ConfigError;
 
@@ -46,6 +46,14 @@ pub struct IngestConfig {
     /// has it, libav otherwise), "software" (libav only) or "nvdec" (NVDEC only; a stream
     /// fails to start where it is absent).
     pub decoder: DecoderChoice,
+    /// Analysis of the streams that do not set their own: "full" (every frame), "reference"
+    /// (frames that other frames predict from) or "keyframes" (keyframes only). Audio and
+    /// transport checks are complete in every tier.
+    pub analysis: AnalysisTier,
+    /// Under overload (decoding or analysis falling behind), move the lowest-`priority`
+    /// streams to lighter tiers one at a time, and back when there is room, instead of
+    /// dropping decoded frames at random.
+    pub shed_load: bool,
 }
 
 impl Default for IngestConfig {
@@ -58,6 +66,8 @@ impl Default for IngestConfig {
             http_timeout: DEFAULT_HTTP_TIMEOUT_SECS,
             hls_max_variants: DEFAULT_HLS_MAX_VARIANTS,
             decoder: DEFAULT_DECODER,
+            analysis: AnalysisTier::Full,
+            shed_load: true,
         }
     }
 }

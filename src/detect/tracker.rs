@@ -86,6 +86,10 @@ pub enum Transition {
     },
 }
 
+/// Media times are nanosecond timestamps turned into seconds: keyframes exactly
+/// `min_duration` apart may differ by a little less after the subtraction.
+const DURATION_ROUNDING: f64 = 1e-6;
+
 #[derive(Clone, Copy, Debug)]
 enum State {
     Clear,
@@ -190,6 +194,25 @@ impl DefectTracker {
         }
     }
 
+    /// Like [`Self::update`], but a defect that begins with this sample is dated from `since`,
+    /// an earlier sample the condition is known to have held from (a repeated picture was
+    /// already showing in the frame it repeats).
+    pub fn update_since(
+        &mut self,
+        at: Sample,
+        since: Sample,
+        defective: bool,
+        value: f64,
+    ) -> Option<Transition> {
+        if defective && matches!(self.state, State::Clear) {
+            self.value_sum += value;
+            self.value_count += 1;
+            self.state = State::Onset { start: since };
+            return self.confirm_if_due(at, value);
+        }
+        self.update(at, defective, value)
+    }
+
     /// Ends an active defect at `at` (or at the start of its clearing run); drops an onset.
     pub fn finish(&mut self, at: Sample) -> Option<Transition> {
         match self.state {
@@ -207,7 +230,7 @@ impl DefectTracker {
         let State::Onset { start } = self.state else {
             return None;
         };
-        if at.media - start.media < self.timing.min_duration {
+        if at.media - start.media < self.timing.min_duration - DURATION_ROUNDING {
             return None;
         }
         self.state = State::Active {

@@ -123,6 +123,7 @@ fn on_video_sample(
     video.decode_errors = feed.marks.errors_at(pts.nseconds(), stream.decode_errors());
     video.keyframe = feed.marks.is_keyframe(pts.nseconds());
     video.interlaced = interlaced;
+    video.tier = feed.marks.applied_tier.get();
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
 }

@@ -49,6 +49,9 @@ pub struct DecodeMarks {
     /// as a delta unit) that entered the decoder, in order. Decoded buffers carry no such
     /// flag, so the input side tells which output frames start a clean picture.
     keyframes: Mutex<VecDeque<u64>>,
+    /// The analysis tier of the pictures entering the decoder now (what the frames coming out
+    /// were decoded under, give or take the few the decoder holds).
+    pub applied_tier: crate::ingest::tier::AppliedTier,
 }
 
 impl DecodeMarks {
@@ -166,6 +169,8 @@ pub fn watch_decoder(
             gst::PadProbeReturn::Ok
         });
     }
+    // First on the pad: pictures the tier drops are neither keyframe marks nor decoding.
+    crate::ingest::tier::filter_decoder_input(element, stream, marks);
     let Some(pad) = element.static_pad("sink") else {
         return;
     };

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::config::AnalysisTier;
 use crate::detect::transport::psi::Program;
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::media::MediaFormat;
@@ -36,6 +37,10 @@ pub trait MediaSink: Send + Sync {
     fn set_program_choice(&self, choice: ProgramChoice);
     /// The transport stream's programs changed; `selected` is the one monitored.
     fn set_programs(&self, programs: Vec<Program>, selected: Option<u16>);
+    /// The analysis tier the stream's decoder input should follow now.
+    fn analysis_tier(&self) -> AnalysisTier;
+    /// A coded picture the tier kept from the decoder (it still shows the stream flows).
+    fn count_skipped_frame(&self);
 }
 
 impl MediaSink for Stream {
@@ -101,5 +106,13 @@ impl MediaSink for Stream {
 
     fn set_programs(&self, programs: Vec<Program>, selected: Option<u16>) {
         Stream::set_programs(self, programs, selected);
+    }
+
+    fn analysis_tier(&self) -> AnalysisTier {
+        Stream::analysis_tier(self)
+    }
+
+    fn count_skipped_frame(&self) {
+        Stream::count_skipped_frame(self);
     }
 }

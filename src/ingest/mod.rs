@@ -9,11 +9,13 @@ pub mod demo;
 pub mod format;
 pub mod input;
 pub mod media_sink;
+pub mod nonref;
 pub mod pipeline;
 pub mod programs;
 pub mod source;
 pub mod ssm;
 pub mod supervisor;
+pub mod tier;
 
 pub use pipeline::{Pacing, RunningPipeline};
 

@@ -61,6 +61,9 @@ impl Sink for LogSink {
             Event::StreamUp { width, height, .. } => {
                 tracing::info!(stream, width, height, "stream up");
             }
+            Event::Info(info) if info.kind == "analysis_tier" => {
+                tracing::info!(stream, at = info.at, change = %info.detail, "analysis tier changed");
+            }
             Event::Info(info) => {
                 tracing::info!(stream, at = info.at, change = %info.detail, "format changed");
             }

@@ -256,6 +256,8 @@ struct LifecycleFamilies {
     stream_up: IntGaugeVec,
     frames: IntCounterVec,
     frames_dropped: IntCounterVec,
+    frames_skipped: IntCounterVec,
+    analysis_tier: GaugeVec,
     restarts: IntCounterVec,
     last_frame_timestamp: GaugeVec,
     time_to_first_frame: GaugeVec,
@@ -296,6 +298,18 @@ impl LifecycleFamilies {
                 r,
                 "streamwatch_frames_dropped_total",
                 "Video frames dropped because analysis fell behind the stream.",
+                &["stream"],
+            ),
+            frames_skipped: counter_vec(
+                r,
+                "streamwatch_frames_skipped_total",
+                "Coded video frames not decoded because of the stream's analysis tier (non-key frames in keyframes, non-reference frames in reference).",
+                &["stream"],
+            ),
+            analysis_tier: float_gauge_vec(
+                r,
+                "streamwatch_stream_analysis_tier",
+                "Analysis tier of the frames analysed now: 2 full (every frame), 1 reference (frames other frames predict from), 0 keyframes. Below the configured tier while load is shed.",
                 &["stream"],
             ),
             restarts: counter_vec(
@@ -765,9 +779,10 @@ pub struct StreamMetrics {
     up_family: IntGaugeVec,
     up: IntGauge,
     /// Counters created at zero, so dashboards and alerts see them before any event.
-    counter_families: [IntCounterVec; 8],
+    counter_families: [IntCounterVec; 9],
     frames: IntCounter,
     dropped: IntCounter,
+    skipped: IntCounter,
     restarts: IntCounter,
     decode_errors: IntCounter,
     format_changes: IntCounter,
@@ -776,6 +791,7 @@ pub struct StreamMetrics {
     abandoned: IntCounter,
     time_to_first_frame: LazyGauge,
     input_bitrate: LazyGauge,
+    analysis_tier: LazyGauge,
     defect_families: (IntGaugeVec, IntCounterVec, CounterVec),
     /// Indexed by `DetectorKind as usize`.
     defects: Vec<DefectSeries>,
@@ -798,6 +814,7 @@ impl StreamMetrics {
         let counter_families = [
             l.frames.clone(),
             l.frames_dropped.clone(),
+            l.frames_skipped.clone(),
             l.restarts.clone(),
             l.decode_errors.clone(),
             l.format_changes.clone(),
@@ -808,6 +825,7 @@ impl StreamMetrics {
         let [
             frames,
             dropped,
+            skipped,
             restarts,
             decode_errors,
             format_changes,
@@ -846,6 +864,7 @@ impl StreamMetrics {
             counter_families,
             frames,
             dropped,
+            skipped,
             restarts,
             decode_errors,
             format_changes,
@@ -853,6 +872,7 @@ impl StreamMetrics {
             rtp_packets_lost,
             abandoned,
             time_to_first_frame: LazyGauge::new(&l.time_to_first_frame, &[stream]),
+            analysis_tier: LazyGauge::new(&l.analysis_tier, &[stream]),
             input_bitrate: LazyGauge::new(&f.transport.input_bitrate, &[stream]),
             defect_families: (
                 d.defect_active.clone(),
@@ -894,10 +914,14 @@ impl StreamMetrics {
             let _ = events.remove_label_values(&labels);
             let _ = seconds.remove_label_values(&labels);
         }
-        for gauge in [&self.time_to_first_frame, &self.input_bitrate]
-            .into_iter()
-            .chain(self.video.all())
-            .chain(self.audio.all())
+        for gauge in [
+            &self.time_to_first_frame,
+            &self.input_bitrate,
+            &self.analysis_tier,
+        ]
+        .into_iter()
+        .chain(self.video.all())
+        .chain(self.audio.all())
         {
             gauge.remove();
         }
@@ -1083,7 +1107,10 @@ impl Sink for StreamMetrics {
                     self.defect(defect.detector).active.set(0);
                 }
             }
-            Event::Info(_) => self.format_changes.inc(),
+            Event::Info(info) if info.kind == "format_change" => self.format_changes.inc(),
+            Event::AnalysisTier(tier) => self
+                .analysis_tier
+                .set(f64::from(tier.level()), &self.removed),
             Event::FrameAnalysed {
                 wall,
                 stats,
@@ -1092,6 +1119,7 @@ impl Sink for StreamMetrics {
             } => self.frame_analysed(*wall, stats, readings),
             Event::AudioMeasured { rms_dbfs, levels } => self.audio_measured(*rms_dbfs, levels),
             Event::FramesDropped(n) => self.dropped.inc_by(*n),
+            Event::FramesSkipped(n) => self.skipped.inc_by(*n),
             Event::DecodeError => self.decode_errors.inc(),
             Event::DecoderChosen(decoder) => self.set_decoder(decoder),
             Event::InputBitrate(bps) => self.input_bitrate.set(*bps, &self.removed),
@@ -1109,6 +1137,7 @@ impl Sink for StreamMetrics {
             Event::PipelineAbandoned => self.abandoned.inc(),
             Event::FormatKnown(format) => self.set_format(format),
             Event::RunStarted
+            | Event::Info(_)
             | Event::HlsVariants(_)
             | Event::HlsError { .. }
             | Event::MediaCarried(_)

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::config::AnalysisTier;
 use crate::detect::DetectorKind;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
@@ -36,6 +37,12 @@ pub struct StreamStatus {
     pub height: u32,
     pub frames: u64,
     pub frames_dropped: u64,
+    /// Coded frames the analysis tier did not decode.
+    pub frames_skipped: u64,
+    /// The tier of the frames analysed now (None before the first frame of a run).
+    pub analysis: Option<AnalysisTier>,
+    /// The tier configured for the stream: `analysis` is lighter while load is shed.
+    pub analysis_configured: AnalysisTier,
     pub restarts: u64,
     pub active_defects: Vec<DefectEvent>,
     pub last_events: Vec<DefectEvent>,
@@ -86,6 +93,8 @@ struct State {
     fps: f64,
     frames: u64,
     frames_dropped: u64,
+    frames_skipped: u64,
+    analysis: Option<AnalysisTier>,
     restarts: u64,
     ts_cc_errors: u64,
     rtp_packets_lost: u64,
@@ -127,6 +136,8 @@ impl StatusSink {
                 fps: 0.0,
                 frames: 0,
                 frames_dropped: 0,
+                frames_skipped: 0,
+                analysis: None,
                 restarts: 0,
                 ts_cc_errors: 0,
                 rtp_packets_lost: 0,
@@ -186,6 +197,10 @@ impl StatusSink {
             height: st.height,
             frames: st.frames,
             frames_dropped: st.frames_dropped,
+            frames_skipped: st.frames_skipped,
+            analysis: st.analysis,
+            // The stream fills in its configured tier.
+            analysis_configured: st.analysis.unwrap_or_default(),
             restarts: st.restarts,
             active_defects: st.active.values().cloned().collect(),
             last_events: st.recent.iter().rev().cloned().collect(),
@@ -295,6 +310,8 @@ impl Sink for StatusSink {
             }
             Event::FrameAnalysed { media, .. } => st.frame(*media, frame),
             Event::FramesDropped(n) => st.frames_dropped += n,
+            Event::FramesSkipped(n) => st.frames_skipped += n,
+            Event::AnalysisTier(tier) => st.analysis = Some(*tier),
             Event::Restarted => st.restarts += 1,
             Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
             Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,

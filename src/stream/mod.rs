@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::StreamConfig;
+use crate::config::{AnalysisTier, StreamConfig};
 use crate::detect::Sample;
 use crate::detect::audio::AudioSummary;
 use crate::detect::transport::PlaylistVerdict;
@@ -84,6 +84,9 @@ pub struct Stream {
     decode_errors: AtomicU64,
     /// Bytes that entered the demuxer (or RTP depayloader), all runs together.
     input_bytes: AtomicU64,
+    /// The analysis tier the decoder input follows now: the configured one, or a lighter one
+    /// while load is shed (see [`AnalysisTier::level`]).
+    analysis_tier: AtomicU8,
 }
 
 impl Stream {
@@ -126,6 +129,7 @@ impl Stream {
             frames_analysed: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             input_bytes: AtomicU64::new(0),
+            analysis_tier: AtomicU8::new(config.analysis.level()),
             config,
         }
     }
@@ -269,6 +273,25 @@ impl Stream {
         if n > 0 {
             self.with_monitor(|_, emit| emit(&Event::RtpPacketsLost(n), None));
         }
+    }
+
+    /// The analysis tier the decoder input follows now.
+    pub fn analysis_tier(&self) -> AnalysisTier {
+        AnalysisTier::from_level(self.analysis_tier.load(Ordering::Relaxed))
+    }
+
+    /// Moves the stream to `tier` (load shedding): lighter at once, richer from the next
+    /// keyframe. The detectors follow the frames decoded in it.
+    pub fn set_analysis_tier(&self, tier: AnalysisTier) {
+        self.analysis_tier.store(tier.level(), Ordering::Relaxed);
+    }
+
+    /// A coded picture the tier kept from the decoder: the stream flows, so the stall watchdog
+    /// counts it as an arrival (a keyframe every 2 s would otherwise look like a stall).
+    pub fn count_skipped_frame(&self) {
+        self.last_frame_ns
+            .store(self.nanos_since_born().max(1), Ordering::Relaxed);
+        self.with_monitor(|_, emit| emit(&Event::FramesSkipped(1), None));
     }
 
     // ---- engine side ----
@@ -455,7 +478,10 @@ impl Stream {
     }
 
     pub fn status(&self) -> StreamStatus {
-        self.sinks.status.snapshot()
+        StreamStatus {
+            analysis_configured: self.config.analysis,
+            ..self.sinks.status.snapshot()
+        }
     }
 
     pub fn sinks(&self) -> &StreamSinks {

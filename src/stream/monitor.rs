@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{ChannelSelection, DetectorsConfig};
+use crate::config::{AnalysisTier, ChannelSelection, DetectorsConfig};
 use crate::detect::audio::{AudioDetectors, AudioSummary};
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
@@ -99,6 +99,8 @@ pub struct Monitor {
     /// The latest failure the manifest checks saw, and when: it names the cause that GStreamer
     /// reports as a bare "internal data stream error".
     transport_problem: Option<(Instant, String)>,
+    /// The analysis tier of the latest analysed frame of this run.
+    tier: Option<AnalysisTier>,
 }
 
 impl Monitor {
@@ -119,6 +121,7 @@ impl Monitor {
             errors_seen: 0,
             active: BTreeMap::new(),
             transport_problem: None,
+            tier: None,
         }
     }
 
@@ -166,6 +169,7 @@ impl Monitor {
             self.video.finish(last, &mut transitions);
         }
         self.video = VideoDetectors::new(&self.settings.detectors);
+        self.tier = None;
         self.apply(&transitions, &Scope::default(), None, emit);
         let mut tagged = Vec::new();
         if let Some(last) = self.clock.last_audio {
@@ -419,15 +423,19 @@ impl Monitor {
         let new_errors = frame.decode_errors.saturating_sub(self.errors_seen);
         self.errors_seen = frame.decode_errors;
         let mut transitions = Vec::new();
+        self.follow_tier(frame.tier, at, &mut transitions, emit);
         let decoded = Decoded {
             errors: new_errors,
             keyframe: frame.keyframe,
         };
         let readings = self.video.observe(at, stats, decoded, &mut transitions);
         self.apply(&transitions, &Scope::default(), Some(frame), emit);
-        let mut tagged = Vec::new();
-        self.audio.on_video_luma(at, stats.luma_mean(), &mut tagged);
-        self.apply_scoped(&tagged, emit);
+        if self.video.every_frame() {
+            // Flash timing needs the frame before each one.
+            let mut tagged = Vec::new();
+            self.audio.on_video_luma(at, stats.luma_mean(), &mut tagged);
+            self.apply_scoped(&tagged, emit);
+        }
         self.note_picture(at, frame, now, emit);
         let measured = Event::FrameAnalysed {
             media: at.media,
@@ -437,6 +445,34 @@ impl Monitor {
         };
         emit(&measured, Some(frame));
         true
+    }
+
+    /// The detectors follow the tier the frames were decoded in; a change within a run (load
+    /// shedding) is an info event.
+    fn follow_tier(
+        &mut self,
+        tier: AnalysisTier,
+        at: Sample,
+        transitions: &mut Vec<Transition>,
+        emit: &mut Emit<'_>,
+    ) {
+        let previous = self.tier.replace(tier);
+        if previous == Some(tier) {
+            return;
+        }
+        self.video.set_tier(tier, at, transitions);
+        emit(&Event::AnalysisTier(tier), None);
+        // The first frame of a run only tells the gauge.
+        if let Some(previous) = previous {
+            let info = InfoEvent {
+                stream: self.settings.stream.clone(),
+                kind: "analysis_tier",
+                at: at.media,
+                time: rfc3339(at.wall),
+                detail: format!("{} -> {}", previous.as_str(), tier.as_str()),
+            };
+            emit(&Event::Info(info), None);
+        }
     }
 
     /// The stream comes up with its first frame; a new picture size is a format change.

@@ -10,4 +10,5 @@ mod corpus;
 mod interlaced;
 mod scan;
 mod scoring;
+mod tiers;
 mod video;

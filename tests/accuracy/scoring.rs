@@ -215,8 +215,19 @@ pub fn mark(v: Verdict) -> &'static str {
 /// not (a failed scan is a result to report with the table, not a reason to lose the table:
 /// it scores as no events and the caller fails the test at the end).
 pub fn scan_events(path: &Path, timeout: Duration) -> (Vec<Event>, Option<String>) {
+    scan_events_with(path, &[], timeout)
+}
+
+/// [`scan_events`] with more `scan` arguments (e.g. `--analysis keyframes`).
+pub fn scan_events_with(
+    path: &Path,
+    extra: &[&str],
+    timeout: Duration,
+) -> (Vec<Event>, Option<String>) {
     let source = path.to_str().expect("utf-8 path");
-    let (code, stdout, stderr) = run_cli(&["scan", source, "--format", "json"], timeout);
+    let mut args = vec!["scan", source, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = run_cli(&args, timeout);
     let report: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
     let scan_error = match (code, report["events"].is_array()) {
         (0, true) => None,

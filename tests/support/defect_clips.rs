@@ -175,6 +175,9 @@ pub struct DefectClip {
     pub seconds: f64,
     /// Injected defects; must not overlap.
     pub windows: Vec<Window>,
+    /// B-frames between reference frames (0: none, as most clips; 3 gives the disposable
+    /// pictures the `reference` analysis tier skips).
+    pub b_frames: u32,
 }
 
 impl DefectClip {
@@ -187,7 +190,14 @@ impl DefectClip {
             fps,
             seconds,
             windows: Vec::new(),
+            b_frames: 0,
         }
+    }
+
+    /// Encodes with `n` B-frames between reference frames.
+    pub fn with_b_frames(mut self, n: u32) -> Self {
+        self.b_frames = n;
+        self
     }
 
     /// Adds a defect window `[start, end)`.
@@ -276,6 +286,7 @@ impl DefectClip {
         let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
         let head = || s(&["-nostdin", "-hide_banner", "-loglevel", "error", "-y"]);
         let gop = (2 * self.fps).to_string();
+        let b_frames = self.b_frames.to_string();
         let h264 = s(&[
             "-c:v",
             "libx264",
@@ -284,7 +295,7 @@ impl DefectClip {
             "-crf",
             "20",
             "-bf",
-            "0",
+            &b_frames,
             "-g",
             &gop,
             "-keyint_min",

@@ -37,6 +37,10 @@ pub struct FreezeDetector {
     last_change: Option<f64>,
     /// Frames up to this media time are part of motion that ended a freeze.
     motion_until: f64,
+    /// Keyframes only: each frame is judged at once against the one before, and a freeze is
+    /// dated from that earlier frame, whose picture the still one repeats.
+    sparse: bool,
+    previous: Option<Sample>,
     pub(super) tracker: DefectTracker,
 }
 
@@ -48,6 +52,8 @@ impl FreezeDetector {
             held: VecDeque::new(),
             last_change: None,
             motion_until: f64::NEG_INFINITY,
+            sparse: false,
+            previous: None,
             tracker,
         }
     }
@@ -63,6 +69,10 @@ impl FreezeDetector {
         if !self.config.enabled || !stats.has_prev {
             return;
         }
+        if self.sparse {
+            self.judge_sparse(at, stats.changed_ratio(), masked, out);
+            return;
+        }
         self.held.push_back(Held {
             at,
             changed: stats.changed_ratio(),
@@ -75,6 +85,29 @@ impl FreezeDetector {
                 self.judge(frame, out);
             }
         }
+    }
+
+    /// Switches between every frame (`false`) and keyframes only (`true`), judging the frames
+    /// held so far first.
+    pub fn set_sparse(&mut self, sparse: bool, out: &mut Vec<Transition>) {
+        while let Some(frame) = self.held.pop_front() {
+            self.judge(frame, out);
+        }
+        self.sparse = sparse;
+        self.previous = None;
+    }
+
+    /// A keyframe: frozen when it repeats the keyframe before (within the clearing threshold
+    /// while a freeze is under way).
+    fn judge_sparse(&mut self, at: Sample, changed: f64, masked: bool, out: &mut Vec<Transition>) {
+        let limit = if self.tracker.engaged() {
+            self.config.clear_changed_ratio
+        } else {
+            self.config.max_changed_ratio
+        };
+        let frozen = !masked && changed <= limit;
+        let since = self.previous.replace(at).unwrap_or(at);
+        out.extend(self.tracker.update_since(at, since, frozen, changed));
     }
 
     /// Judges the frames still held (end of stream), then ends any freeze.

@@ -10,7 +10,7 @@ pub mod freeze;
 pub mod letterbox;
 pub mod stutter;
 
-use crate::config::DetectorsConfig;
+use crate::config::{AnalysisTier, DetectorsConfig};
 use crate::detect::{Sample, Transition};
 use crate::stats::{FrameStats, StatParams};
 
@@ -27,6 +27,8 @@ pub struct VideoDetectors {
     stutter: stutter::StutterDetector,
     /// Picture size and media time of the previous frame, to notice a new format or a splice.
     last_frame: Option<((u32, u32), f64)>,
+    /// The tier the frames were decoded in: stutter needs every frame.
+    tier: AnalysisTier,
 }
 
 /// What the decoder told about a frame.
@@ -61,7 +63,28 @@ impl VideoDetectors {
             freeze: freeze::FreezeDetector::new(config.freeze.clone()),
             stutter: stutter::StutterDetector::new(config.stutter.clone()),
             last_frame: None,
+            tier: AnalysisTier::Full,
         }
+    }
+
+    /// The frames that follow were decoded in `tier`. Stutter is judged on every frame only;
+    /// freeze compares keyframe with keyframe in the keyframes tier; what is normal for the
+    /// picture is learnt anew, since keyframes are sharper and cleaner than the frames between.
+    pub fn set_tier(&mut self, tier: AnalysisTier, at: Sample, out: &mut Vec<Transition>) {
+        if tier == self.tier {
+            return;
+        }
+        if self.tier == AnalysisTier::Full {
+            self.stutter.finish(at, out);
+        }
+        self.freeze.set_sparse(tier == AnalysisTier::Keyframes, out);
+        self.tier = tier;
+        self.relearn();
+    }
+
+    /// Whether every frame is analysed (what frame-to-frame measures such as flash timing need).
+    pub fn every_frame(&self) -> bool {
+        self.tier == AnalysisTier::Full
     }
 
     /// The stream's format changed (codec, frame rate, scan, picture size) or its timeline
@@ -119,10 +142,12 @@ impl VideoDetectors {
         self.blur.observe(at, stats, lost, out);
         self.blockiness.observe(at, stats, decoded, lost, out);
         self.freeze.observe(at, stats, lost, out);
-        self.stutter.observe(at, stats, lost, out);
+        if self.every_frame() {
+            self.stutter.observe(at, stats, lost, out);
+        }
         VideoReadings {
             relative_detail,
-            fps: self.stutter.fps(),
+            fps: self.every_frame().then(|| self.stutter.fps()).flatten(),
             blockiness: self.blockiness.smoothed(),
         }
     }
