@@ -7,3 +7,4 @@ pub mod run;
 pub mod scan;
 pub mod services;
 pub mod shard;
+pub mod shed;

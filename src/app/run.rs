@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::reload::{self, ReloadSource, Reloader};
 use crate::app::services::Services;
+use crate::app::shed;
 use crate::config::{Config, Secret, ServerConfig, TOKEN_ENV};
 use crate::ingest;
 use crate::server::listen::{self, Limits};
@@ -97,8 +98,13 @@ pub async fn run_with_reload(
     let server = serve_http(&config, state, shutdown_rx).await?;
 
     reloader.start().await;
+    let shedding = config
+        .ingest
+        .shed_load
+        .then(|| crate::sync::AbortOnDrop(tokio::spawn(shed::run(services.streams.clone()))));
 
     wait_for_signal().await;
+    drop(shedding);
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     for s in services.streams.snapshot() {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer_app as gst_app;
+use gstreamer_app::gst_base;
+use gstreamer_app::gst_base::prelude::*;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
@@ -87,7 +89,11 @@ fn on_video_sample(
     }
     let caps = sample.caps().ok_or(gst::FlowError::NotNegotiated)?;
     let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::NotNegotiated)?;
-    let Some((session, media)) = stream.media_time(running_time(&sample, pts), true) else {
+    let running = running_time(&sample, pts);
+    if is_late(sink, running) {
+        stream.note_late_frame();
+    }
+    let Some((session, media)) = stream.media_time(running, true) else {
         return Ok(gst::FlowSuccess::Ok);
     };
     let copying = Instant::now();
@@ -126,6 +132,28 @@ fn on_video_sample(
     video.tier = feed.marks.applied_tier.get();
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
+}
+
+/// A frame later than this past its due time (running time plus the pipeline's latency) shows
+/// decoding falling behind; jitter within a pipeline stays well below it.
+const LATE_AFTER: Duration = Duration::from_millis(200);
+
+/// Whether a real-time sink got the frame after its due time (never for unpaced sinks).
+fn is_late(sink: &gst_app::AppSink, running: Duration) -> bool {
+    let Some(sink) = sink
+        .upcast_ref::<gst::Element>()
+        .downcast_ref::<gst_base::BaseSink>()
+    else {
+        return false;
+    };
+    if !sink.is_sync() {
+        return false;
+    }
+    let Some(now) = sink.current_running_time() else {
+        return false;
+    };
+    let due = running + Duration::from_nanos(sink.latency().nseconds());
+    Duration::from_nanos(now.nseconds()) > due + LATE_AFTER
 }
 
 /// Whether a decoded frame interleaves two fields: GStreamer flags a frame interlaced when

@@ -41,6 +41,8 @@ pub trait MediaSink: Send + Sync {
     fn analysis_tier(&self) -> AnalysisTier;
     /// A coded picture the tier kept from the decoder (it still shows the stream flows).
     fn count_skipped_frame(&self);
+    /// A decoded frame reached its sink after its due time.
+    fn note_late_frame(&self);
 }
 
 impl MediaSink for Stream {
@@ -114,5 +116,9 @@ impl MediaSink for Stream {
 
     fn count_skipped_frame(&self) {
         Stream::count_skipped_frame(self);
+    }
+
+    fn note_late_frame(&self) {
+        Stream::note_late_frame(self);
     }
 }

@@ -87,6 +87,10 @@ pub struct Stream {
     /// The analysis tier the decoder input follows now: the configured one, or a lighter one
     /// while load is shed (see [`AnalysisTier::level`]).
     analysis_tier: AtomicU8,
+    /// Frames dropped from the queue, and frames that reached the sink after their due time:
+    /// what load shedding watches.
+    frames_dropped: AtomicU64,
+    late_frames: AtomicU64,
 }
 
 impl Stream {
@@ -130,6 +134,8 @@ impl Stream {
             decode_errors: AtomicU64::new(0),
             input_bytes: AtomicU64::new(0),
             analysis_tier: AtomicU8::new(config.analysis.level()),
+            frames_dropped: AtomicU64::new(0),
+            late_frames: AtomicU64::new(0),
             config,
         }
     }
@@ -181,6 +187,7 @@ impl Stream {
         // Not under the monitor lock: in `scan` this waits for the engine to make room.
         if self.queue.push(session, frame, &self.closed) {
             self.frames_out.fetch_add(1, Ordering::Relaxed);
+            self.frames_dropped.fetch_add(1, Ordering::Relaxed);
             self.with_monitor(|_, emit| emit(&Event::FramesDropped(1), None));
         }
         self.wake.notify();
@@ -292,6 +299,20 @@ impl Stream {
         self.last_frame_ns
             .store(self.nanos_since_born().max(1), Ordering::Relaxed);
         self.with_monitor(|_, emit| emit(&Event::FramesSkipped(1), None));
+    }
+
+    /// A decoded frame reached its sink after its due time (decoding is behind).
+    pub fn note_late_frame(&self) {
+        self.late_frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn late_frames(&self) -> u64 {
+        self.late_frames.load(Ordering::Relaxed)
+    }
+
+    /// Frames dropped from the queue because analysis fell behind.
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped.load(Ordering::Relaxed)
     }
 
     // ---- engine side ----

@@ -30,6 +30,7 @@ mod resilience;
 mod security;
 mod shaders_validate;
 mod shard;
+mod shedding;
 mod support_selftest;
 mod udp_input;
 mod video_format;

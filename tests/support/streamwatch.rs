@@ -90,13 +90,24 @@ impl Streamwatch {
 
     /// [`Streamwatch::start`] with environment variables (e.g. `STREAMWATCH_TOKEN`).
     pub fn start_with_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Streamwatch {
+        // STREAMWATCH_TEST_WRAPPER="gdb -batch -ex run -ex bt --args" debugs a crash.
+        let wrapper = std::env::var("STREAMWATCH_TEST_WRAPPER").unwrap_or_default();
+        Self::start_wrapped(config, args, env, &wrapper)
+    }
+
+    /// [`Streamwatch::start_with_env`] run under `wrapper` (a command and its arguments, e.g.
+    /// `taskset -c 0` to give it one core).
+    pub fn start_wrapped(
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &str,
+    ) -> Streamwatch {
         let dir = temp_dir("streamwatch");
         let port = free_port();
         let path = dir.join("streamwatch.toml");
         std::fs::write(&path, format!("listen = \"127.0.0.1:{port}\"\n{config}"))
             .expect("write config");
-        // STREAMWATCH_TEST_WRAPPER="gdb -batch -ex run -ex bt --args" debugs a crash.
-        let wrapper = std::env::var("STREAMWATCH_TEST_WRAPPER").unwrap_or_default();
         let mut words = wrapper.split_whitespace();
         let mut cmd = match words.next() {
             Some(w) => {
