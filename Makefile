@@ -41,7 +41,7 @@ define apt_install
 endef
 
 .PHONY: run test accuracy soak fuzz deps test-deps build check toolchain bench-compare bench \
-	device-pack device-check
+	bench-density device-pack device-check
 
 toolchain:
 	@command -v $(CARGO) >/dev/null || { echo "Rust is not installed: install it from https://rustup.rs (rustc >= 1.92), then re-run make." >&2; exit 1; }
@@ -79,6 +79,14 @@ bench: build
 # streamwatch scan next to ffmpeg's blackdetect/freezedetect/blockdetect on the same clips.
 bench-compare: build test-deps
 	benches/scan_vs_ffmpeg.sh target/release/streamwatch
+
+# Streams per machine: the largest number of live 720p25 H.264 + AAC streams `run` keeps per
+# analysis tier (no drop, no late frame; confirmed over DENSITY_SECONDS, default 300), beside
+# one `ffmpeg -re` per stream with blackdetect, freezedetect, silencedetect and ebur128;
+# cores, RSS per stream and p99 detect latency at 80% of the maximum (benches/density.sh).
+bench-density: build
+	$(call apt_install,ffmpeg jq)
+	benches/density.sh target/release/streamwatch
 
 # Soak (not in `make test`): 16 live streams (8 HLS, 8 RTMP) for SOAK_SECONDS (default 600)
 # with periodic origin faults; prints memory, drops, restarts, detection delays, false alarms.

@@ -21,7 +21,7 @@ use gstreamer as gst;
 use serde::Serialize;
 
 use crate::app::services::Services;
-use crate::config::Config;
+use crate::config::{AnalysisTier, Config};
 use crate::engine::EngineHandle;
 use crate::frame::{Luma, VideoFrame};
 use crate::ingest::{self, Pacing, RunningPipeline, pipeline};
@@ -147,6 +147,15 @@ pub struct BenchReport {
     pub latency_p50_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub dropped_frames: u64,
+    /// The analysis tier of every stream.
+    pub analysis: AnalysisTier,
+    /// Coded frames the tier did not decode, in the window.
+    pub skipped_frames: u64,
+    /// Frames that reached their real-time sink over 200 ms late, in the window: decoding
+    /// fell behind (always 0 unpaced).
+    pub late_frames: u64,
+    /// `cpu_cores` over `streams`.
+    pub cpu_cores_per_stream: f64,
     /// Pipeline errors, per stream.
     pub errors: Vec<String>,
 }
@@ -256,6 +265,8 @@ struct Sample {
     threads: Vec<(String, f64)>,
     frames: u64,
     dropped: u64,
+    skipped: u64,
+    late: u64,
 }
 
 fn sample(streams: &[Arc<Stream>]) -> Sample {
@@ -265,6 +276,8 @@ fn sample(streams: &[Arc<Stream>]) -> Sample {
         threads: perf::thread_cpu_seconds(),
         frames: streams.iter().map(|s| s.frames_analysed()).sum(),
         dropped: streams.iter().map(|s| s.status().frames_dropped).sum(),
+        skipped: streams.iter().map(|s| s.status().frames_skipped).sum(),
+        late: streams.iter().map(|s| s.late_frames()).sum(),
     }
 }
 
@@ -383,6 +396,7 @@ struct Rig {
     pipelines: Vec<Option<RunningPipeline>>,
     /// Pipeline errors, per stream.
     errors: Vec<String>,
+    loop_files: bool,
 }
 
 /// Figures at both ends of the measured window.
@@ -432,6 +446,7 @@ impl Rig {
             feeders: Vec::new(),
             pipelines: Vec::new(),
             errors: Vec::new(),
+            loop_files: source.realtime,
         })
     }
 
@@ -470,15 +485,15 @@ impl Rig {
     fn measure(&mut self, duration: f64) -> Window {
         let measured = Duration::try_from_secs_f64(duration).unwrap_or(Duration::MAX);
         let warmup = MAX_WARMUP.min(measured / 4);
-        watch(&self.streams, &mut self.pipelines, &mut self.errors, warmup);
+        let mut pipes = Pipes {
+            pipelines: &mut self.pipelines,
+            errors: &mut self.errors,
+            loop_files: self.loop_files,
+        };
+        watch(&self.streams, &mut pipes, warmup);
         PERF.reset();
         let first = sample(&self.streams);
-        watch(
-            &self.streams,
-            &mut self.pipelines,
-            &mut self.errors,
-            measured,
-        );
+        watch(&self.streams, &mut pipes, measured);
         let last = sample(&self.streams);
         Window {
             first,
@@ -581,6 +596,13 @@ fn report(
         latency_p50_ms: snap.latency_quantile_ms(0.5),
         latency_p99_ms: snap.latency_quantile_ms(0.99),
         dropped_frames: at_stop.dropped,
+        analysis: rig
+            .streams
+            .first()
+            .map_or_else(AnalysisTier::default, |s| s.config.analysis),
+        skipped_frames: last.skipped.saturating_sub(first.skipped),
+        late_frames: last.late.saturating_sub(first.late),
+        cpu_cores_per_stream: (last.cpu - first.cpu) / seconds / n as f64,
         errors: rig.errors,
     }
 }
@@ -626,14 +648,18 @@ fn decode_ms_per_frame(
     ((gst_seconds - snap.stage_seconds[Stage::Copy as usize]).max(0.0)) * 1e3 / decoded as f64
 }
 
+/// The media pipelines being watched, and what to do at the end of a file.
+struct Pipes<'a> {
+    pipelines: &'a mut [Option<RunningPipeline>],
+    errors: &'a mut Vec<String>,
+    /// Files played in real time start again at their end, as `run` loops them.
+    loop_files: bool,
+}
+
 /// Waits `span`, watching the pipelines' buses: an error or the end of a stream stops that
 /// pipeline (and is noted); when every pipeline has stopped the wait ends early.
-fn watch(
-    streams: &[Arc<Stream>],
-    pipelines: &mut [Option<RunningPipeline>],
-    errors: &mut Vec<String>,
-    span: Duration,
-) {
+fn watch(streams: &[Arc<Stream>], pipes: &mut Pipes<'_>, span: Duration) {
+    let (pipelines, errors) = (&mut *pipes.pipelines, &mut *pipes.errors);
     let now = Instant::now();
     let until = now
         .checked_add(span)
@@ -657,6 +683,13 @@ fn watch(
                         ));
                         *slot = None;
                         break;
+                    }
+                    _ if pipes.loop_files && pipeline::loops(&stream.url) => {
+                        if let Err(e) = running.rewind(stream) {
+                            errors.push(format!("{}: {e}", stream.id));
+                            *slot = None;
+                            break;
+                        }
                     }
                     _ => {
                         *slot = None;
@@ -743,7 +776,16 @@ impl BenchReport {
                     ms(self.latency_p99_ms)
                 ),
             ),
-            ("dropped frames", self.dropped_frames.to_string()),
+            (
+                "dropped frames",
+                format!(
+                    "{} (late {}, skipped by the {} tier {})",
+                    self.dropped_frames,
+                    self.late_frames,
+                    self.analysis.as_str(),
+                    self.skipped_frames
+                ),
+            ),
         ]
     }
 
@@ -759,8 +801,9 @@ impl BenchReport {
             (
                 "CPU",
                 format!(
-                    "{:.2} cores ({}); machine load {} on {} cores",
+                    "{:.2} cores, {:.3} per stream ({}); machine load {} on {} cores",
                     self.cpu_cores,
+                    self.cpu_cores_per_stream,
                     threads.join(", "),
                     self.load_average
                         .map_or_else(|| "-".into(), |l| format!("{l:.2}")),

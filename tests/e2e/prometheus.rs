@@ -35,6 +35,8 @@ fn prometheus_sees_the_defect_while_it_lasts() {
         "streamwatch_stream_up",
         "streamwatch_frames_total",
         "streamwatch_frames_dropped_total",
+        "streamwatch_frames_skipped_total",
+        "streamwatch_stream_analysis_tier",
         "streamwatch_stream_restarts_total",
         "streamwatch_last_frame_timestamp_seconds",
         "streamwatch_defect_active",
