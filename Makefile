@@ -11,7 +11,7 @@ RUN_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev 
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav mesa-vulkan-drivers libvulkan1
 # Tests: clip generation, real servers (nginx-rtmp, RTSP via GstRtspServer, Prometheus).
-TEST_PACKAGES := ffmpeg gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus prometheus-alertmanager \
+TEST_PACKAGES := ffmpeg jq gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus prometheus-alertmanager \
 	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
 	python3-venv
 # Python test tools, from PyPI into a venv of their own (target/pytools): Grafana's dashboard
@@ -115,7 +115,11 @@ check: deps
 # they load and the Vulkan loader, into .devbin/ and .gl/ (ignored by git); the device command
 # is `make device-check` with those two folders carried (benches/device_check.sh).
 DEVICE_DEBS := libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 liborc-0.4-0 libunwind8 libdw1 \
-	libelf1 libglib2.0-0
+	libelf1 libglib2.0-0 gstreamer1.0-plugins-base gstreamer1.0-plugins-bad \
+	libgstreamer-plugins-bad1.0-0 libgstreamer-gl1.0-0 libgudev-1.0-0 libgraphene-1.0-0 \
+	libjpeg62-turbo libpng16-16 libwayland-client0 libwayland-egl1 libx11-6 libx11-xcb1 \
+	libxcb1 libxau6 libxdmcp6 libbsd0 libmd0 libdrm2 libgbm1 libwayland-server0 \
+	libexpat1 libffi8 libpcre2-8-0 libmount1 libselinux1 libblkid1 zlib1g jq libjq1 libonig5
 GL_DEBS := libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2
 device-pack: deps
 	$(CARGO) build --release
@@ -123,6 +127,8 @@ device-pack: deps
 	mkdir -p .devbin/debs .gl /tmp/amd64/partial
 	xz -T0 -6 -c target/release/streamwatch >.devbin/streamwatch.xz
 	xz -T0 -6 -c $$(ls -t target/release/deps/e2e-* | grep -v '\.d$$' | head -1) >.devbin/e2e.xz
+	ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1920x1080:rate=30 \
+		-t 4 -c:v libx264 -preset ultrafast -g 60 -f mpegts - | xz -T0 -6 >.devbin/1080p30-h264.ts.xz
 	apt_o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'; \
 	apt-get $$apt_o update -q && \
 	(cd .devbin/debs && apt-get $$apt_o download $(DEVICE_DEBS)) && \

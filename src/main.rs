@@ -157,6 +157,10 @@ struct BenchArgs {
     /// Analysis tier of every stream (default: the config's `ingest.analysis`, else full).
     #[arg(long, value_enum)]
     analysis: Option<AnalysisTier>,
+    /// Also measure the GPU adapter's host-to-device bandwidth (2 s, after the run) and the
+    /// share of it the engine's uploads took.
+    #[arg(long)]
+    bandwidth: bool,
 }
 
 /// `--duration`: a finite number of seconds within bench's bounds (the same for scan), so
@@ -323,6 +327,9 @@ fn scan_command(args: ScanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// How long `bench --bandwidth` uploads.
+const BANDWIDTH_SPAN: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn bench_command(args: BenchArgs) -> anyhow::Result<ExitCode> {
     init_logging(LogFormat::Text, true);
     let mut config = load_config(args.config.as_ref())?;
@@ -338,7 +345,11 @@ fn bench_command(args: BenchArgs) -> anyhow::Result<ExitCode> {
         realtime: args.realtime,
     };
     let backend = gpu::create_backend(args.backend.unwrap_or(config.backend))?;
-    let report = bench::bench(&options, &config, backend)?;
+    let mut report = bench::bench(&options, &config, backend)?;
+    if args.bandwidth {
+        let measured = gpu::bandwidth::host_to_device(BANDWIDTH_SPAN)?;
+        report.set_bandwidth(measured.bytes_per_second);
+    }
     if let Some(path) = args.json {
         report.write_json(&path)?;
     }

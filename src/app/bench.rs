@@ -156,6 +156,12 @@ pub struct BenchReport {
     pub late_frames: u64,
     /// `cpu_cores` over `streams`.
     pub cpu_cores_per_stream: f64,
+    /// With `--bandwidth`: the adapter's host-to-device rate, and the share of it the luma
+    /// the engine uploaded over the window takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_to_device_bytes_per_second: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_upload_share: Option<f64>,
     /// Pipeline errors, per stream.
     pub errors: Vec<String>,
 }
@@ -603,6 +609,8 @@ fn report(
         skipped_frames: last.skipped.saturating_sub(first.skipped),
         late_frames: last.late.saturating_sub(first.late),
         cpu_cores_per_stream: (last.cpu - first.cpu) / seconds / n as f64,
+        host_to_device_bytes_per_second: None,
+        engine_upload_share: None,
         errors: rig.errors,
     }
 }
@@ -716,6 +724,13 @@ fn ms(v: Option<f64>) -> String {
 }
 
 impl BenchReport {
+    /// Adds the adapter's measured host-to-device rate and the engine's share of it.
+    pub fn set_bandwidth(&mut self, bytes_per_second: f64) {
+        let engine = self.frames_per_second * f64::from(self.width) * f64::from(self.height);
+        self.host_to_device_bytes_per_second = Some(bytes_per_second);
+        self.engine_upload_share = (bytes_per_second > 0.0).then(|| engine / bytes_per_second);
+    }
+
     /// The human-readable table.
     pub fn to_text(&self) -> String {
         let mut out = format!(
@@ -790,7 +805,7 @@ impl BenchReport {
     }
 
     /// The table's rows on the machine: CPU and memory.
-    fn resource_rows(&self) -> [(&'static str, String); 3] {
+    fn resource_rows(&self) -> [(&'static str, String); 4] {
         let threads: Vec<String> = self
             .cpu_by_thread
             .iter()
@@ -819,6 +834,20 @@ impl BenchReport {
                     mib(self.rss_per_stream_bytes),
                     mib(self.rss_baseline_bytes)
                 ),
+            ),
+            (
+                "host to device",
+                match (
+                    self.host_to_device_bytes_per_second,
+                    self.engine_upload_share,
+                ) {
+                    (Some(rate), Some(share)) => format!(
+                        "{:.2} GB/s measured; the engine's luma uploads took {:.1}% of it",
+                        rate / 1e9,
+                        share * 100.0
+                    ),
+                    _ => "- (--bandwidth measures it)".into(),
+                },
             ),
             (
                 "GPU memory",

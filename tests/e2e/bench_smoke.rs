@@ -37,6 +37,10 @@ fn bench_json(tag: &str, args: &[&str]) -> Value {
         "latency_p50_ms",
         "latency_p99_ms",
         "dropped_frames",
+        "late_frames",
+        "skipped_frames",
+        "analysis",
+        "cpu_cores_per_stream",
     ] {
         assert!(report.get(field).is_some(), "no {field} in {report}");
     }
@@ -102,4 +106,49 @@ fn file_streams_go_through_the_decoders() {
         Some(0),
         "{report}"
     );
+}
+
+/// `make device-check --dry-run`: the GPU machine's script, end to end on this machine's
+/// adapter (lavapipe in CI) with short windows, prints every figure it promises.
+#[test]
+fn device_check_dry_run_prints_every_figure() {
+    let out = temp_dir("device-check");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = std::process::Command::new("bash")
+        .arg(format!("{root}/benches/device_check.sh"))
+        .arg("--dry-run")
+        .current_dir(root)
+        .env("OUT", &out)
+        .env("STREAMWATCH_BIN", crate::support::streamwatch::binary())
+        .output()
+        .expect("run benches/device_check.sh");
+    let text = String::from_utf8_lossy(&output.stdout);
+    println!("{text}");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (label, value) in [
+        ("adapter: ", "GPU: "),
+        ("engine 1080p frames/s at 1 (dry run: 1) streams: ", ""),
+        ("engine 1080p frames/s at 16 (dry run: 1) streams: ", ""),
+        ("engine 1080p frames/s at 64 (dry run: 1) streams: ", ""),
+        ("engine 1080p frames/s at 256 (dry run: 4) streams: ", ""),
+        ("host to device: ", ""),
+        ("GPU memory per 1080p stream: ", ""),
+        ("subgroup pass: ", ""),
+        ("batches in flight: 2 gives ", ""),
+        ("NVDEC 1080p30 streams in real time: ", ""),
+        ("gpu vs cpu tests: ", ""),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no `{label}` line in:\n{text}"));
+        let rest = &line[label.len()..];
+        assert!(rest.starts_with(value), "{line}");
+        // Every figure is a number (or the reason there is none), never a jq failure.
+        assert!(!rest.contains("null") && !rest.trim().is_empty(), "{line}");
+    }
 }

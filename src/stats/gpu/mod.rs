@@ -1,6 +1,7 @@
 //! The GPU statistics engine (wgpu + WGSL from `shaders/`), and the choice of backend.
 
 mod backend;
+pub mod bandwidth;
 mod context;
 pub mod shaders;
 pub mod types;
