@@ -22,6 +22,13 @@ const INTEGRATED_EVERY: f64 = 0.5;
 /// Momentary loudness is kept for the quiet window this often: BS.1770's gating blocks are
 /// 400 ms long and overlap by 75 %.
 const BLOCK_STEP: f64 = 0.1;
+/// Momentary and short-term loudness are read at most this often (EBU Tech 3341 asks for at
+/// least 10 Hz): each reading sums the window's 0.4 s or 3 s of samples again, which per
+/// audio buffer (~47 a second for AAC) was most of a stream's CPU in the keyframes tier.
+const MEASURE_STEP: f64 = 0.1;
+/// Short-term loudness (3 s of samples a reading) is read less often: it moves slowly, and the
+/// event edges come from the momentary runs.
+const SHORT_TERM_STEP: f64 = 0.5;
 /// BS.1770's relative gate: blocks this far below the ungated level do not count.
 const RELATIVE_GATE_LU: f64 = 10.0;
 
@@ -54,6 +61,9 @@ pub struct LoudnessDetector {
     max_short_term: Option<f64>,
     /// (media time, energy) of momentary blocks over the last `quiet_window` seconds.
     blocks: VecDeque<(f64, f64)>,
+    /// Media time of the last momentary and the last short-term reading.
+    measured_at: Option<f64>,
+    short_term_at: Option<f64>,
 }
 
 impl std::fmt::Debug for LoudnessDetector {
@@ -62,6 +72,14 @@ impl std::fmt::Debug for LoudnessDetector {
             .field("format", &self.format)
             .field("reading", &self.reading)
             .finish_non_exhaustive()
+    }
+}
+
+/// The larger of two readings, either of which may be missing.
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -108,6 +126,8 @@ impl LoudnessDetector {
             max_momentary: None,
             max_short_term: None,
             blocks: VecDeque::new(),
+            measured_at: None,
+            short_term_at: None,
         }
     }
 
@@ -156,23 +176,31 @@ impl LoudnessDetector {
             return;
         }
         let end = at.media + (whole / format.0 as usize) as f64 / f64::from(format.1);
-        let momentary = finite(meter.loudness_momentary());
-        let short_term = finite(meter.loudness_shortterm());
+        let due =
+            |last: Option<f64>, step: f64| last.is_none_or(|t| end - t >= step - 1e-9 || end < t);
+        let readings = due(self.measured_at, MEASURE_STEP).then(|| {
+            let short_term = due(self.short_term_at, SHORT_TERM_STEP).then(|| {
+                self.short_term_at = Some(end);
+                finite(meter.loudness_shortterm())
+            });
+            (finite(meter.loudness_momentary()), short_term)
+        });
         if end - self.integrated_at >= INTEGRATED_EVERY {
             self.integrated_at = end;
             self.reading.integrated = finite(meter.loudness_global());
         }
         let buffer_peak = self.true_peaks(at, out);
-        let max = |m: Option<f64>, v: Option<f64>| match (m, v) {
-            (Some(m), Some(v)) => Some(m.max(v)),
-            (m, v) => m.or(v),
+        self.max_true_peak = larger(self.max_true_peak, buffer_peak);
+        self.reading.true_peak = buffer_peak;
+        let Some((momentary, short_term)) = readings else {
+            return;
         };
-        self.max_true_peak = max(self.max_true_peak, buffer_peak);
-        self.max_momentary = max(self.max_momentary, momentary);
-        self.max_short_term = max(self.max_short_term, short_term);
+        self.measured_at = Some(end);
+        let short_term = short_term.unwrap_or(self.reading.short_term);
+        self.max_momentary = larger(self.max_momentary, momentary);
+        self.max_short_term = larger(self.max_short_term, short_term);
         self.reading.momentary = momentary;
         self.reading.short_term = short_term;
-        self.reading.true_peak = buffer_peak;
         self.judge_window(at, end, momentary, short_term, out);
     }
 
