@@ -281,7 +281,7 @@ fn sample(streams: &[Arc<Stream>]) -> Sample {
         cpu: perf::process_cpu_seconds().unwrap_or(0.0),
         threads: perf::thread_cpu_seconds(),
         frames: streams.iter().map(|s| s.frames_analysed()).sum(),
-        dropped: streams.iter().map(|s| s.status().frames_dropped).sum(),
+        dropped: streams.iter().map(|s| s.frames_dropped()).sum(),
         skipped: streams.iter().map(|s| s.status().frames_skipped).sum(),
         late: streams.iter().map(|s| s.late_frames()).sum(),
     }

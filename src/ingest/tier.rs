@@ -187,9 +187,9 @@ pub fn filter_decoder_input(
 }
 
 impl Filter {
-    /// Keeps the caps (which codec reader applies) and the segment (which is re-sent with the
-    /// key-units flag as the tier needs).
-    /// Returns the event to pass instead, for a segment whose key-units flag the tier changes.
+    /// Keeps the caps (which codec reader applies) and the segment (re-sent with the key-units
+    /// flag when the tier changes); returns the segment to pass instead when its flag does not
+    /// match the tier applied now.
     fn on_event(&mut self, event: &gst::EventRef) -> Option<gst::Event> {
         match event.view() {
             gst::EventView::Caps(caps) => {
