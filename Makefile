@@ -119,7 +119,8 @@ DEVICE_DEBS := libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 liborc-0.4-0 lib
 	libgstreamer-plugins-bad1.0-0 libgstreamer-gl1.0-0 libgudev-1.0-0 libgraphene-1.0-0 \
 	libjpeg62-turbo libpng16-16 libwayland-client0 libwayland-egl1 libx11-6 libx11-xcb1 \
 	libxcb1 libxau6 libxdmcp6 libbsd0 libmd0 libdrm2 libgbm1 libwayland-server0 \
-	libexpat1 libffi8 libpcre2-8-0 libmount1 libselinux1 libblkid1 zlib1g jq libjq1 libonig5
+	libexpat1 libffi8 libpcre2-8-0 libmount1 libselinux1 libblkid1 zlib1g jq libjq1 libonig5 \
+	liblzma5 libbz2-1.0 libwayland-cursor0 libudev1
 GL_DEBS := libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2
 device-pack: deps
 	$(CARGO) build --release

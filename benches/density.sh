@@ -43,10 +43,11 @@ bench() {
     echo "$json"
 }
 
-# keeps JSON: whether the run kept every stream (no drop, no late frame, no error).
+# keeps JSON: whether the run kept every stream: no drop, no late frame, no error, and every
+# frame of every stream (25 fps) analysed or skipped by the tier, so none is still starting.
 keeps() {
     [ -s "$1" ] && jq -e '.dropped_frames == 0 and .late_frames == 0 and (.errors | length) == 0
-        and .frames > 0' "$1" >/dev/null
+        and .frames + .skipped_frames >= 0.95 * .streams * 25 * .duration' "$1" >/dev/null
 }
 
 # largest TIER: the largest N the tier keeps in short probes, confirmed over $CONFIRM s.

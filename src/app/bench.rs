@@ -9,8 +9,9 @@
 //! `--realtime` (live queues that drop the oldest frame when the engine falls behind, as in
 //! `run`; the dropped count is the figure). Network URLs are always run like that.
 //!
-//! The measured window follows a warm-up (shader compilation, first buffers); the stage times
-//! come from the counters in [`crate::perf`], CPU and memory from `/proc/self`.
+//! The measured window follows every media stream's first frame and a warm-up (shader
+//! compilation, first buffers); the stage times come from the counters in [`crate::perf`],
+//! CPU and memory from `/proc/self`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +38,15 @@ const POOL_FRAMES: usize = 30;
 const SYNTHETIC_MEDIA_FPS: f64 = 30.0;
 /// Queue depth of unpaced runs, where the producer waits for the engine (as in `scan`).
 const UNPACED_QUEUE_FRAMES: usize = 32;
-/// Longest warm-up before the measured window.
+/// Longest warm-up before the measured window, once every stream is up.
 const MAX_WARMUP: Duration = Duration::from_secs(1);
+/// Real-time media streams start spread over this span, a common GOP length, so that their
+/// keyframes do not all come at once: independent live sources' do not, and started together
+/// the copies of one file would decode their keyframes in one burst every GOP.
+const START_SPREAD: Duration = Duration::from_secs(2);
+/// Longest wait for every media stream's first analysed frame before the warm-up.
+const MAX_STARTUP: Duration = Duration::from_secs(300);
+const STARTUP_POLL: Duration = Duration::from_millis(100);
 /// Bounds of `--duration` (seconds measured) and `--fps` (synthetic frames per second per
 /// stream, besides 0 for unpaced): below 0.1 fps a frame comes every ten seconds, and past
 /// a day or 1000 fps the figures measure nothing `run` would meet.
@@ -481,6 +489,9 @@ impl Rig {
                 } else {
                     Pacing::Unpaced
                 };
+                if source.realtime && i > 0 {
+                    std::thread::sleep(START_SPREAD / self.streams.len() as u32);
+                }
                 self.pipelines.push(Some(pipeline::start(stream, pacing)?));
             }
         }
@@ -496,6 +507,18 @@ impl Rig {
             errors: &mut self.errors,
             loop_files: self.loop_files,
         };
+        if !pipes.pipelines.is_empty() {
+            let started = Instant::now();
+            // Media streams come up one after another (a hardware decoder opens its device
+            // context first, ~0.3 s each with NVDEC): measuring before all are up would count
+            // the ones still starting as keeping up.
+            while started.elapsed() < MAX_STARTUP
+                && !self.streams.iter().all(|s| s.frames_analysed() > 0)
+                && pipes.pipelines.iter().any(Option::is_some)
+            {
+                watch(&self.streams, &mut pipes, STARTUP_POLL);
+            }
+        }
         watch(&self.streams, &mut pipes, warmup);
         PERF.reset();
         let first = sample(&self.streams);

@@ -8,9 +8,11 @@
 //! stream's caps. `software` and `nvdec` are enforced per stream through `autoplug-select`,
 //! which skips the decoders the choice excludes: a rank is process-wide, a choice is not.
 //!
-//! In GStreamer 1.22 the NVDEC decoders hand frames over in system memory (or CUDA memory that
-//! the video branch's `videoconvert` downloads, as `cudadownload` would): the luma plane then
-//! takes the same single copy into the engine's frame as a software-decoded one.
+//! In GStreamer 1.22 the NVDEC decoders hand frames over in system memory when downstream
+//! takes no CUDA memory, as NV12, which the video branch accepts as it is (only the luma plane
+//! is read): the luma plane then takes the same single copy into the engine's frame as a
+//! software-decoded one. Converting NV12 to I420 cost 2 ms of CPU per 1080p frame, 46% of
+//! the process's CPU with 32 NVDEC streams on an H200 machine.
 
 use gstreamer as gst;
 use gstreamer::glib;
