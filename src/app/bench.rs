@@ -44,8 +44,10 @@ const MAX_WARMUP: Duration = Duration::from_secs(1);
 /// keyframes do not all come at once: independent live sources' do not, and started together
 /// the copies of one file would decode their keyframes in one burst every GOP.
 const START_SPREAD: Duration = Duration::from_secs(2);
-/// Longest wait for every media stream's first analysed frame before the warm-up.
-const MAX_STARTUP: Duration = Duration::from_secs(300);
+/// Longest wait for every media stream's first analysed frame before the warm-up: this much,
+/// plus [`STARTUP_PER_STREAM`] per stream.
+const STARTUP_BASE: Duration = Duration::from_secs(5);
+const STARTUP_PER_STREAM: Duration = Duration::from_millis(500);
 const STARTUP_POLL: Duration = Duration::from_millis(100);
 /// Bounds of `--duration` (seconds measured) and `--fps` (synthetic frames per second per
 /// stream, besides 0 for unpaced): below 0.1 fps a frame comes every ten seconds, and past
@@ -508,14 +510,21 @@ impl Rig {
             loop_files: self.loop_files,
         };
         if !pipes.pipelines.is_empty() {
-            let started = Instant::now();
             // Media streams come up one after another (a hardware decoder opens its device
-            // context first, ~0.3 s each with NVDEC): measuring before all are up would count
-            // the ones still starting as keeping up.
-            while started.elapsed() < MAX_STARTUP
-                && !self.streams.iter().all(|s| s.frames_analysed() > 0)
-                && pipes.pipelines.iter().any(Option::is_some)
-            {
+            // first, about 0.4 s each with NVDEC): measuring before all are up would count the
+            // ones still starting as keeping up. A stream whose pipeline failed is not waited
+            // for, and the wait is bounded (an audio-only source never has a frame).
+            let limit = STARTUP_BASE + STARTUP_PER_STREAM * self.streams.len() as u32;
+            let started = Instant::now();
+            while started.elapsed() < limit {
+                let waiting = self
+                    .streams
+                    .iter()
+                    .zip(pipes.pipelines.iter())
+                    .any(|(s, p)| p.is_some() && s.frames_analysed() == 0);
+                if !waiting {
+                    break;
+                }
                 watch(&self.streams, &mut pipes, STARTUP_POLL);
             }
         }
