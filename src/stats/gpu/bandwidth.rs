@@ -46,53 +46,73 @@ pub fn host_to_device(span: Duration) -> Result<Bandwidth, EngineError> {
         mapped_at_creation: false,
     });
     let plane = vec![0x5au8; PLANE_BYTES];
-    let planes = vec![plane.as_slice(); planes_per_round];
-    let copy_threads = copy_thread_count();
+    let upload = Upload {
+        ctx: &ctx,
+        target: &target,
+        planes: vec![plane.as_slice(); planes_per_round],
+        copy_threads: copy_thread_count(),
+    };
     let mut belt = StagingBelt::new(ctx.device.clone(), size);
-    let len = NonZeroU64::new(size).ok_or(EngineError::Device("empty buffer".into()))?;
-    let wait = |index: wgpu::SubmissionIndex| {
-        ctx.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map(drop)
-            .map_err(|e| EngineError::Device(format!("waiting for an upload: {e}")))
-    };
-    let upload = |belt: &mut StagingBelt| {
-        let mut encoder = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut view = belt.write_buffer(&mut encoder, &target, 0, len);
-            copy_planes(view.slice(..), &planes, copy_threads);
-        }
-        belt.finish();
-        let index = ctx.queue.submit([encoder.finish()]);
-        belt.recall();
-        index
-    };
     // The first upload allocates the belt's chunk and warms the driver.
-    wait(upload(&mut belt))?;
+    let first = upload.submit(&mut belt)?;
+    upload.wait(first)?;
     let started = Instant::now();
     let mut submissions = 0u32;
     let mut in_flight = None;
     while submissions == 0 || started.elapsed() < span {
-        let index = upload(&mut belt);
+        let index = upload.submit(&mut belt)?;
         submissions += 1;
         // Two in flight: the next round is copied while the device takes this one.
         if let Some(previous) = in_flight.replace(index) {
-            wait(previous)?;
+            upload.wait(previous)?;
         }
     }
     if let Some(last) = in_flight {
-        wait(last)?;
+        upload.wait(last)?;
     }
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
     Ok(Bandwidth {
         adapter: ctx.describe(),
         bytes_per_second: size as f64 * f64::from(submissions) / seconds,
         submissions,
-        copy_threads,
+        copy_threads: upload.copy_threads,
     })
+}
+
+/// One round's work: `planes` copied into the belt by `copy_threads`, then to `target`.
+struct Upload<'a> {
+    ctx: &'a GpuContext,
+    target: &'a wgpu::Buffer,
+    planes: Vec<&'a [u8]>,
+    copy_threads: usize,
+}
+
+impl Upload<'_> {
+    fn submit(&self, belt: &mut StagingBelt) -> Result<wgpu::SubmissionIndex, EngineError> {
+        let bytes = self.planes.iter().map(|p| p.len() as u64).sum();
+        let len = NonZeroU64::new(bytes).ok_or(EngineError::Device("empty upload".into()))?;
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut view = belt.write_buffer(&mut encoder, self.target, 0, len);
+            copy_planes(view.slice(..), &self.planes, self.copy_threads);
+        }
+        belt.finish();
+        let index = self.ctx.queue.submit([encoder.finish()]);
+        belt.recall();
+        Ok(index)
+    }
+
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), EngineError> {
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map(drop)
+            .map_err(|e| EngineError::Device(format!("waiting for an upload: {e}")))
+    }
 }
