@@ -253,6 +253,7 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
+    pin_malloc_mmap_threshold();
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => code,
@@ -265,6 +266,21 @@ fn main() -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+/// Decoded frames (1.4 MB at 720p) are allocated outside GStreamer's pools too, by the
+/// decoders. glibc raises its mmap threshold to the size of each such block freed, after
+/// which frames come from the thread arenas and their freed pages stay resident: pinning the
+/// threshold at glibc's default cut RSS per stream from 8.4 to 5.6 MiB in the keyframes tier
+/// and from 14.5 to 9.8 MiB in the full tier, at no measurable CPU cost. An operator's
+/// `MALLOC_MMAP_THRESHOLD_` still wins.
+fn pin_malloc_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        const GLIBC_DEFAULT_MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+        // SAFETY: called first in main, before any other thread exists or allocates.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, GLIBC_DEFAULT_MMAP_THRESHOLD) };
     }
 }
 

@@ -216,7 +216,8 @@ impl ChannelConfig {
 /// loss.
 pub const DEFAULT_AUDIO_LOSS_MIN_GAP_SECS: f64 = 0.5;
 /// Wall seconds without an audio buffer, while video frames arrive, before audio counts as
-/// gone; longer than the audio queue of the pipeline (1 s), which can hold audio back.
+/// gone; longer than the second of audio the demuxer's queue (decodebin's multiqueue) can
+/// hold back.
 pub const DEFAULT_AUDIO_LOSS_TIMEOUT_SECS: f64 = 2.0;
 
 /// Audio loss: audio gone while video goes on, or audio timestamps jumping forward.
