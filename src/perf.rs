@@ -185,6 +185,60 @@ pub fn process_cpu_seconds() -> Option<f64> {
     parse_stat(&text).map(|(_, s)| s)
 }
 
+/// Busy and total clock ticks, summed over the cores this process may run on (its affinity
+/// mask), from `/proc/stat`: how busy those cores are with anyone's work, this process's or
+/// a neighbour's.
+pub fn allowed_cores_ticks() -> Option<(u64, u64)> {
+    let allowed = allowed_cpus()?;
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    sum_core_ticks(&text, &allowed)
+}
+
+/// (busy, total) ticks of the listed cores in a `/proc/stat` text.
+fn sum_core_ticks(stat: &str, allowed: &[usize]) -> Option<(u64, u64)> {
+    let mut sums = (0u64, 0u64);
+    for line in stat.lines() {
+        let Some((cpu, ticks)) = line.strip_prefix("cpu").and_then(|l| l.split_once(' ')) else {
+            continue;
+        };
+        let Ok(cpu) = cpu.parse::<usize>() else {
+            continue; // the all-cores line
+        };
+        if !allowed.contains(&cpu) {
+            continue;
+        }
+        let ticks: Vec<u64> = ticks
+            .split_whitespace()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        sums.0 += total.saturating_sub(idle);
+        sums.1 += total;
+    }
+    (sums.1 > 0).then_some(sums)
+}
+
+#[cfg(target_os = "linux")]
+fn allowed_cpus() -> Option<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and the call writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `set` is a live cpu_set_t of `size` bytes.
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: every index is below CPU_SETSIZE, the bit count of `set`.
+    let cpus = (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) });
+    Some(cpus.collect())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allowed_cpus() -> Option<Vec<usize>> {
+    None
+}
+
 /// CPU seconds per thread name of the live threads, with the trailing digits of the names
 /// removed (`multiqueue12:src` and `multiqueue3:src` are one group): which work takes the CPU.
 pub fn thread_cpu_seconds() -> Vec<(String, f64)> {
@@ -243,6 +297,19 @@ mod tests {
         let (name, secs) = parse_stat(line).unwrap();
         assert_eq!(name, "multi queue(1)");
         assert!((secs - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn core_ticks_count_only_the_allowed_cores_and_idle_as_not_busy() {
+        let stat = "cpu  300 0 30 600 60 0 0 0 0 0\n\
+                    cpu0 100 0 10 200 20 0 0 0 0 0\n\
+                    cpu1 200 0 20 400 40 0 0 0 0 0\n\
+                    intr 12345 0 0\n";
+        assert_eq!(sum_core_ticks(stat, &[1]), Some((220, 660)));
+        assert_eq!(sum_core_ticks(stat, &[0, 1]), Some((330, 990)));
+        assert_eq!(sum_core_ticks(stat, &[7]), None);
+        let (busy, total) = allowed_cores_ticks().expect("this machine's /proc/stat");
+        assert!(busy <= total && total > 0);
     }
 
     #[test]

@@ -161,23 +161,54 @@ struct Seen {
     late: u64,
 }
 
+/// How busy the cores this process may use were since the last reading, as a share: the
+/// larger of the process's own CPU time over its core allowance (a container's quota shows
+/// only there) and those cores' busy time from anyone (a neighbour taking the cores shows
+/// only there: decoding falls behind just the same).
+struct BusyMeter {
+    cores: f64,
+    at: Instant,
+    process_seconds: f64,
+    core_ticks: Option<(u64, u64)>,
+}
+
+impl BusyMeter {
+    fn new() -> Self {
+        Self {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            at: Instant::now(),
+            process_seconds: crate::perf::process_cpu_seconds().unwrap_or(0.0),
+            core_ticks: crate::perf::allowed_cores_ticks(),
+        }
+    }
+
+    fn read(&mut self, now: Instant) -> f64 {
+        let used = crate::perf::process_cpu_seconds().unwrap_or(self.process_seconds);
+        let elapsed = now.duration_since(self.at).as_secs_f64().max(1e-3);
+        let own = (used - self.process_seconds) / elapsed / self.cores;
+        let core_ticks = crate::perf::allowed_cores_ticks();
+        let cores_busy = match (self.core_ticks, core_ticks) {
+            (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
+                busy1.saturating_sub(busy0) as f64 / (total1 - total0) as f64
+            }
+            _ => 0.0,
+        };
+        (self.at, self.process_seconds, self.core_ticks) = (now, used, core_ticks);
+        own.max(cores_busy)
+    }
+}
+
 /// Judges the load every [`TICK`] and moves streams between tiers, until the task is aborted.
 pub async fn run(streams: Arc<StreamSet>) {
     let mut shedder = Shedder::default();
     let mut seen: HashMap<String, Seen> = HashMap::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let mut cpu = (
-        Instant::now(),
-        crate::perf::process_cpu_seconds().unwrap_or(0.0),
-    );
+    let mut busy_meter = BusyMeter::new();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let now = Instant::now();
-        let used = crate::perf::process_cpu_seconds().unwrap_or(cpu.1);
-        let busy = (used - cpu.1) / now.duration_since(cpu.0).as_secs_f64().max(1e-3) / cores;
-        cpu = (now, used);
+        let busy = busy_meter.read(now);
         let snapshot = streams.snapshot();
         let loads: Vec<StreamLoad> = snapshot.iter().map(|s| load_of(s, &mut seen)).collect();
         seen.retain(|id, _| snapshot.iter().any(|s| &s.id == id));
