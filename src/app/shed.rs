@@ -5,8 +5,9 @@
 //!
 //! Overload is either of:
 //! - the engine falling behind: frames dropped from a queue (analysis cannot keep up);
-//! - decoding falling behind: frames reaching their sink after their due time while the
-//!   process uses nearly all the cores (late frames alone may be a slow origin).
+//! - decoding falling behind: frames reaching their sink after their due time while its
+//!   cores are nearly all busy, with this process's work or a neighbour's (late frames alone
+//!   may be a slow origin).
 //!
 //! Room is a quiet spell: no drop, no late frame, and the process well below the cores, for
 //! `restore_after`; a restore that brings overload back soon doubles that spell, so a machine
@@ -75,12 +76,25 @@ impl Default for Shedder {
     }
 }
 
+/// How busy the CPU was over a tick, as shares of the cores this process may use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Busy {
+    /// The process's own CPU time over its core allowance: what a container's quota limits.
+    pub own: f64,
+    /// How busy those cores were with anyone's work.
+    pub cores: f64,
+}
+
 impl Shedder {
-    /// Judges one tick: `busy` is the process's CPU use over the tick as a share of the cores.
-    pub fn tick(&mut self, now: Instant, loads: &[StreamLoad], busy: f64) -> Option<Change> {
+    /// Judges one tick. Late frames are overload when the cores are busy with anyone's work
+    /// (a neighbour taking them slows decoding just the same); room is judged on the
+    /// process's own share, so that a busy neighbour on a shared host does not keep streams
+    /// shed for good (a restore that brings overload back is undone, and the next one waits
+    /// longer).
+    pub fn tick(&mut self, now: Instant, loads: &[StreamLoad], busy: Busy) -> Option<Change> {
         let dropped = loads.iter().any(|l| l.dropped > 0);
         let late = loads.iter().any(|l| l.late > 0);
-        if dropped || (late && busy >= BUSY_SHARE) {
+        if dropped || (late && busy.own.max(busy.cores) >= BUSY_SHARE) {
             self.quiet_since = None;
             if self
                 .last_restore
@@ -99,7 +113,7 @@ impl Shedder {
             self.last_shed = Some(now);
             return Some(change);
         }
-        if late || busy >= ROOM_SHARE {
+        if late || busy.own >= ROOM_SHARE {
             self.quiet_since = None;
             return None;
         }
@@ -161,10 +175,8 @@ struct Seen {
     late: u64,
 }
 
-/// How busy the cores this process may use were since the last reading, as a share: the
-/// larger of the process's own CPU time over its core allowance (a container's quota shows
-/// only there) and those cores' busy time from anyone (a neighbour taking the cores shows
-/// only there: decoding falls behind just the same).
+/// Reads [`Busy`] since the previous reading: the process's CPU time from `/proc/self/stat`,
+/// its cores' busy time from `/proc/stat`.
 struct BusyMeter {
     cores: f64,
     at: Instant,
@@ -182,7 +194,7 @@ impl BusyMeter {
         }
     }
 
-    fn read(&mut self, now: Instant) -> f64 {
+    fn read(&mut self, now: Instant) -> Busy {
         let used = crate::perf::process_cpu_seconds().unwrap_or(self.process_seconds);
         let elapsed = now.duration_since(self.at).as_secs_f64().max(1e-3);
         let own = (used - self.process_seconds) / elapsed / self.cores;
@@ -194,7 +206,10 @@ impl BusyMeter {
             _ => 0.0,
         };
         (self.at, self.process_seconds, self.core_ticks) = (now, used, core_ticks);
-        own.max(cores_busy)
+        Busy {
+            own,
+            cores: cores_busy,
+        }
     }
 }
 
@@ -219,7 +234,7 @@ pub async fn run(streams: Arc<StreamSet>) {
                 stream = %change.stream,
                 from = change.from.as_str(),
                 to = change.to.as_str(),
-                busy = format!("{:.0}%", busy * 100.0),
+                busy = format!("{:.0}%", busy.own.max(busy.cores) * 100.0),
                 "load shedding: analysis tier changed"
             );
             stream.set_analysis_tier(change.to);
@@ -258,6 +273,14 @@ mod tests {
         }
     }
 
+    /// The process alone on its cores.
+    fn shared(share: f64) -> Busy {
+        Busy {
+            own: share,
+            cores: share,
+        }
+    }
+
     fn dropping(mut l: StreamLoad) -> StreamLoad {
         l.dropped = 3;
         l
@@ -268,25 +291,25 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Shedder::default();
         let loads = [load("news", 10, Full), dropping(load("promo", 0, Full))];
-        let change = s.tick(t0, &loads, 0.5).unwrap();
+        let change = s.tick(t0, &loads, shared(0.5)).unwrap();
         assert_eq!((change.stream.as_str(), change.to), ("promo", Reference));
         // Still overloaded one second later: the shed is given time to work.
-        assert_eq!(s.tick(t0 + TICK, &loads, 1.0), None);
+        assert_eq!(s.tick(t0 + TICK, &loads, shared(1.0)), None);
         let loads = [
             load("news", 10, Full),
             dropping(load("promo", 0, Reference)),
         ];
-        let change = s.tick(t0 + SETTLE, &loads, 1.0).unwrap();
+        let change = s.tick(t0 + SETTLE, &loads, shared(1.0)).unwrap();
         assert_eq!((change.stream.as_str(), change.to), ("promo", Keyframes));
         // The low-priority stream has nothing left to shed: the next one goes down.
         let loads = [
             dropping(load("news", 10, Full)),
             load("promo", 0, Keyframes),
         ];
-        let change = s.tick(t0 + SETTLE * 2, &loads, 1.0).unwrap();
+        let change = s.tick(t0 + SETTLE * 2, &loads, shared(1.0)).unwrap();
         assert_eq!((change.stream.as_str(), change.to), ("news", Reference));
         let all_light = [dropping(load("a", 0, Keyframes))];
-        assert_eq!(s.tick(t0 + SETTLE * 3, &all_light, 1.0), None);
+        assert_eq!(s.tick(t0 + SETTLE * 3, &all_light, shared(1.0)), None);
     }
 
     #[test]
@@ -295,8 +318,26 @@ mod tests {
         let mut s = Shedder::default();
         let mut slow_origin = load("a", 0, Full);
         slow_origin.late = 5;
-        assert_eq!(s.tick(t0, &[slow_origin.clone()], 0.3), None);
-        assert!(s.tick(t0 + TICK, &[slow_origin], 0.95).is_some());
+        assert_eq!(s.tick(t0, &[slow_origin.clone()], shared(0.3)), None);
+        assert!(s.tick(t0 + TICK, &[slow_origin], shared(0.95)).is_some());
+    }
+
+    #[test]
+    fn a_neighbour_busy_on_the_cores_makes_late_frames_overload_but_does_not_block_room() {
+        let t0 = Instant::now();
+        let neighbour = Busy {
+            own: 0.3,
+            cores: 0.95,
+        };
+        let mut s = Shedder::default();
+        let mut late = load("a", 0, Full);
+        late.late = 5;
+        let change = s.tick(t0, &[late], neighbour).unwrap();
+        assert_eq!(change.to, Reference);
+        let shed = [load("a", 0, Reference)];
+        assert_eq!(s.tick(t0 + TICK, &shed, neighbour), None);
+        let restored = s.tick(t0 + TICK + RESTORE_AFTER, &shed, neighbour).unwrap();
+        assert_eq!(restored.to, Full);
     }
 
     #[test]
@@ -304,12 +345,12 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Shedder::default();
         let shed = [load("news", 10, Reference), load("promo", 0, Keyframes)];
-        assert_eq!(s.tick(t0, &shed, 0.3), None);
+        assert_eq!(s.tick(t0, &shed, shared(0.3)), None);
         // Busy cores are no room, even without drops.
-        assert_eq!(s.tick(t0 + RESTORE_AFTER, &shed, 0.7), None);
+        assert_eq!(s.tick(t0 + RESTORE_AFTER, &shed, shared(0.7)), None);
         let t1 = t0 + RESTORE_AFTER + TICK;
-        assert_eq!(s.tick(t1, &shed, 0.3), None);
-        let change = s.tick(t1 + RESTORE_AFTER, &shed, 0.3).unwrap();
+        assert_eq!(s.tick(t1, &shed, shared(0.3)), None);
+        let change = s.tick(t1 + RESTORE_AFTER, &shed, shared(0.3)).unwrap();
         assert_eq!((change.stream.as_str(), change.to), ("news", Full));
         // Overload right after the restore: shed again, and the next spell is twice as long.
         let t2 = t1 + RESTORE_AFTER + TICK * 5;
@@ -317,13 +358,16 @@ mod tests {
             dropping(load("news", 10, Full)),
             load("promo", 0, Keyframes),
         ];
-        assert!(s.tick(t2, &loads, 0.9).is_some());
+        assert!(s.tick(t2, &loads, shared(0.9)).is_some());
         assert_eq!(s.restore_after, RESTORE_AFTER * 2);
         let quiet = [load("news", 10, Reference), load("promo", 0, Keyframes)];
         let t3 = t2 + TICK;
-        assert_eq!(s.tick(t3, &quiet, 0.3), None);
-        assert_eq!(s.tick(t3 + RESTORE_AFTER, &quiet, 0.3), None);
-        assert!(s.tick(t3 + RESTORE_AFTER * 2, &quiet, 0.3).is_some());
+        assert_eq!(s.tick(t3, &quiet, shared(0.3)), None);
+        assert_eq!(s.tick(t3 + RESTORE_AFTER, &quiet, shared(0.3)), None);
+        assert!(
+            s.tick(t3 + RESTORE_AFTER * 2, &quiet, shared(0.3))
+                .is_some()
+        );
     }
 
     #[test]
@@ -332,7 +376,7 @@ mod tests {
         let mut s = Shedder::default();
         let mut light = load("a", 0, Keyframes);
         light.configured = Keyframes;
-        assert_eq!(s.tick(t0, &[light.clone()], 0.1), None);
-        assert_eq!(s.tick(t0 + RESTORE_AFTER, &[light], 0.1), None);
+        assert_eq!(s.tick(t0, &[light.clone()], shared(0.1)), None);
+        assert_eq!(s.tick(t0 + RESTORE_AFTER, &[light], shared(0.1)), None);
     }
 }
