@@ -14,6 +14,7 @@ pub use crate::detect::Scope;
 use crate::detect::audio::AudioLevels;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
+use crate::detect::transport::tr101290::IndicatorErrors;
 use crate::detect::video::VideoReadings;
 use crate::frame::VideoFrame;
 use crate::media::{Carried, MediaFormat};
@@ -60,6 +61,13 @@ pub struct DefectEvent {
     /// The HLS variant (`main`, `master`, `v0`...) of a manifest defect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The TR 101 290 priority of a `tr101290` defect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Its indicators (`Continuity_count_error,PAT_error_2`): the first when it starts, all
+    /// seen when it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicators: Option<String>,
 }
 
 impl DefectEvent {
@@ -68,6 +76,8 @@ impl DefectEvent {
             channel: self.channel,
             position: self.channel_position,
             variant: self.variant.clone(),
+            priority: self.priority,
+            indicators: None,
         }
     }
 }
@@ -154,8 +164,12 @@ pub enum Event {
     DecoderChosen(String),
     /// Input bits per second over the bitrate window.
     InputBitrate(f64),
-    /// MPEG-TS continuity errors on the demuxer's input.
+    /// MPEG-TS continuity errors on the demuxer's input (TR 101 290 indicator 1.4).
     TsContinuityErrors(u64),
+    /// TR 101 290 errors found in one buffer entering the demuxer, one entry per indicator.
+    TsErrors(Vec<IndicatorErrors>),
+    /// A run's MPEG-TS input is measured (its priority 1 and 2 counters can start at zero).
+    TsMeasured,
     /// RTP packets lost, from gaps in the sequence numbers received.
     RtpPacketsLost(u64),
     /// One HTTP request streamwatch made itself: `kind` master, playlist, segment, init or key.

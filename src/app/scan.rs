@@ -1,6 +1,7 @@
 //! `streamwatch scan`: analyse one file to its end (or a live source for a while) and report
 //! its defects. Every frame is analysed: the decoder waits for the engine instead of dropping.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::media::Decoders;
 use crate::sinks::Outputs;
 use crate::sinks::frame_stats::StatsCsv;
 use crate::sinks::metrics::Metrics;
+use crate::sinks::status::IndicatorStatus;
 use crate::stats::StatsBackend;
 use crate::stream::{Stream, StreamOptions};
 
@@ -63,6 +65,9 @@ pub struct ScanReport {
     pub info: Vec<InfoEvent>,
     /// Decoder errors and concealment warnings.
     pub decode_errors: u64,
+    /// TR 101 290 errors of an MPEG-TS source, by indicator (times on the stream's PCR).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tr101290: BTreeMap<&'static str, IndicatorStatus>,
     /// The decoder elements GStreamer chose (`{"video": "avdec_h264", "audio": "avdec_aac"}`).
     pub decoders: Decoders,
     /// Loudness and A/V sync figures of the audio track, when there is one.
@@ -293,6 +298,7 @@ fn report(
     failure: Option<String>,
 ) -> Result<ScanReport, ScanError> {
     let frames = stream.frames_analysed();
+    let status = stream.status();
     let collected = stream.sinks().collector.clone().unwrap_or_default();
     if let Some(reason) = &failure
         && frames == 0
@@ -308,13 +314,14 @@ fn report(
         url: redact_url(url),
         frames,
         analysis: stream.config.analysis,
-        frames_skipped: stream.status().frames_skipped,
+        frames_skipped: status.frames_skipped,
         duration: (analysed.media_seconds * 1000.0).round() / 1000.0,
         backend,
         elapsed: began.elapsed().as_secs_f64(),
         events: collected.defects(),
         info: collected.info(),
         decode_errors: stream.decode_errors(),
+        tr101290: status.tr101290,
         decoders: stream.decoders(),
         audio: analysed.audio,
         error: failure,
@@ -353,6 +360,12 @@ impl ScanReport {
         }
         if self.decode_errors > 0 {
             s.push_str(&format!("decoder errors: {}\n", self.decode_errors));
+        }
+        for (indicator, e) in &self.tr101290 {
+            s.push_str(&format!(
+                "TR 101 290 {}.x {indicator}: {} (first at {:.3} s; latest: {})\n",
+                e.priority, e.count, e.first_at, e.detail
+            ));
         }
         if let Some(err) = &self.error {
             s.push_str(&format!("incomplete: {err}\n"));

@@ -36,10 +36,11 @@ pub enum DetectorKind {
     Sequence,
     SegmentDuration,
     HttpErrors,
+    Tr101290,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 20] = [
+    pub const ALL: [DetectorKind; 21] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -60,6 +61,7 @@ impl DetectorKind {
         Self::Sequence,
         Self::SegmentDuration,
         Self::HttpErrors,
+        Self::Tr101290,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +86,7 @@ impl DetectorKind {
             Self::Sequence => "sequence",
             Self::SegmentDuration => "segment_duration",
             Self::HttpErrors => "http_errors",
+            Self::Tr101290 => "tr101290",
         }
     }
 }

@@ -21,14 +21,19 @@ impl Sample {
     }
 }
 
-/// What part of a stream a transition concerns: all of it (the default), one audio channel or
-/// one HLS variant.
+/// What part of a stream a transition concerns: all of it (the default), one audio channel,
+/// one HLS variant, or one TR 101 290 priority.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Scope {
     pub channel: Option<u32>,
     /// The channel's position (`FL`, `LFE`...), where the layout names it.
     pub position: Option<&'static str>,
     pub variant: Option<String>,
+    /// The TR 101 290 priority (1, 2 or 3) of a `tr101290` defect.
+    pub priority: Option<u8>,
+    /// The TR 101 290 indicators behind it: the first when it starts, all seen when it ends.
+    /// Not part of its identity (`DefectEvent::scope` leaves it out).
+    pub indicators: Option<String>,
 }
 
 impl Scope {
@@ -42,6 +47,14 @@ impl Scope {
     pub fn variant(variant: &str) -> Self {
         Self {
             variant: Some(variant.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub fn tr101290(priority: u8, indicators: &[&str]) -> Self {
+        Self {
+            priority: Some(priority),
+            indicators: Some(indicators.join(",")),
             ..Self::default()
         }
     }

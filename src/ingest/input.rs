@@ -1,8 +1,11 @@
-//! What enters the demuxer: bytes for the input bitrate, and for MPEG-TS the continuity
-//! counters. The demuxer's sink pad is the one place every source kind passes through with
+//! What enters the demuxer: bytes for the input bitrate, and for MPEG-TS the TR 101 290
+//! measurements. The demuxer's sink pad is the one place every source kind passes through with
 //! the container bytes (after HLS fragment download, RTMP, SRT or UDP reception, RTP
 //! depayloading, file reading); RTSP has no demuxer, so there the RTP depayloaders' input is
 //! counted. RTP packet loss is counted where packets enter a jitterbuffer, in arrival order.
+//!
+//! The probe runs on the thread that feeds the demuxer (the source's, or the `appsrc`'s for
+//! fetched HLS), never on a decoder's: the demuxer's output queues stand between the two.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +13,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use crate::detect::transport::rtp::{self, SequenceGaps};
-use crate::detect::transport::ts::ContinuityCheck;
+use crate::detect::transport::tr101290::{IndicatorErrors, Tr101290, TsSettings};
 use crate::ingest::media_sink::MediaSink;
 use crate::sync::lock;
 
@@ -38,23 +41,22 @@ pub fn watch_input(element: &gst::Element, stream: &Arc<dyn MediaSink>) {
     let Some(pad) = element.static_pad("sink") else {
         return;
     };
-    let continuity = (factory.name() == "tsdemux").then(|| Mutex::new(ContinuityCheck::default()));
+    let analyser = (factory.name() == "tsdemux")
+        .then(|| stream.ts_settings(fed_by_appsrc(element)))
+        .flatten()
+        .map(|settings| Mutex::new(TsInput::new(settings)));
+    if analyser.is_some() {
+        stream.ts_measured();
+    }
     let stream = stream.clone();
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
             let mut count = |buffer: &gst::BufferRef| {
                 stream.count_input_bytes(buffer.size() as u64);
-                if let Some(check) = &continuity {
-                    let mut check = lock(check);
-                    // A discontinuity the source announced (a skipped HLS fragment, a
-                    // reconnect) is no transport error of the stream.
-                    if buffer.flags().contains(gst::BufferFlags::DISCONT) {
-                        check.reset();
-                    }
-                    if let Ok(map) = buffer.map_readable() {
-                        stream.count_ts_cc_errors(check.push(map.as_slice()));
-                    }
+                if let Some(analyser) = &analyser {
+                    let errors = lock(analyser).read(buffer);
+                    stream.count_ts_errors(errors);
                 }
             };
             match &info.data {
@@ -65,6 +67,59 @@ pub fn watch_input(element: &gst::Element, stream: &Arc<dyn MediaSink>) {
             gst::PadProbeReturn::Ok
         },
     );
+}
+
+/// The TR 101 290 analyser of a demuxer's input, fed the bytes in stream order.
+struct TsInput {
+    analyser: Tr101290,
+    /// The byte offset that continues what was analysed, where buffers carry offsets.
+    next_offset: Option<u64>,
+}
+
+impl TsInput {
+    fn new(settings: TsSettings) -> Self {
+        Self {
+            analyser: Tr101290::new(settings),
+            next_offset: None,
+        }
+    }
+
+    fn read(&mut self, buffer: &gst::BufferRef) -> Vec<IndicatorErrors> {
+        let offset = Some(buffer.offset()).filter(|&o| o != u64::MAX);
+        if let (Some(offset), Some(next)) = (offset, self.next_offset)
+            && offset != next
+        {
+            if offset != 0 {
+                // A demuxer pulling from a file reads its end for the duration before it
+                // plays on: those bytes are not the stream in order.
+                return Vec::new();
+            }
+            // Read again from the start (a file played in a loop).
+            self.analyser.reset();
+        }
+        // A discontinuity the source announced (a skipped HLS fragment, a reconnect) is no
+        // transport error of the stream.
+        if buffer.flags().contains(gst::BufferFlags::DISCONT) {
+            self.analyser.reset();
+        }
+        let Ok(map) = buffer.map_readable() else {
+            return Vec::new();
+        };
+        self.next_offset = offset.map(|o| o + map.len() as u64);
+        self.analyser.push(map.as_slice())
+    }
+}
+
+/// Whether `demuxer` reads fetched HLS segments: its decoding bin is fed by an `appsrc`.
+fn fed_by_appsrc(demuxer: &gst::Element) -> bool {
+    demuxer
+        .parent()
+        .and_then(|bin| bin.downcast::<gst::Element>().ok())
+        .and_then(|bin| bin.static_pad("sink"))
+        .and_then(|pad| pad.peer())
+        .and_then(|peer| peer.parent_element())
+        .and_then(|source| source.factory())
+        .is_some_and(|f| f.name() == "appsrc")
 }
 
 /// Counts the RTP packets missing from what enters a jitterbuffer (one per RTP stream, so per

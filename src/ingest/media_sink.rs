@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::AnalysisTier;
 use crate::detect::transport::psi::Program;
+use crate::detect::transport::tr101290::{IndicatorErrors, TsSettings};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::media::MediaFormat;
 use crate::stream::{ProgramChoice, Stream};
@@ -26,7 +27,12 @@ pub trait MediaSink: Send + Sync {
     fn set_decoder(&self, factory: &str, video: bool);
     /// Bytes that entered the demuxer.
     fn count_input_bytes(&self, n: u64);
-    fn count_ts_cc_errors(&self, n: u64);
+    /// TR 101 290 errors found in one buffer entering the demuxer.
+    fn count_ts_errors(&self, errors: Vec<IndicatorErrors>);
+    /// How MPEG-TS input is measured (None: not at all); `segmented`: fetched HLS segments.
+    fn ts_settings(&self, segmented: bool) -> Option<TsSettings>;
+    /// The run's MPEG-TS input is measured from now on.
+    fn ts_measured(&self);
     fn count_rtp_packets_lost(&self, n: u64);
     /// What caps told about the format (a decoder's input, an appsink's raw caps).
     fn update_format(&self, update: &MediaFormat);
@@ -82,8 +88,16 @@ impl MediaSink for Stream {
         Stream::count_input_bytes(self, n);
     }
 
-    fn count_ts_cc_errors(&self, n: u64) {
-        Stream::count_ts_cc_errors(self, n);
+    fn count_ts_errors(&self, errors: Vec<IndicatorErrors>) {
+        Stream::count_ts_errors(self, errors);
+    }
+
+    fn ts_settings(&self, segmented: bool) -> Option<TsSettings> {
+        Stream::ts_settings(self, segmented)
+    }
+
+    fn ts_measured(&self) {
+        Stream::ts_measured(self);
     }
 
     fn count_rtp_packets_lost(&self, n: u64) {

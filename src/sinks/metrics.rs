@@ -21,6 +21,7 @@ use prometheus::{
 };
 
 use crate::detect::DetectorKind;
+use crate::detect::transport::tr101290::{self, IndicatorErrors};
 use crate::events::{Event, SegmentDownload, Sink};
 use crate::frame::VideoFrame;
 use crate::sync::lock;
@@ -495,6 +496,7 @@ struct TransportFamilies {
     hls_playlist_age: GaugeVec,
     input_bitrate: GaugeVec,
     ts_cc_errors: IntCounterVec,
+    tr101290_errors: IntCounterVec,
     rtp_packets_lost: IntCounterVec,
 }
 
@@ -525,6 +527,12 @@ impl TransportFamilies {
                 "streamwatch_ts_cc_errors_total",
                 "MPEG-TS continuity counter errors (packets lost or out of order) on any PID.",
                 &["stream"],
+            ),
+            tr101290_errors: counter_vec(
+                r,
+                "streamwatch_tr101290_errors_total",
+                "ETSI TR 101 290 errors on MPEG-TS input, by priority (1, 2, 3) and indicator as the standard names it (TS_sync_loss, Continuity_count_error, PAT_error_2, PCR_accuracy_error...).",
+                &["stream", "priority", "indicator"],
             ),
             rtp_packets_lost: counter_vec(
                 r,
@@ -799,6 +807,8 @@ pub struct StreamMetrics {
     audio: AudioSeries,
     http_family: IntCounterVec,
     http_requests: Mutex<HashMap<(&'static str, String), IntCounter>>,
+    tr101290_family: IntCounterVec,
+    tr101290_errors: Mutex<HashMap<&'static str, (u8, IntCounter)>>,
     playlist_age_family: GaugeVec,
     playlist_age: Mutex<BTreeMap<String, Gauge>>,
     segments: SegmentSeries,
@@ -883,6 +893,8 @@ impl StreamMetrics {
             video: VideoSeries::new(&f.video, l, stream),
             audio: AudioSeries::new(&f.audio, stream),
             http_family: f.transport.http_requests.clone(),
+            tr101290_family: f.transport.tr101290_errors.clone(),
+            tr101290_errors: Mutex::default(),
             http_requests: Mutex::default(),
             playlist_age_family: f.transport.hls_playlist_age.clone(),
             playlist_age: Mutex::default(),
@@ -927,6 +939,10 @@ impl StreamMetrics {
         }
         for (kind, code) in lock(&self.http_requests).keys() {
             let _ = self.http_family.remove_label_values(&[stream, kind, code]);
+        }
+        for (indicator, (priority, _)) in lock(&self.tr101290_errors).iter() {
+            let labels = [stream, &priority.to_string(), indicator];
+            let _ = self.tr101290_family.remove_label_values(&labels);
         }
         for variant in lock(&self.playlist_age).keys() {
             let _ = self
@@ -989,6 +1005,24 @@ impl StreamMetrics {
                 .with_label_values(&[&self.stream, kind, code]);
             counter.inc();
             series.insert((kind, code.to_owned()), counter);
+        }
+    }
+
+    /// The series of an indicator is created with its first error: there are 28 indicators,
+    /// and a clean stream should not carry a series for each.
+    fn count_ts_errors(&self, errors: &[IndicatorErrors]) {
+        let mut series = lock(&self.tr101290_errors);
+        for e in errors {
+            if let Some((_, counter)) = series.get(e.indicator) {
+                counter.inc_by(e.count);
+            } else if !self.removed.load(Ordering::Relaxed) {
+                let priority = e.priority.to_string();
+                let counter =
+                    self.tr101290_family
+                        .with_label_values(&[&self.stream, &priority, e.indicator]);
+                counter.inc_by(e.count);
+                series.insert(e.indicator, (e.priority, counter));
+            }
         }
     }
 
@@ -1124,6 +1158,8 @@ impl Sink for StreamMetrics {
             Event::DecoderChosen(decoder) => self.set_decoder(decoder),
             Event::InputBitrate(bps) => self.input_bitrate.set(*bps, &self.removed),
             Event::TsContinuityErrors(n) => self.ts_cc_errors.inc_by(*n),
+            Event::TsErrors(errors) => self.count_ts_errors(errors),
+            Event::TsMeasured => self.count_ts_errors(&tr101290::zero_counts()),
             Event::RtpPacketsLost(n) => self.rtp_packets_lost.inc_by(*n),
             Event::HttpRequest { kind, code } => self.count_http_request(kind, code),
             Event::SegmentDownloaded(d) => self.segments.observe(d, &self.removed),
@@ -1289,6 +1325,8 @@ mod tests {
             channel: Some(0),
             channel_position: None,
             variant: None,
+            priority: None,
+            indicators: None,
         };
         let active = || {
             m.render()

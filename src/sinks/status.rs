@@ -53,6 +53,9 @@ pub struct StreamStatus {
     /// Input bits per second, averaged over `detectors.bitrate.window`.
     pub input_bitrate: Option<f64>,
     pub ts_cc_errors: u64,
+    /// TR 101 290 errors by indicator, for MPEG-TS sources that had any.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tr101290: BTreeMap<&'static str, IndicatorStatus>,
     /// RTP packets lost (sequence gaps), for RTP sources.
     pub rtp_packets_lost: u64,
     /// The HLS playlists checked, for HLS streams.
@@ -71,6 +74,19 @@ pub struct StreamStatus {
     /// The last segment downloaded of the analysed rendition, for HLS streams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_segment: Option<SegmentStatus>,
+}
+
+/// One TR 101 290 indicator's errors.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IndicatorStatus {
+    pub priority: u8,
+    pub count: u64,
+    /// The analyser's clock (arrival, or the stream's PCR for files and HLS; it restarts
+    /// with each run) at the first and the latest error, in seconds.
+    pub first_at: f64,
+    pub last_at: f64,
+    /// What the latest was.
+    pub detail: String,
 }
 
 /// What `/api/streams` shows of the last segment download.
@@ -97,6 +113,7 @@ struct State {
     analysis: Option<AnalysisTier>,
     restarts: u64,
     ts_cc_errors: u64,
+    tr101290: BTreeMap<&'static str, IndicatorStatus>,
     rtp_packets_lost: u64,
     time_to_first_frame: Option<f64>,
     input_bitrate: Option<f64>,
@@ -140,6 +157,7 @@ impl StatusSink {
                 analysis: None,
                 restarts: 0,
                 ts_cc_errors: 0,
+                tr101290: BTreeMap::new(),
                 rtp_packets_lost: 0,
                 time_to_first_frame: None,
                 input_bitrate: None,
@@ -208,6 +226,7 @@ impl StatusSink {
             time_to_first_frame: st.time_to_first_frame,
             input_bitrate: st.input_bitrate.map(f64::round),
             ts_cc_errors: st.ts_cc_errors,
+            tr101290: st.tr101290.clone(),
             rtp_packets_lost: st.rtp_packets_lost,
             hls: st.hls.clone(),
             last_segment: st.last_segment.clone(),
@@ -314,6 +333,20 @@ impl Sink for StatusSink {
             Event::AnalysisTier(tier) => st.analysis = Some(*tier),
             Event::Restarted => st.restarts += 1,
             Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
+            Event::TsErrors(errors) => {
+                for e in errors {
+                    let entry = st.tr101290.entry(e.indicator).or_insert(IndicatorStatus {
+                        priority: e.priority,
+                        count: 0,
+                        first_at: e.at,
+                        last_at: e.at,
+                        detail: String::new(),
+                    });
+                    entry.count += e.count;
+                    entry.last_at = e.at;
+                    entry.detail.clone_from(&e.detail);
+                }
+            }
             Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
             Event::HlsVariants(variants) => st.hls.clone_from(variants),
@@ -339,7 +372,8 @@ impl Sink for StatusSink {
             | Event::DecoderChosen(_)
             | Event::HttpRequest { .. }
             | Event::PlaylistPolled { .. }
-            | Event::PipelineAbandoned => {}
+            | Event::PipelineAbandoned
+            | Event::TsMeasured => {}
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::detect::audio::AudioSummary;
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
+use crate::detect::transport::tr101290::{IndicatorErrors, TsSettings};
 use crate::events::{DefectEvent, Event, SegmentDownload, StreamState};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::media::{Decoders, MediaFormat};
@@ -268,11 +269,28 @@ impl Stream {
         self.input_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// MPEG-TS continuity errors found on the demuxer's input.
-    pub fn count_ts_cc_errors(&self, n: u64) {
-        if n > 0 {
-            self.with_monitor(|_, emit| emit(&Event::TsContinuityErrors(n), None));
+    /// TR 101 290 errors found in one buffer entering the demuxer.
+    pub fn count_ts_errors(&self, errors: Vec<IndicatorErrors>) {
+        if !errors.is_empty() {
+            let at = self.transport_now();
+            self.with_monitor(|m, emit| m.on_ts_errors(at, errors, emit));
         }
+    }
+
+    /// The run's MPEG-TS input is measured from now on.
+    pub fn ts_measured(&self) {
+        self.with_monitor(|_, emit| emit(&Event::TsMeasured, None));
+    }
+
+    /// How the stream's MPEG-TS input is measured, None when TR 101 290 is off. `segmented`:
+    /// it comes in fetched HLS segments.
+    pub fn ts_settings(&self, segmented: bool) -> Option<TsSettings> {
+        let c = &self.config.detectors.tr101290;
+        c.enabled.then_some(TsSettings {
+            segmented,
+            priority3: c.priority3,
+            segment_interval: c.segment_interval,
+        })
     }
 
     /// RTP packets found missing from the sequence numbers received.

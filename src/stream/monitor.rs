@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{AnalysisTier, ChannelSelection, DetectorsConfig};
 use crate::detect::audio::{AudioDetectors, AudioSummary};
 use crate::detect::transport::psi::Program;
+use crate::detect::transport::tr101290::{CONTINUITY_COUNT_ERROR, IndicatorErrors};
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
 use crate::detect::video::{Decoded, VideoDetectors};
 use crate::detect::{DetectorKind, Sample, Scoped, Transition};
@@ -522,6 +523,22 @@ impl Monitor {
         }
     }
 
+    /// TR 101 290 errors found in one buffer entering the demuxer.
+    pub fn on_ts_errors(&mut self, at: Sample, errors: Vec<IndicatorErrors>, emit: &mut Emit<'_>) {
+        let mut out = Vec::new();
+        self.transport.observe_ts_errors(at, &errors, &mut out);
+        self.apply_scoped(&out, emit);
+        let lost: u64 = errors
+            .iter()
+            .filter(|e| e.indicator == CONTINUITY_COUNT_ERROR)
+            .map(|e| e.count)
+            .sum();
+        if lost > 0 {
+            emit(&Event::TsContinuityErrors(lost), None);
+        }
+        emit(&Event::TsErrors(errors), None);
+    }
+
     /// One poll of one HLS variant's playlist.
     pub fn observe_playlist(
         &mut self,
@@ -669,6 +686,8 @@ impl Monitor {
             channel: scope.channel,
             channel_position: scope.position,
             variant: scope.variant.clone(),
+            priority: scope.priority,
+            indicators: scope.indicators.clone(),
         }
     }
 }
@@ -681,10 +700,11 @@ fn defect_id(stream: &str, detector: DetectorKind, start: SystemTime, scope: &Sc
         .map(|d| d.as_millis())
         .unwrap_or(0);
     let id = format!("{stream}-{detector}-{ms}");
-    match (&scope.channel, &scope.variant) {
-        (Some(ch), _) => format!("{id}-ch{ch}"),
-        (None, Some(v)) => format!("{id}-{v}"),
-        (None, None) => id,
+    match (&scope.channel, &scope.variant, scope.priority) {
+        (Some(ch), _, _) => format!("{id}-ch{ch}"),
+        (None, Some(v), _) => format!("{id}-{v}"),
+        (None, None, Some(p)) => format!("{id}-p{p}"),
+        (None, None, None) => id,
     }
 }
 

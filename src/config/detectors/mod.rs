@@ -60,6 +60,7 @@ pub struct DetectorsConfig {
     pub sequence: SequenceConfig,
     pub segment_duration: SegmentDurationConfig,
     pub http_errors: HttpErrorsConfig,
+    pub tr101290: Tr101290Config,
 }
 
 /// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
@@ -118,6 +119,7 @@ impl DetectorsConfig {
         self.playlist_stale.validate(&k("playlist_stale"))?;
         self.sequence.validate(&k("sequence"))?;
         self.segment_duration.validate(&k("segment_duration"))?;
-        self.http_errors.validate(&k("http_errors"))
+        self.http_errors.validate(&k("http_errors"))?;
+        self.tr101290.validate(&k("tr101290"))
     }
 }

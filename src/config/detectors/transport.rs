@@ -244,3 +244,46 @@ impl HttpErrorsConfig {
         timing(key, self.timing())
     }
 }
+
+/// Seconds a TR 101 290 priority's defect lasts after its last error: errors come as
+/// isolated events, and one a second is one outage, not sixty.
+pub const DEFAULT_TR101290_HOLD_SECS: f64 = 5.0;
+/// Seconds between PAT, PMT or PCR that are errors in HLS segments. Packagers write the
+/// tables (and some the PCR) once per segment, and segments last up to 10 s.
+pub const DEFAULT_TR101290_SEGMENT_INTERVAL_SECS: f64 = 10.5;
+
+/// ETSI TR 101 290 measurements on MPEG-TS input (UDP/RTP, SRT, HLS TS segments, files):
+/// one defect per priority while its errors keep coming, every error counted per indicator.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tr101290Config {
+    /// Whether the measurements run.
+    pub enabled: bool,
+    /// Seconds a priority's defect lasts after its last error.
+    pub hold: f64,
+    /// Also report priority 3 (SI repetition, unreferenced PIDs, buffer model): DVB
+    /// broadcast contribution checks that most IP and OTT multiplexes do not aim to meet.
+    pub priority3: bool,
+    /// Seconds between PAT, PMT or PCR that are errors in HLS segments (the standard's
+    /// 0.5 s and 0.1 s apply to every other input).
+    pub segment_interval: f64,
+}
+
+impl Default for Tr101290Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hold: DEFAULT_TR101290_HOLD_SECS,
+            priority3: false,
+            segment_interval: DEFAULT_TR101290_SEGMENT_INTERVAL_SECS,
+        }
+    }
+}
+
+impl Tr101290Config {
+    pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let k = |name: &str| format!("{key}.{name}");
+        positive(&k("hold"), self.hold)?;
+        in_range(&k("segment_interval"), self.segment_interval, 0.1, 600.0)
+    }
+}

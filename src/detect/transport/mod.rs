@@ -4,7 +4,7 @@
 //! - `bitrate`: bytes entering the demuxer averaged over a window, against a floor;
 //! - HLS (`hls`): the playlists fetched alongside the media pipeline, judged by `playlist_stale`,
 //!   `sequence`, `segment_duration` and `http_errors`, per variant;
-//! - MPEG-TS continuity counters (`ts`).
+//! - MPEG-TS: ETSI TR 101 290 (`tr101290`), one defect per priority while its errors come.
 //!
 //! These run on wall-clock time: a stalled stream has no media time. Their trackers take
 //! samples whose `media` field is seconds since the stream was added, which is also what
@@ -13,7 +13,7 @@
 pub mod hls;
 pub mod psi;
 pub mod rtp;
-pub mod ts;
+pub mod tr101290;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -71,6 +71,50 @@ impl BitrateMeter {
     }
 }
 
+/// One TR 101 290 priority's defect: on while its errors keep coming.
+struct PriorityTracker {
+    tracker: DefectTracker,
+    /// Errors came since the last watchdog tick.
+    recent: bool,
+    /// The indicators seen since the defect started.
+    indicators: Vec<&'static str>,
+}
+
+impl PriorityTracker {
+    fn new(hold: f64) -> Self {
+        Self {
+            tracker: DefectTracker::new(
+                DetectorKind::Tr101290,
+                Timing {
+                    min_duration: 0.0,
+                    clear_duration: hold,
+                },
+            ),
+            recent: false,
+            indicators: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, priority: u8, at: Sample, bad: bool, out: &mut Vec<Scoped>) {
+        let transition = self.tracker.update(at, bad, 1.0);
+        self.push(priority, transition, out);
+    }
+
+    fn finish(&mut self, priority: u8, at: Sample, out: &mut Vec<Scoped>) {
+        let transition = self.tracker.finish(at);
+        self.push(priority, transition, out);
+    }
+
+    fn push(&mut self, priority: u8, transition: Option<Transition>, out: &mut Vec<Scoped>) {
+        let Some(t) = transition else { return };
+        let ended = matches!(t, Transition::Ended { .. });
+        out.push((t, Scope::tr101290(priority, &self.indicators)));
+        if ended {
+            self.indicators.clear();
+        }
+    }
+}
+
 /// Wall-clock transport detectors of one stream.
 pub struct TransportDetectors {
     config: DetectorsConfig,
@@ -78,6 +122,8 @@ pub struct TransportDetectors {
     bitrate: DefectTracker,
     meter: BitrateMeter,
     variants: BTreeMap<String, VariantTrackers>,
+    /// TR 101 290 priorities 1, 2 and 3.
+    priorities: [PriorityTracker; 3],
 }
 
 impl TransportDetectors {
@@ -96,7 +142,40 @@ impl TransportDetectors {
                 samples: VecDeque::new(),
             },
             variants: BTreeMap::new(),
+            priorities: std::array::from_fn(|_| PriorityTracker::new(config.tr101290.hold)),
             config: config.clone(),
+        }
+    }
+
+    /// TR 101 290 errors found in one buffer: each priority's defect starts with its first.
+    pub fn observe_ts_errors(
+        &mut self,
+        at: Sample,
+        errors: &[tr101290::IndicatorErrors],
+        out: &mut Vec<Scoped>,
+    ) {
+        for (level, p) in (1u8..).zip(self.priorities.iter_mut()) {
+            let mut found = false;
+            for e in errors.iter().filter(|e| e.priority == level) {
+                found = true;
+                if !p.indicators.contains(&e.indicator) {
+                    p.indicators.push(e.indicator);
+                }
+            }
+            if found {
+                p.recent = true;
+                p.update(level, at, true, out);
+            }
+        }
+    }
+
+    /// Each priority's defect ends `hold` seconds after its last error.
+    fn tick_tr101290(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        for (level, p) in (1u8..).zip(self.priorities.iter_mut()) {
+            let recent = std::mem::take(&mut p.recent);
+            if recent || p.tracker.engaged() {
+                p.update(level, at, recent, out);
+            }
         }
     }
 
@@ -127,6 +206,7 @@ impl TransportDetectors {
             };
             out.extend(transition.map(|t| (t, Scope::default())));
         }
+        self.tick_tr101290(at, out);
         let bitrate = self.meter.sample(now, input_bytes);
         let floor = self.config.bitrate.min_bits_per_second;
         if let Some(bps) = bitrate
@@ -146,6 +226,10 @@ impl TransportDetectors {
     pub fn end_run(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         for tracker in [&mut self.stall, &mut self.bitrate] {
             out.extend(tracker.finish(at).map(|t| (t, Scope::default())));
+        }
+        for (level, p) in (1u8..).zip(self.priorities.iter_mut()) {
+            p.finish(level, at, out);
+            p.recent = false;
         }
         self.meter.samples.clear();
     }
