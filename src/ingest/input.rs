@@ -112,14 +112,14 @@ impl TsInput {
 
 /// Whether `demuxer` reads fetched HLS segments: its decoding bin is fed by an `appsrc`.
 fn fed_by_appsrc(demuxer: &gst::Element) -> bool {
+    // By type: an `AppSrc` built in code has no factory.
     demuxer
         .parent()
         .and_then(|bin| bin.downcast::<gst::Element>().ok())
         .and_then(|bin| bin.static_pad("sink"))
         .and_then(|pad| pad.peer())
         .and_then(|peer| peer.parent_element())
-        .and_then(|source| source.factory())
-        .is_some_and(|f| f.name() == "appsrc")
+        .is_some_and(|source| source.is::<gstreamer_app::AppSrc>())
 }
 
 /// Counts the RTP packets missing from what enters a jitterbuffer (one per RTP stream, so per

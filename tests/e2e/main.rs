@@ -32,6 +32,7 @@ mod shaders_validate;
 mod shard;
 mod shedding;
 mod support_selftest;
+mod tr101290;
 mod udp_input;
 mod video_format;
 mod webhooks;

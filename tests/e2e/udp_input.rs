@@ -296,6 +296,33 @@ fn udp_unicast_counts_ts_losses_stalls_when_the_sender_stops_and_resumes() {
         relay.dropped()
     );
     assert_eq!(s["rtp_packets_lost"], 0, "no RTP here: {s:#}");
+    // The same losses as TR 101 290 priority 1: counted by indicator, and a defect naming it.
+    let metrics = sw.metrics();
+    let tr101290 = |indicator: &str| {
+        sw.metric_sum(
+            "streamwatch_tr101290_errors_total",
+            &["stream=\"uni\"", &format!("indicator=\"{indicator}\"")],
+        )
+    };
+    assert!(
+        tr101290("Continuity_count_error") >= ts_cc_errors as f64,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "streamwatch_tr101290_errors_total{indicator=\"PAT_error_2\",priority=\"1\",stream=\"uni\"} 0"
+        ),
+        "priority 1 and 2 counters start at zero: {metrics}"
+    );
+    let status = sw.stream("uni");
+    let defects = events_of(&status, "tr101290");
+    assert!(
+        defects.iter().any(|d| d["priority"] == 1
+            && d["indicators"]
+                .as_str()
+                .is_some_and(|i| i.contains("Continuity_count_error"))),
+        "{defects:#?}"
+    );
 
     sender.stop();
     let down = sw.wait_stream("uni", Duration::from_secs(10), "down", |s| {

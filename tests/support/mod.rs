@@ -23,6 +23,7 @@ pub mod media;
 pub mod proc;
 pub mod prom;
 pub mod streamwatch;
+pub mod ts_faults;
 pub mod udp;
 
 pub use alerting::{Alertmanager, Delivery, WebhookReceiver};

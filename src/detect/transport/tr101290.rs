@@ -30,8 +30,9 @@ const PCR_WRAP: u64 = (1 << 33) * 300;
 /// Consecutive frames with a bad sync byte after which framing is searched for again (the
 /// standard's sync loss is two).
 const RESYNC_AFTER_BAD: u32 = 2;
-/// A step between two PCRs longer than this is a jump, not elapsed time.
-const MAX_PCR_STEP_SECS: f64 = 1.0;
+/// A step between two PCRs longer than this is a jump, not elapsed time: a compliant stream
+/// has a PCR every 100 ms, and data lost in a longer gap shows in the continuity counters.
+const MAX_PCR_STEP_SECS: f64 = 0.5;
 
 /// What a PCR must be within of the value its position gives it (TR 101 290 §5.3.2.2:
 /// ±500 ns), in 27 MHz ticks.
@@ -305,8 +306,8 @@ fn pcr_distance(from: u64, to: u64) -> u64 {
 /// that drives the clock are held until the second comes, then spread evenly over the
 /// interval. Interpolating forward at the last interval's rate instead would misplace them
 /// in a variable-rate stream, where one interval's packet count says little of the next.
-/// Packets are let go at the last rate when PCRs stop (`MAX_PCR_WAIT_SECS`, or
-/// `MAX_HELD_PACKETS`), so time goes on and absences are still measured. A PCR jump
+/// Packets are let go at the last rate when PCRs stop (`MAX_HELD_PACKETS`), so time goes
+/// on and absences are still measured. A PCR jump
 /// (discontinuity, wrong value) does not move the clock: the rate carries on across it.
 #[derive(Default)]
 struct PcrPacing {
@@ -319,10 +320,10 @@ struct PcrPacing {
     held: VecDeque<([u8; PACKET], Option<PcrField>)>,
 }
 
-/// Seconds of packets held without a PCR before they are timed at the last rate.
-const MAX_PCR_WAIT_SECS: f64 = 0.5;
-/// Packets held at most (about 750 KiB) whatever the rate.
-const MAX_HELD_PACKETS: usize = 4096;
+/// Packets held at most while no PCR comes (1.5 MiB: 100 ms at 120 Mb/s, 2.5 s at 5 Mb/s).
+/// A count, not a time at the last interval's rate: in a variable-rate stream an interval
+/// of a few packets (a black picture) can be followed by one of hundreds (a keyframe).
+const MAX_HELD_PACKETS: usize = 8192;
 
 impl PcrPacing {
     /// Adds a packet; `release` gets every packet that can be timed now, in order.
@@ -333,8 +334,7 @@ impl PcrPacing {
         mut release: impl FnMut(&[u8; PACKET], Option<PcrField>, Duration),
     ) {
         self.held.push_back((*packet, pcr));
-        let waited = self.held.len() as f64 * self.seconds_per_packet;
-        let overdue = waited > MAX_PCR_WAIT_SECS || self.held.len() >= MAX_HELD_PACKETS;
+        let overdue = self.held.len() >= MAX_HELD_PACKETS;
         match pcr {
             Some((pid, value, discontinuity)) if self.pid.is_none_or(|p| p == pid) || overdue => {
                 self.pcr_arrived(pid, value, discontinuity, &mut release);
@@ -398,11 +398,7 @@ struct PcrAccuracy {
 
 impl PcrAccuracy {
     /// Counts the packet; for a PCR, returns its PID and the inaccurate PCRs it confirms.
-    fn observe(
-        &mut self,
-        packet: &[u8; PACKET],
-        pcr: Option<PcrField>,
-    ) -> Option<(u16, u32)> {
+    fn observe(&mut self, packet: &[u8; PACKET], pcr: Option<PcrField>) -> Option<(u16, u32)> {
         self.packets += 1;
         let pid = (u16::from(packet[1] & 0x1F) << 8) | u16::from(packet[2]);
         self.padded |= packet[0] == SYNC && pid == NULL_PID;
@@ -630,11 +626,38 @@ mod tests {
         // A jump of an hour moves nothing: the rate carries on.
         assert!(push(None).is_empty());
         assert_eq!(push(pcr(97_200_000_000)), [12.5, 15.0]);
-        // PCRs stop: after half a second of packets they go at the last rate.
-        let released: Vec<f64> = (0..300).flat_map(|_| push(None)).collect();
+        // PCRs stop: past MAX_HELD_PACKETS they go at the last rate.
+        let released: Vec<f64> = (0..MAX_HELD_PACKETS + 99)
+            .flat_map(|_| push(None))
+            .collect();
         assert_eq!(released.len(), 100);
         assert_eq!(released.first(), Some(&17.5));
         assert_eq!(released.last(), Some(&265.0));
+    }
+
+    #[test]
+    fn a_sparse_interval_does_not_rush_the_next() {
+        // Variable rate: 80 ms intervals of 3 packets (a black picture), then of 600.
+        let mut pacing = PcrPacing::default();
+        let p = packet(0x100, 0, None);
+        let mut times = Vec::new();
+        let mut pcr = 0;
+        for count in [3, 3, 3, 600, 600, 3] {
+            for _ in 1..count {
+                pacing.push(&p, None, |_, _, t| times.push(t.as_secs_f64()));
+            }
+            pacing.push(&p, Some((0x100, pcr, false)), |_, _, t| {
+                times.push(t.as_secs_f64())
+            });
+            pcr += 2_160_000;
+        }
+        let last = *times.last().unwrap_or(&0.0);
+        assert!((last - 0.4).abs() < 1e-9, "{last}");
+        assert!(
+            times
+                .windows(2)
+                .all(|w| w[1] >= w[0] && w[1] - w[0] <= 0.08 / 2.0 + 1e-9)
+        );
     }
 
     #[test]

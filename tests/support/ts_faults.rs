@@ -1,0 +1,312 @@
+//! MPEG-TS clips from real multiplexers, and copies with TR 101 290 faults injected at known
+//! times, each in the way the indicator describes: packets dropped, sync bytes corrupted, PAT
+//! or PMT withheld, a section's CRC broken, a PID gone, PCRs withheld, jittered or jumped,
+//! the transport error flag set.
+//!
+//! Times are seconds on the clip's PCR (from its first PCR), which is what streamwatch's
+//! analyser reports them on.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::clips::ffmpeg_cached;
+use super::proc::run_with_timeout;
+
+pub const PACKET: usize = 188;
+/// ffmpeg's PIDs: PAT, PMT, video (which carries the PCR) and audio.
+pub const PAT_PID: u16 = 0x0000;
+pub const PMT_PID: u16 = 0x1000;
+pub const VIDEO_PID: u16 = 0x0100;
+pub const AUDIO_PID: u16 = 0x0101;
+const PCR_HZ: f64 = 27_000_000.0;
+
+/// The multiplexer a clean clip comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Muxer {
+    /// ffmpeg's default: variable rate, no padding.
+    FfmpegVbr,
+    /// ffmpeg at a constant 1.2 Mb/s (`-muxrate`), padded with null packets.
+    FfmpegCbr,
+    /// GStreamer's `mpegtsmux`.
+    Gstreamer,
+}
+
+/// 12 s of 320x240 25 fps H.264 (2 s GOP) and AAC from `muxer`, cached.
+pub fn clean_ts(muxer: Muxer) -> PathBuf {
+    let sources = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "12",
+    ];
+    let video = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "50",
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    let mut args: Vec<String> = ["-v", "error", "-y"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(sources.iter().map(|s| s.to_string()));
+    args.extend(video.iter().map(|s| s.to_string()));
+    match muxer {
+        Muxer::FfmpegVbr => {
+            args.extend(["-c:a", "aac", "-f", "mpegts", "OUT"].map(String::from));
+            ffmpeg_cached(&args, "ts", Duration::from_secs(120))
+        }
+        Muxer::FfmpegCbr => {
+            let cbr = [
+                "-b:v", "600k", "-maxrate", "600k", "-bufsize", "600k", "-c:a", "aac", "-b:a",
+                "96k", "-muxrate", "1200k", "-f", "mpegts", "OUT",
+            ];
+            args.extend(cbr.map(String::from));
+            ffmpeg_cached(&args, "ts", Duration::from_secs(120))
+        }
+        Muxer::Gstreamer => gstreamer_ts(),
+    }
+}
+
+/// The same picture and sound muxed by GStreamer (encoded by ffmpeg first, to MKV, then
+/// remuxed by `mpegtsmux`).
+fn gstreamer_ts() -> PathBuf {
+    let args: Vec<String> = [
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "12",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "50",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-f",
+        "matroska",
+        "OUT",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mkv = ffmpeg_cached(&args, "mkv", Duration::from_secs(120));
+    let out = mkv.with_extension("gst.ts");
+    if out.exists() {
+        return out;
+    }
+    let tmp = mkv.with_extension(format!("gst.{}.tmp", std::process::id()));
+    let pipeline = format!(
+        "filesrc location={} ! matroskademux name=d d.video_0 ! queue ! h264parse ! mpegtsmux \
+         name=m ! filesink location={} d.audio_0 ! queue ! aacparse ! m.",
+        mkv.display(),
+        tmp.display()
+    );
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.arg("-q").args(pipeline.split_whitespace());
+    match run_with_timeout(&mut cmd, Duration::from_secs(120)) {
+        Ok((true, _, _)) => {}
+        Ok((false, _, err)) | Err(err) => panic!("mpegtsmux remux failed: {err}"),
+    }
+    std::fs::rename(&tmp, &out).expect("rename remuxed clip");
+    out
+}
+
+/// One fault, injected from `at` seconds.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// One video packet dropped at each of `at`, `at + 1`, `at + 2`.
+    DropPackets,
+    /// The sync byte of one packet at `at`, and of two packets in a row at `at + 2`.
+    CorruptSyncBytes,
+    /// No PAT for two seconds.
+    WithholdPat,
+    /// No PMT for two seconds.
+    WithholdPmt,
+    /// One byte flipped in a PAT section and in a PMT section (a second apart).
+    FlipCrc,
+    /// The audio PID stops for good.
+    RemoveAudioPid,
+    /// The audio PID stops for 1.5 s.
+    AudioGap,
+    /// No PCR for 0.3 s (the adaptation fields say none).
+    WithholdPcr,
+    /// Every PCR from `at` moves 5 s ahead, without a discontinuity indicator.
+    JumpPcr,
+    /// Five consecutive PCRs 2 µs late (constant-rate clips only).
+    JitterPcr,
+    /// The transport error indicator on two packets.
+    TransportError,
+}
+
+fn pid(p: &[u8]) -> u16 {
+    (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2])
+}
+
+fn pcr_of(p: &[u8]) -> Option<u64> {
+    if p[3] & 0x20 == 0 || p[4] < 7 || p[5] & 0x10 == 0 {
+        return None;
+    }
+    let base = (u64::from(p[6]) << 25)
+        | (u64::from(p[7]) << 17)
+        | (u64::from(p[8]) << 9)
+        | (u64::from(p[9]) << 1)
+        | (u64::from(p[10]) >> 7);
+    Some(base * 300 + ((u64::from(p[10] & 1) << 8) | u64::from(p[11])))
+}
+
+fn set_pcr(p: &mut [u8], pcr: u64) {
+    let pcr = pcr % ((1u64 << 33) * 300);
+    let (base, ext) = (pcr / 300, pcr % 300);
+    p[6] = (base >> 25) as u8;
+    p[7] = (base >> 17) as u8;
+    p[8] = (base >> 9) as u8;
+    p[9] = (base >> 1) as u8;
+    p[10] = ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8;
+    p[11] = ext as u8;
+}
+
+/// Seconds of each packet on the clip's PCR (that of the last PCR before it).
+fn packet_times(packets: &[Vec<u8>]) -> Vec<f64> {
+    let mut first = None;
+    let mut now = 0.0;
+    packets
+        .iter()
+        .map(|p| {
+            if let Some(pcr) = pcr_of(p) {
+                let origin = *first.get_or_insert(pcr);
+                now = pcr.saturating_sub(origin) as f64 / PCR_HZ;
+            }
+            now
+        })
+        .collect()
+}
+
+/// Starts a PES, section or table on its PID.
+fn unit_start(p: &[u8]) -> bool {
+    p[1] & 0x40 != 0
+}
+
+/// `clean` with `fault` injected at `at` seconds, written into `dir`.
+pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
+    let data = std::fs::read(clean).expect("read clean clip");
+    let mut packets: Vec<Vec<u8>> = data.chunks_exact(PACKET).map(<[u8]>::to_vec).collect();
+    let times = packet_times(&packets);
+    let first_at = |packets: &[Vec<u8>], from: f64, matches: &dyn Fn(&[u8]) -> bool| {
+        (0..packets.len())
+            .find(|&i| times[i] >= from && matches(&packets[i]))
+            .unwrap_or_else(|| panic!("no packet to fault at {from} s"))
+    };
+    let within = |i: usize, a: f64, b: f64| times[i] >= a && times[i] < b;
+    let mut remove = vec![false; packets.len()];
+    match fault {
+        Fault::DropPackets => {
+            for k in 0..3 {
+                let i = first_at(&packets, at + f64::from(k), &|p| {
+                    pid(p) == VIDEO_PID && !unit_start(p)
+                });
+                remove[i] = true;
+            }
+        }
+        Fault::CorruptSyncBytes => {
+            // Not on PCR packets: the clock would lose a PCR as well.
+            let i = first_at(&packets, at, &|p| pcr_of(p).is_none());
+            packets[i][0] = 0x46;
+            let j = (0..packets.len() - 1)
+                .find(|&j| {
+                    times[j] >= at + 2.0 && packets[j..j + 2].iter().all(|p| pcr_of(p).is_none())
+                })
+                .expect("two packets without PCR");
+            packets[j][0] = 0x00;
+            packets[j + 1][0] = 0x00;
+        }
+        Fault::WithholdPat | Fault::WithholdPmt => {
+            let table = if matches!(fault, Fault::WithholdPat) {
+                PAT_PID
+            } else {
+                PMT_PID
+            };
+            for (i, r) in remove.iter_mut().enumerate() {
+                *r = pid(&packets[i]) == table && within(i, at, at + 2.0);
+            }
+        }
+        Fault::FlipCrc => {
+            let i = first_at(&packets, at, &|p| pid(p) == PAT_PID && unit_start(p));
+            packets[i][13] ^= 0x01;
+            let j = first_at(&packets, at + 1.0, &|p| pid(p) == PMT_PID && unit_start(p));
+            packets[j][14] ^= 0x01;
+        }
+        Fault::RemoveAudioPid | Fault::AudioGap => {
+            let end = if matches!(fault, Fault::AudioGap) {
+                at + 1.5
+            } else {
+                f64::MAX
+            };
+            for (i, r) in remove.iter_mut().enumerate() {
+                *r = pid(&packets[i]) == AUDIO_PID && within(i, at, end);
+            }
+        }
+        Fault::WithholdPcr => {
+            for (i, p) in packets.iter_mut().enumerate() {
+                if within(i, at, at + 0.3) && pcr_of(p).is_some() {
+                    p[5] &= !0x10;
+                }
+            }
+        }
+        Fault::JumpPcr => {
+            for (i, p) in packets.iter_mut().enumerate() {
+                if let Some(pcr) = pcr_of(p).filter(|_| times[i] >= at) {
+                    set_pcr(p, pcr + 5 * 27_000_000);
+                }
+            }
+        }
+        Fault::JitterPcr => {
+            let mut left = 5;
+            for (i, p) in packets.iter_mut().enumerate() {
+                if let Some(pcr) = pcr_of(p).filter(|_| times[i] >= at && left > 0) {
+                    set_pcr(p, pcr + 54);
+                    left -= 1;
+                }
+            }
+        }
+        Fault::TransportError => {
+            let i = first_at(&packets, at, &|p| pid(p) == VIDEO_PID && !unit_start(p));
+            packets[i][1] |= 0x80;
+            let j = first_at(&packets, at + 1.0, &|p| {
+                pid(p) == VIDEO_PID && !unit_start(p)
+            });
+            packets[j][1] |= 0x80;
+        }
+    }
+    let out = dir.join(format!("{fault:?}.ts"));
+    let bytes: Vec<u8> = packets
+        .into_iter()
+        .zip(remove)
+        .filter(|(_, r)| !r)
+        .flat_map(|(p, _)| p)
+        .collect();
+    std::fs::write(&out, bytes).expect("write faulted clip");
+    out
+}
