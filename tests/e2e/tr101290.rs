@@ -1,5 +1,5 @@
 //! ETSI TR 101 290 on real multiplexes: clean clips from ffmpeg (variable and constant rate)
-//! and GStreamer's mpegtsmux report nothing, and each fault injected into a real clip in
+//! and GStreamer's mpegtsmux (with and without a sparse SCTE-35 PID) report nothing, and each fault injected into a real clip in
 //! its indicator's way is found as that indicator, at the time it was injected.
 
 use serde_json::Value;
@@ -35,7 +35,13 @@ fn tr101290_defects(report: &Value) -> Vec<Value> {
 
 #[test]
 fn clean_multiplexes_from_ffmpeg_and_gstreamer_have_no_errors() {
-    for muxer in [Muxer::FfmpegVbr, Muxer::FfmpegCbr, Muxer::Gstreamer] {
+    let muxers = [
+        Muxer::FfmpegVbr,
+        Muxer::FfmpegCbr,
+        Muxer::Gstreamer,
+        Muxer::GstreamerScte35,
+    ];
+    for muxer in muxers {
         let clip = clean_ts(muxer);
         let report = scan_json(&format!("file://{}", clip.display()), &["--backend", "cpu"]);
         let found = tr101290_of(&report);

@@ -30,6 +30,8 @@ pub enum Muxer {
     FfmpegCbr,
     /// GStreamer's `mpegtsmux`.
     Gstreamer,
+    /// `mpegtsmux` with an SCTE-35 PID in its PMT that carries a packet only every 5 minutes.
+    GstreamerScte35,
 }
 
 /// 12 s of 320x240 25 fps H.264 (2 s GOP) and AAC from `muxer`, cached.
@@ -75,13 +77,14 @@ pub fn clean_ts(muxer: Muxer) -> PathBuf {
             args.extend(cbr.map(String::from));
             ffmpeg_cached(&args, "ts", Duration::from_secs(120))
         }
-        Muxer::Gstreamer => gstreamer_ts(),
+        Muxer::Gstreamer => gstreamer_ts(false),
+        Muxer::GstreamerScte35 => gstreamer_ts(true),
     }
 }
 
 /// The same picture and sound muxed by GStreamer (encoded by ffmpeg first, to MKV, then
 /// remuxed by `mpegtsmux`).
-fn gstreamer_ts() -> PathBuf {
+fn gstreamer_ts(scte35: bool) -> PathBuf {
     let args: Vec<String> = [
         "-v",
         "error",
@@ -113,15 +116,16 @@ fn gstreamer_ts() -> PathBuf {
     .map(String::from)
     .to_vec();
     let mkv = ffmpeg_cached(&args, "mkv", Duration::from_secs(120));
-    let out = mkv.with_extension("gst.ts");
+    let out = mkv.with_extension(if scte35 { "gst-scte35.ts" } else { "gst.ts" });
     if out.exists() {
         return out;
     }
-    let tmp = mkv.with_extension(format!("gst.{}.tmp", std::process::id()));
+    let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
     let pipeline = format!(
         "filesrc location={} ! matroskademux name=d d.video_0 ! queue ! h264parse ! mpegtsmux \
-         name=m ! filesink location={} d.audio_0 ! queue ! aacparse ! m.",
+         name=m scte-35-pid={} ! filesink location={} d.audio_0 ! queue ! aacparse ! m.",
         mkv.display(),
+        if scte35 { 500 } else { 0 },
         tmp.display()
     );
     let mut cmd = Command::new("gst-launch-1.0");

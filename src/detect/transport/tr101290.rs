@@ -18,6 +18,8 @@ use std::time::Duration;
 use dvb_conformance::{Config, ConformanceMonitor, Indicator, Priority};
 use mpeg_ts::ts::TsPacket;
 
+use crate::detect::transport::psi::ProgramTables;
+
 /// Indicator 1.4's name, which `streamwatch_ts_cc_errors_total` also counts.
 pub const CONTINUITY_COUNT_ERROR: &str = "Continuity_count_error";
 
@@ -116,6 +118,8 @@ impl Tr101290 {
         Self {
             measures: Measures {
                 monitor: ConformanceMonitor::with_config(monitor_config(&settings)),
+                tables: ProgramTables::default(),
+                sparse: Vec::new(),
                 accuracy: PcrAccuracy::default(),
                 priority3: settings.priority3,
                 last: Duration::ZERO,
@@ -190,6 +194,11 @@ impl Tr101290 {
 /// The measurements proper, on timed packets.
 struct Measures {
     monitor: ConformanceMonitor,
+    /// The programs, for the PIDs that carry data only now and then.
+    tables: ProgramTables,
+    /// PIDs whose PMT entry is neither video nor audio (SCTE-35 cues, subtitles, teletext,
+    /// private sections): they may be silent for minutes, so their absence is no PID_error.
+    sparse: Vec<u16>,
     accuracy: PcrAccuracy,
     priority3: bool,
     /// The latest time given.
@@ -208,10 +217,20 @@ impl Measures {
         self.last = self.last.max(t);
         let t = self.last;
         let accuracy_errors = self.accuracy.observe(packet, pcr);
+        if let Some(programs) = self.tables.push(packet) {
+            self.sparse = programs
+                .iter()
+                .flat_map(|p| &p.streams)
+                .filter(|s| s.kind != "video" && s.kind != "audio")
+                .map(|s| s.pid)
+                .collect();
+        }
         let mut lost_packets = false;
         for event in self.monitor.feed(packet, t) {
             let priority = priority_number(event.priority);
-            if priority == 3 && !self.priority3 {
+            let sparse_pid = event.indicator == Indicator::PidError
+                && event.pid.is_some_and(|p| self.sparse.contains(&p.value()));
+            if (priority == 3 && !self.priority3) || sparse_pid {
                 continue;
             }
             lost_packets |= event.indicator == Indicator::ContinuityCountError;
