@@ -14,6 +14,7 @@ pub use crate::detect::Scope;
 use crate::detect::audio::AudioLevels;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
+use crate::detect::transport::scte35::{BreakChange, Cue};
 use crate::detect::transport::tr101290::IndicatorErrors;
 use crate::detect::video::VideoReadings;
 use crate::frame::VideoFrame;
@@ -64,6 +65,10 @@ pub struct DefectEvent {
     /// The TR 101 290 priority of a `tr101290` defect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
+    /// The rule broken, for detectors with several (`scte35`: `break_overrun`,
+    /// `in_without_out`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
     /// Its indicators (`Continuity_count_error,PAT_error_2`): the first when it starts, all
     /// seen when it ends.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +82,7 @@ impl DefectEvent {
             position: self.channel_position,
             variant: self.variant.clone(),
             priority: self.priority,
+            rule: self.rule,
             indicators: None,
         }
     }
@@ -170,6 +176,10 @@ pub enum Event {
     TsErrors(Vec<IndicatorErrors>),
     /// A run's MPEG-TS input is measured (its priority 1 and 2 counters can start at zero).
     TsMeasured,
+    /// An SCTE-35 message on the transport stream.
+    Scte35Cue(Cue),
+    /// The ad break the cues describe changed.
+    AdBreak(BreakChange),
     /// RTP packets lost, from gaps in the sequence numbers received.
     RtpPacketsLost(u64),
     /// One HTTP request streamwatch made itself: `kind` master, playlist, segment, init or key.

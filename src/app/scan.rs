@@ -21,7 +21,7 @@ use crate::media::Decoders;
 use crate::sinks::Outputs;
 use crate::sinks::frame_stats::StatsCsv;
 use crate::sinks::metrics::Metrics;
-use crate::sinks::status::IndicatorStatus;
+use crate::sinks::status::{IndicatorStatus, Scte35Status};
 use crate::stats::StatsBackend;
 use crate::stream::{Stream, StreamOptions};
 
@@ -68,6 +68,9 @@ pub struct ScanReport {
     /// TR 101 290 errors of an MPEG-TS source, by indicator (times on the stream's PCR).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tr101290: BTreeMap<&'static str, IndicatorStatus>,
+    /// SCTE-35 cues of an MPEG-TS source (times on the stream's PCR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scte35: Option<Scte35Status>,
     /// The decoder elements GStreamer chose (`{"video": "avdec_h264", "audio": "avdec_aac"}`).
     pub decoders: Decoders,
     /// Loudness and A/V sync figures of the audio track, when there is one.
@@ -322,6 +325,7 @@ fn report(
         info: collected.info(),
         decode_errors: stream.decode_errors(),
         tr101290: status.tr101290,
+        scte35: status.scte35,
         decoders: stream.decoders(),
         audio: analysed.audio,
         error: failure,

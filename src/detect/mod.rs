@@ -37,10 +37,11 @@ pub enum DetectorKind {
     SegmentDuration,
     HttpErrors,
     Tr101290,
+    Scte35,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 21] = [
+    pub const ALL: [DetectorKind; 22] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -62,6 +63,7 @@ impl DetectorKind {
         Self::SegmentDuration,
         Self::HttpErrors,
         Self::Tr101290,
+        Self::Scte35,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +89,7 @@ impl DetectorKind {
             Self::SegmentDuration => "segment_duration",
             Self::HttpErrors => "http_errors",
             Self::Tr101290 => "tr101290",
+            Self::Scte35 => "scte35",
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Scope {
     pub variant: Option<String>,
     /// The TR 101 290 priority (1, 2 or 3) of a `tr101290` defect.
     pub priority: Option<u8>,
+    /// The rule a defect of a detector with several broke (`break_overrun`...).
+    pub rule: Option<&'static str>,
     /// The TR 101 290 indicators behind it: the first when it starts, all seen when it ends.
     /// Not part of its identity (`DefectEvent::scope` leaves it out).
     pub indicators: Option<String>,
@@ -47,6 +49,13 @@ impl Scope {
     pub fn variant(variant: &str) -> Self {
         Self {
             variant: Some(variant.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    pub fn rule(rule: &'static str) -> Self {
+        Self {
+            rule: Some(rule),
             ..Self::default()
         }
     }

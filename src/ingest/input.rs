@@ -13,7 +13,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use crate::detect::transport::rtp::{self, SequenceGaps};
-use crate::detect::transport::tr101290::{IndicatorErrors, Tr101290, TsSettings};
+use crate::detect::transport::tr101290::{Tr101290, TsFindings, TsSettings};
 use crate::ingest::media_sink::MediaSink;
 use crate::sync::lock;
 
@@ -55,8 +55,10 @@ pub fn watch_input(element: &gst::Element, stream: &Arc<dyn MediaSink>) {
             let mut count = |buffer: &gst::BufferRef| {
                 stream.count_input_bytes(buffer.size() as u64);
                 if let Some(analyser) = &analyser {
-                    let errors = lock(analyser).read(buffer);
-                    stream.count_ts_errors(errors);
+                    let found = lock(analyser).read(buffer);
+                    if !found.is_empty() {
+                        stream.ts_findings(found);
+                    }
                 }
             };
             match &info.data {
@@ -84,7 +86,7 @@ impl TsInput {
         }
     }
 
-    fn read(&mut self, buffer: &gst::BufferRef) -> Vec<IndicatorErrors> {
+    fn read(&mut self, buffer: &gst::BufferRef) -> TsFindings {
         let offset = Some(buffer.offset()).filter(|&o| o != u64::MAX);
         if let (Some(offset), Some(next)) = (offset, self.next_offset)
             && offset != next
@@ -92,7 +94,7 @@ impl TsInput {
             if offset != 0 {
                 // A demuxer pulling from a file reads its end for the duration before it
                 // plays on: those bytes are not the stream in order.
-                return Vec::new();
+                return TsFindings::default();
             }
             // Read again from the start (a file played in a loop).
             self.analyser.reset();
@@ -103,7 +105,7 @@ impl TsInput {
             self.analyser.reset();
         }
         let Ok(map) = buffer.map_readable() else {
-            return Vec::new();
+            return TsFindings::default();
         };
         self.next_offset = offset.map(|o| o + map.len() as u64);
         self.analyser.push(map.as_slice())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::AnalysisTier;
 use crate::detect::transport::psi::Program;
-use crate::detect::transport::tr101290::{IndicatorErrors, TsSettings};
+use crate::detect::transport::tr101290::{TsFindings, TsSettings};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::media::MediaFormat;
 use crate::stream::{ProgramChoice, Stream};
@@ -27,8 +27,8 @@ pub trait MediaSink: Send + Sync {
     fn set_decoder(&self, factory: &str, video: bool);
     /// Bytes that entered the demuxer.
     fn count_input_bytes(&self, n: u64);
-    /// TR 101 290 errors found in one buffer entering the demuxer.
-    fn count_ts_errors(&self, errors: Vec<IndicatorErrors>);
+    /// What one buffer entering the demuxer showed: TR 101 290 errors, SCTE-35 cues.
+    fn ts_findings(&self, found: TsFindings);
     /// How MPEG-TS input is measured (None: not at all); `segmented`: fetched HLS segments.
     fn ts_settings(&self, segmented: bool) -> Option<TsSettings>;
     /// The run's MPEG-TS input is measured from now on.
@@ -88,8 +88,8 @@ impl MediaSink for Stream {
         Stream::count_input_bytes(self, n);
     }
 
-    fn count_ts_errors(&self, errors: Vec<IndicatorErrors>) {
-        Stream::count_ts_errors(self, errors);
+    fn ts_findings(&self, found: TsFindings) {
+        Stream::ts_findings(self, found);
     }
 
     fn ts_settings(&self, segmented: bool) -> Option<TsSettings> {

@@ -21,6 +21,7 @@ use prometheus::{
 };
 
 use crate::detect::DetectorKind;
+use crate::detect::transport::scte35::BreakChange;
 use crate::detect::transport::tr101290::{self, IndicatorErrors};
 use crate::events::{Event, SegmentDownload, Sink};
 use crate::frame::VideoFrame;
@@ -497,6 +498,8 @@ struct TransportFamilies {
     input_bitrate: GaugeVec,
     ts_cc_errors: IntCounterVec,
     tr101290_errors: IntCounterVec,
+    scte35_messages: IntCounterVec,
+    ad_break_active: IntGaugeVec,
     rtp_packets_lost: IntCounterVec,
 }
 
@@ -533,6 +536,18 @@ impl TransportFamilies {
                 "streamwatch_tr101290_errors_total",
                 "ETSI TR 101 290 errors on MPEG-TS input, by priority (1, 2, 3) and indicator as the standard names it (TS_sync_loss, Continuity_count_error, PAT_error_2, PCR_accuracy_error...).",
                 &["stream", "priority", "indicator"],
+            ),
+            scte35_messages: counter_vec(
+                r,
+                "streamwatch_scte35_messages_total",
+                "SCTE-35 messages (splice_info_sections with a valid CRC) on MPEG-TS input, by command (splice_insert, time_signal, splice_null...).",
+                &["stream", "command"],
+            ),
+            ad_break_active: gauge_vec(
+                r,
+                "streamwatch_ad_break_active",
+                "1 while the SCTE-35 cues of an MPEG-TS stream say an ad break is on (from a cue out to its return), 0 otherwise.",
+                &["stream"],
             ),
             rtp_packets_lost: counter_vec(
                 r,
@@ -809,6 +824,11 @@ pub struct StreamMetrics {
     http_requests: Mutex<HashMap<(&'static str, String), IntCounter>>,
     tr101290_family: IntCounterVec,
     tr101290_errors: Mutex<HashMap<&'static str, (u8, IntCounter)>>,
+    scte35_family: IntCounterVec,
+    scte35_messages: Mutex<HashMap<&'static str, IntCounter>>,
+    ad_break_family: IntGaugeVec,
+    /// Created when the stream's TS is first measured.
+    ad_break: Mutex<Option<IntGauge>>,
     playlist_age_family: GaugeVec,
     playlist_age: Mutex<BTreeMap<String, Gauge>>,
     segments: SegmentSeries,
@@ -895,6 +915,10 @@ impl StreamMetrics {
             http_family: f.transport.http_requests.clone(),
             tr101290_family: f.transport.tr101290_errors.clone(),
             tr101290_errors: Mutex::default(),
+            scte35_family: f.transport.scte35_messages.clone(),
+            scte35_messages: Mutex::default(),
+            ad_break_family: f.transport.ad_break_active.clone(),
+            ad_break: Mutex::default(),
             http_requests: Mutex::default(),
             playlist_age_family: f.transport.hls_playlist_age.clone(),
             playlist_age: Mutex::default(),
@@ -943,6 +967,12 @@ impl StreamMetrics {
         for (indicator, (priority, _)) in lock(&self.tr101290_errors).iter() {
             let labels = [stream, &priority.to_string(), indicator];
             let _ = self.tr101290_family.remove_label_values(&labels);
+        }
+        for command in lock(&self.scte35_messages).keys() {
+            let _ = self.scte35_family.remove_label_values(&[stream, command]);
+        }
+        if lock(&self.ad_break).take().is_some() {
+            let _ = self.ad_break_family.remove_label_values(&[stream]);
         }
         for variant in lock(&self.playlist_age).keys() {
             let _ = self
@@ -1023,6 +1053,29 @@ impl StreamMetrics {
                 counter.inc_by(e.count);
                 series.insert(e.indicator, (e.priority, counter));
             }
+        }
+    }
+
+    fn count_scte35(&self, command: &'static str) {
+        let mut series = lock(&self.scte35_messages);
+        if let Some(counter) = series.get(command) {
+            counter.inc();
+        } else if !self.removed.load(Ordering::Relaxed) {
+            let counter = self
+                .scte35_family
+                .with_label_values(&[&self.stream, command]);
+            counter.inc();
+            series.insert(command, counter);
+        }
+    }
+
+    fn set_ad_break(&self, active: bool) {
+        let mut gauge = lock(&self.ad_break);
+        if gauge.is_none() && !self.removed.load(Ordering::Relaxed) {
+            *gauge = Some(self.ad_break_family.with_label_values(&[&self.stream]));
+        }
+        if let Some(g) = gauge.as_ref() {
+            g.set(i64::from(active));
         }
     }
 
@@ -1159,7 +1212,14 @@ impl Sink for StreamMetrics {
             Event::InputBitrate(bps) => self.input_bitrate.set(*bps, &self.removed),
             Event::TsContinuityErrors(n) => self.ts_cc_errors.inc_by(*n),
             Event::TsErrors(errors) => self.count_ts_errors(errors),
-            Event::TsMeasured => self.count_ts_errors(&tr101290::zero_counts()),
+            Event::TsMeasured => {
+                self.count_ts_errors(&tr101290::zero_counts());
+                self.set_ad_break(false);
+            }
+            Event::Scte35Cue(cue) => self.count_scte35(cue.command),
+            Event::AdBreak(change) => {
+                self.set_ad_break(matches!(change, BreakChange::Started { .. }));
+            }
             Event::RtpPacketsLost(n) => self.rtp_packets_lost.inc_by(*n),
             Event::HttpRequest { kind, code } => self.count_http_request(kind, code),
             Event::SegmentDownloaded(d) => self.segments.observe(d, &self.removed),
@@ -1326,6 +1386,7 @@ mod tests {
             channel_position: None,
             variant: None,
             priority: None,
+            rule: None,
             indicators: None,
         };
         let active = || {

@@ -9,6 +9,7 @@ use crate::config::AnalysisTier;
 use crate::detect::DetectorKind;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
+use crate::detect::transport::scte35::{BreakChange, Cue};
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, Sink, StreamState};
 use crate::frame::VideoFrame;
 use crate::media::{Carried, MediaFormat};
@@ -56,6 +57,9 @@ pub struct StreamStatus {
     /// TR 101 290 errors by indicator, for MPEG-TS sources that had any.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tr101290: BTreeMap<&'static str, IndicatorStatus>,
+    /// SCTE-35 cues and the ad break, for MPEG-TS sources that carried any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scte35: Option<Scte35Status>,
     /// RTP packets lost (sequence gaps), for RTP sources.
     pub rtp_packets_lost: u64,
     /// The HLS playlists checked, for HLS streams.
@@ -75,6 +79,19 @@ pub struct StreamStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_segment: Option<SegmentStatus>,
 }
+
+/// What `/api/streams` shows of a stream's SCTE-35 signalling.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Scte35Status {
+    pub messages: u64,
+    /// The latest cues, newest first.
+    pub recent: VecDeque<Cue>,
+    /// The break on now (its `Started` change), if any.
+    pub ad_break: Option<BreakChange>,
+}
+
+/// Cues kept per stream.
+const RECENT_CUES: usize = 20;
 
 /// One TR 101 290 indicator's errors.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -114,6 +131,7 @@ struct State {
     restarts: u64,
     ts_cc_errors: u64,
     tr101290: BTreeMap<&'static str, IndicatorStatus>,
+    scte35: Option<Scte35Status>,
     rtp_packets_lost: u64,
     time_to_first_frame: Option<f64>,
     input_bitrate: Option<f64>,
@@ -158,6 +176,7 @@ impl StatusSink {
                 restarts: 0,
                 ts_cc_errors: 0,
                 tr101290: BTreeMap::new(),
+                scte35: None,
                 rtp_packets_lost: 0,
                 time_to_first_frame: None,
                 input_bitrate: None,
@@ -227,6 +246,7 @@ impl StatusSink {
             input_bitrate: st.input_bitrate.map(f64::round),
             ts_cc_errors: st.ts_cc_errors,
             tr101290: st.tr101290.clone(),
+            scte35: st.scte35.clone(),
             rtp_packets_lost: st.rtp_packets_lost,
             hls: st.hls.clone(),
             last_segment: st.last_segment.clone(),
@@ -346,6 +366,16 @@ impl Sink for StatusSink {
                     entry.last_at = e.at;
                     entry.detail.clone_from(&e.detail);
                 }
+            }
+            Event::Scte35Cue(cue) => {
+                let s = st.scte35.get_or_insert_default();
+                s.messages += 1;
+                s.recent.push_front(cue.clone());
+                s.recent.truncate(RECENT_CUES);
+            }
+            Event::AdBreak(change) => {
+                let s = st.scte35.get_or_insert_default();
+                s.ad_break = matches!(change, BreakChange::Started { .. }).then(|| change.clone());
             }
             Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),

@@ -24,7 +24,7 @@ use crate::detect::audio::AudioSummary;
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
-use crate::detect::transport::tr101290::{IndicatorErrors, TsSettings};
+use crate::detect::transport::tr101290::{TsFindings, TsSettings};
 use crate::events::{DefectEvent, Event, SegmentDownload, StreamState};
 use crate::frame::{AudioBuffer, VideoFrame};
 use crate::media::{Decoders, MediaFormat};
@@ -269,12 +269,10 @@ impl Stream {
         self.input_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// TR 101 290 errors found in one buffer entering the demuxer.
-    pub fn count_ts_errors(&self, errors: Vec<IndicatorErrors>) {
-        if !errors.is_empty() {
-            let at = self.transport_now();
-            self.with_monitor(|m, emit| m.on_ts_errors(at, errors, emit));
-        }
+    /// What one buffer entering the demuxer showed: TR 101 290 errors, SCTE-35 cues.
+    pub fn ts_findings(&self, found: TsFindings) {
+        let at = self.transport_now();
+        self.with_monitor(|m, emit| m.on_ts_findings(at, found, emit));
     }
 
     /// The run's MPEG-TS input is measured from now on.
@@ -290,6 +288,7 @@ impl Stream {
             segmented,
             priority3: c.priority3,
             segment_interval: c.segment_interval,
+            break_tolerance: self.config.detectors.scte35.break_tolerance,
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{AnalysisTier, ChannelSelection, DetectorsConfig};
 use crate::detect::audio::{AudioDetectors, AudioSummary};
 use crate::detect::transport::psi::Program;
-use crate::detect::transport::tr101290::{CONTINUITY_COUNT_ERROR, IndicatorErrors};
+use crate::detect::transport::tr101290::{CONTINUITY_COUNT_ERROR, IndicatorErrors, TsFindings};
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
 use crate::detect::video::{Decoded, VideoDetectors};
 use crate::detect::{DetectorKind, Sample, Scoped, Transition};
@@ -523,8 +523,24 @@ impl Monitor {
         }
     }
 
-    /// TR 101 290 errors found in one buffer entering the demuxer.
-    pub fn on_ts_errors(&mut self, at: Sample, errors: Vec<IndicatorErrors>, emit: &mut Emit<'_>) {
+    /// What one buffer entering the demuxer showed: TR 101 290 errors, SCTE-35 cues and the
+    /// ad break's changes.
+    pub fn on_ts_findings(&mut self, at: Sample, found: TsFindings, emit: &mut Emit<'_>) {
+        let mut out = Vec::new();
+        self.transport.observe_breaks(at, &found.breaks, &mut out);
+        self.apply_scoped(&out, emit);
+        for cue in found.cues {
+            emit(&Event::Scte35Cue(cue), None);
+        }
+        for change in found.breaks {
+            emit(&Event::AdBreak(change), None);
+        }
+        if !found.errors.is_empty() {
+            self.on_ts_errors(at, found.errors, emit);
+        }
+    }
+
+    fn on_ts_errors(&mut self, at: Sample, errors: Vec<IndicatorErrors>, emit: &mut Emit<'_>) {
         let mut out = Vec::new();
         self.transport.observe_ts_errors(at, &errors, &mut out);
         self.apply_scoped(&out, emit);
@@ -687,6 +703,7 @@ impl Monitor {
             channel_position: scope.position,
             variant: scope.variant.clone(),
             priority: scope.priority,
+            rule: scope.rule,
             indicators: scope.indicators.clone(),
         }
     }
@@ -704,7 +721,10 @@ fn defect_id(stream: &str, detector: DetectorKind, start: SystemTime, scope: &Sc
         (Some(ch), _, _) => format!("{id}-ch{ch}"),
         (None, Some(v), _) => format!("{id}-{v}"),
         (None, None, Some(p)) => format!("{id}-p{p}"),
-        (None, None, None) => id,
+        (None, None, None) => match scope.rule {
+            Some(rule) => format!("{id}-{rule}"),
+            None => id,
+        },
     }
 }
 

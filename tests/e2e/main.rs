@@ -27,6 +27,7 @@ mod programs;
 mod prometheus;
 mod reload;
 mod resilience;
+mod scte35;
 mod security;
 mod shaders_validate;
 mod shard;

@@ -314,3 +314,121 @@ pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
     std::fs::write(&out, bytes).expect("write faulted clip");
     out
 }
+
+/// The PID the SCTE-35 cues go on.
+pub const SCTE35_PID: u16 = 500;
+
+/// One SCTE-35 message to insert: a `splice_insert` (out of network or back, with a break
+/// duration and auto return), or a `splice_null` heartbeat.
+#[derive(Clone, Copy, Debug)]
+pub struct CueSpec {
+    /// Seconds on the clip's PCR where the message goes; the splice time is the PTS there.
+    pub at: f64,
+    /// None: a splice_null.
+    pub event_id: Option<u32>,
+    pub out: bool,
+    pub duration: Option<(f64, bool)>,
+}
+
+/// CRC-32/MPEG-2 of a section without its CRC field.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in data {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The PMT packet with an SCTE-35 stream (type 0x86, registration descriptor `CUEI`) added.
+fn pmt_with_scte35(p: &[u8]) -> Vec<u8> {
+    let start = 5 + usize::from(p[4]);
+    let len = 3 + ((usize::from(p[start + 1] & 0x0F) << 8) | usize::from(p[start + 2]));
+    let mut section = p[start..start + len - 4].to_vec();
+    let pid = SCTE35_PID;
+    section.extend([0x86, 0xE0 | (pid >> 8) as u8, pid as u8, 0xF0, 6, 0x05, 4]);
+    section.extend(b"CUEI");
+    let new_len = section.len() + 4 - 3;
+    section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
+    section[2] = new_len as u8;
+    let crc = crc32(&section);
+    section.extend(crc.to_be_bytes());
+    let mut out = p[..start].to_vec();
+    out.extend(section);
+    out.resize(PACKET, 0xFF);
+    out
+}
+
+/// A splice_info_section for `cue` with the splice at PTS `pts` (90 kHz).
+fn splice_section(cue: &CueSpec, pts: u64) -> Vec<u8> {
+    use broadcast_common::Serialize;
+    use scte35_splice::SpliceInfoSection;
+    use scte35_splice::commands::{AnyCommand, SpliceInsert, SpliceNull};
+    use scte35_splice::time::{BreakDuration, SpliceTime};
+    let command = match cue.event_id {
+        None => AnyCommand::SpliceNull(SpliceNull),
+        Some(id) => AnyCommand::SpliceInsert(SpliceInsert {
+            splice_event_id: id,
+            splice_event_cancel_indicator: false,
+            out_of_network_indicator: cue.out,
+            program_splice_flag: true,
+            splice_immediate_flag: false,
+            event_id_compliance_flag: true,
+            splice_time: Some(SpliceTime::with_pts(pts)),
+            components: Vec::new(),
+            break_duration: cue.duration.map(|(seconds, auto_return)| BreakDuration {
+                auto_return,
+                duration: (seconds * 90_000.0) as u64,
+            }),
+            unique_program_id: 1,
+            avail_num: 0,
+            avails_expected: 0,
+        }),
+    };
+    SpliceInfoSection::new_clear(command, &[])
+        .try_to_bytes()
+        .expect("serialize splice_info_section")
+}
+
+/// `clean` (an ffmpeg clip) with an SCTE-35 PID in its PMT and `cues` on it, into `dir`.
+pub fn with_scte35(clean: &Path, cues: &[CueSpec], dir: &Path) -> PathBuf {
+    let data = std::fs::read(clean).expect("read clean clip");
+    let packets: Vec<Vec<u8>> = data.chunks_exact(PACKET).map(<[u8]>::to_vec).collect();
+    let times = packet_times(&packets);
+    let mut out = Vec::with_capacity(data.len() + cues.len() * PACKET);
+    let mut pending = cues.iter().peekable();
+    let (mut cc, mut pcr_base) = (0u8, 0u64);
+    for (i, p) in packets.iter().enumerate() {
+        if let Some(pcr) = pcr_of(p) {
+            pcr_base = pcr / 300;
+        }
+        while let Some(cue) = pending.next_if(|c| times[i] >= c.at) {
+            let section = splice_section(cue, pcr_base);
+            let mut packet = vec![
+                0x47,
+                0x40 | (SCTE35_PID >> 8) as u8,
+                SCTE35_PID as u8,
+                0x10 | cc,
+                0,
+            ];
+            packet.extend(section);
+            packet.resize(PACKET, 0xFF);
+            out.extend(packet);
+            cc = (cc + 1) & 0x0F;
+        }
+        if pid(p) == PMT_PID && unit_start(p) {
+            out.extend(pmt_with_scte35(p));
+        } else {
+            out.extend_from_slice(p);
+        }
+    }
+    let path = dir.join("scte35.ts");
+    std::fs::write(&path, out).expect("write clip with cues");
+    path
+}

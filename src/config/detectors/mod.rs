@@ -61,6 +61,7 @@ pub struct DetectorsConfig {
     pub segment_duration: SegmentDurationConfig,
     pub http_errors: HttpErrorsConfig,
     pub tr101290: Tr101290Config,
+    pub scte35: Scte35Config,
 }
 
 /// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
@@ -120,6 +121,7 @@ impl DetectorsConfig {
         self.sequence.validate(&k("sequence"))?;
         self.segment_duration.validate(&k("segment_duration"))?;
         self.http_errors.validate(&k("http_errors"))?;
-        self.tr101290.validate(&k("tr101290"))
+        self.tr101290.validate(&k("tr101290"))?;
+        self.scte35.validate(&k("scte35"))
     }
 }

@@ -287,3 +287,37 @@ impl Tr101290Config {
         in_range(&k("segment_interval"), self.segment_interval, 0.1, 600.0)
     }
 }
+
+/// Seconds an ad break may run past the duration its cue declared before it is a fault.
+pub const DEFAULT_SCTE35_BREAK_TOLERANCE_SECS: f64 = 2.0;
+
+/// SCTE-35 ad signalling on MPEG-TS input: a break that outlasts its declared duration (and
+/// does not return by itself), and a return with no break on.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scte35Config {
+    /// Whether breaks are judged (cues are always read and counted).
+    pub enabled: bool,
+    /// Seconds a break may run past its declared duration.
+    pub break_tolerance: f64,
+    /// Seconds a cue in without a break stays reported.
+    pub hold: f64,
+}
+
+impl Default for Scte35Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            break_tolerance: DEFAULT_SCTE35_BREAK_TOLERANCE_SECS,
+            hold: DEFAULT_MANIFEST_FAULT_HOLD_SECS,
+        }
+    }
+}
+
+impl Scte35Config {
+    pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let k = |name: &str| format!("{key}.{name}");
+        in_range(&k("break_tolerance"), self.break_tolerance, 0.0, 3600.0)?;
+        positive(&k("hold"), self.hold)
+    }
+}

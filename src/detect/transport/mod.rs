@@ -13,6 +13,7 @@
 pub mod hls;
 pub mod psi;
 pub mod rtp;
+pub mod scte35;
 pub mod tr101290;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -115,6 +116,75 @@ impl PriorityTracker {
     }
 }
 
+/// SCTE-35 faults: a break running past its declared duration (on until it returns), and a
+/// return with no break on (held like other instantaneous faults).
+struct BreakTrackers {
+    overrun: DefectTracker,
+    overrunning: bool,
+    orphan: DefectTracker,
+    orphan_recent: bool,
+}
+
+impl BreakTrackers {
+    fn new(hold: f64) -> Self {
+        let timing = |clear_duration| Timing {
+            min_duration: 0.0,
+            clear_duration,
+        };
+        Self {
+            overrun: DefectTracker::new(DetectorKind::Scte35, timing(0.0)),
+            overrunning: false,
+            orphan: DefectTracker::new(DetectorKind::Scte35, timing(hold)),
+            orphan_recent: false,
+        }
+    }
+
+    fn observe(&mut self, at: Sample, changes: &[scte35::BreakChange], out: &mut Vec<Scoped>) {
+        use scte35::BreakChange;
+        for change in changes {
+            match change {
+                BreakChange::Overrun { .. } => self.overrunning = true,
+                BreakChange::Ended { .. } => self.overrunning = false,
+                BreakChange::InWithoutOut { .. } => self.orphan_recent = true,
+                BreakChange::Started { .. } => {}
+            }
+        }
+        self.update(at, false, out);
+    }
+
+    /// `tick`: the watchdog's, which ends a held fault.
+    fn update(&mut self, at: Sample, tick: bool, out: &mut Vec<Scoped>) {
+        if self.overrunning || self.overrun.engaged() {
+            let t = self.overrun.update(at, self.overrunning, 1.0);
+            out.extend(t.map(|t| (t, Scope::rule("break_overrun"))));
+        }
+        let recent = if tick {
+            std::mem::take(&mut self.orphan_recent)
+        } else {
+            self.orphan_recent
+        };
+        if recent || self.orphan.engaged() {
+            let t = self.orphan.update(at, recent, 1.0);
+            out.extend(t.map(|t| (t, Scope::rule("in_without_out"))));
+        }
+    }
+
+    fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        self.overrunning = false;
+        self.orphan_recent = false;
+        out.extend(
+            self.overrun
+                .finish(at)
+                .map(|t| (t, Scope::rule("break_overrun"))),
+        );
+        out.extend(
+            self.orphan
+                .finish(at)
+                .map(|t| (t, Scope::rule("in_without_out"))),
+        );
+    }
+}
+
 /// Wall-clock transport detectors of one stream.
 pub struct TransportDetectors {
     config: DetectorsConfig,
@@ -124,6 +194,7 @@ pub struct TransportDetectors {
     variants: BTreeMap<String, VariantTrackers>,
     /// TR 101 290 priorities 1, 2 and 3.
     priorities: [PriorityTracker; 3],
+    breaks: BreakTrackers,
 }
 
 impl TransportDetectors {
@@ -143,6 +214,7 @@ impl TransportDetectors {
             },
             variants: BTreeMap::new(),
             priorities: std::array::from_fn(|_| PriorityTracker::new(config.tr101290.hold)),
+            breaks: BreakTrackers::new(config.scte35.hold),
             config: config.clone(),
         }
     }
@@ -166,6 +238,18 @@ impl TransportDetectors {
                 p.recent = true;
                 p.update(level, at, true, out);
             }
+        }
+    }
+
+    /// The ad break's changes, from the SCTE-35 cues.
+    pub fn observe_breaks(
+        &mut self,
+        at: Sample,
+        changes: &[scte35::BreakChange],
+        out: &mut Vec<Scoped>,
+    ) {
+        if self.config.scte35.enabled && !changes.is_empty() {
+            self.breaks.observe(at, changes, out);
         }
     }
 
@@ -207,6 +291,7 @@ impl TransportDetectors {
             out.extend(transition.map(|t| (t, Scope::default())));
         }
         self.tick_tr101290(at, out);
+        self.breaks.update(at, true, out);
         let bitrate = self.meter.sample(now, input_bytes);
         let floor = self.config.bitrate.min_bits_per_second;
         if let Some(bps) = bitrate
@@ -231,6 +316,7 @@ impl TransportDetectors {
             p.finish(level, at, out);
             p.recent = false;
         }
+        self.breaks.finish(at, out);
         self.meter.samples.clear();
     }
 

@@ -92,7 +92,7 @@ impl<T> Sections<T> {
 
 /// Section bytes of one PID being reassembled from packet payloads.
 #[derive(Debug, Default)]
-struct Assembler {
+pub(crate) struct Assembler {
     data: Vec<u8>,
     /// A section start was seen and `data` continues it.
     active: bool,
@@ -102,7 +102,7 @@ struct Assembler {
 
 impl Assembler {
     /// Adds one packet's payload; returns the sections it completes.
-    fn feed(&mut self, payload: &[u8], unit_start: bool, out: &mut Vec<Vec<u8>>) {
+    pub(crate) fn feed(&mut self, payload: &[u8], unit_start: bool, out: &mut Vec<Vec<u8>>) {
         let mut rest = payload;
         if unit_start {
             let Some((&pointer, after)) = payload.split_first() else {
@@ -194,7 +194,21 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
     crc
 }
 
-fn pid_of(hi: u8, lo: u8) -> u16 {
+/// A packet's payload unit start indicator and payload; None without a payload or with the
+/// transport error indicator set (its bytes cannot be trusted).
+pub(crate) fn packet_payload(packet: &[u8]) -> Option<(bool, &[u8])> {
+    if packet.len() < 5 || packet[1] & 0x80 != 0 {
+        return None;
+    }
+    let payload = match (packet[3] >> 4) & 0x3 {
+        0b01 => &packet[4..],
+        0b11 => packet.get(5 + usize::from(packet[4])..)?,
+        _ => return None,
+    };
+    Some((packet[1] & 0x40 != 0, payload))
+}
+
+pub(crate) fn pid_of(hi: u8, lo: u8) -> u16 {
     u16::from(hi & 0x1F) << 8 | u16::from(lo)
 }
 
@@ -446,19 +460,12 @@ impl ProgramTables {
     /// Reads one packet; true when a section it completes changed a table. Sections apply at
     /// once: the PMT PIDs of a PAT are followed from the next packet on.
     fn packet(&mut self, packet: &[u8]) -> bool {
-        let transport_error = packet[1] & 0x80 != 0;
         let pid = pid_of(packet[1], packet[2]);
-        if transport_error || !self.is_psi_pid(pid) {
+        if !self.is_psi_pid(pid) {
             return false;
         }
-        let unit_start = packet[1] & 0x40 != 0;
-        let payload = match (packet[3] >> 4) & 0x3 {
-            0b01 => &packet[4..],
-            0b11 => {
-                let skip = 5 + usize::from(packet[4]);
-                packet.get(skip..).unwrap_or(&[])
-            }
-            _ => return false,
+        let Some((unit_start, payload)) = packet_payload(packet) else {
+            return false;
         };
         let mut sections = Vec::new();
         self.assemblers

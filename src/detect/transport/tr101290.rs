@@ -19,6 +19,9 @@ use dvb_conformance::{Config, ConformanceMonitor, Indicator, Priority};
 use mpeg_ts::ts::TsPacket;
 
 use crate::detect::transport::psi::ProgramTables;
+use crate::detect::transport::scte35::{
+    BreakChange, Breaks, Cue, STREAM_TYPE_SCTE35, Scte35Reader,
+};
 
 /// Indicator 1.4's name, which `streamwatch_ts_cc_errors_total` also counts.
 pub const CONTINUITY_COUNT_ERROR: &str = "Continuity_count_error";
@@ -56,6 +59,22 @@ pub struct TsSettings {
     pub priority3: bool,
     /// Seconds between PAT, PMT or PCR that are errors in segmented input.
     pub segment_interval: f64,
+    /// Seconds an ad break may run past its declared duration.
+    pub break_tolerance: f64,
+}
+
+/// What one buffer showed: TR 101 290 errors, SCTE-35 cues and the ad break's changes.
+#[derive(Debug, Default)]
+pub struct TsFindings {
+    pub errors: Vec<IndicatorErrors>,
+    pub cues: Vec<Cue>,
+    pub breaks: Vec<BreakChange>,
+}
+
+impl TsFindings {
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty() && self.cues.is_empty() && self.breaks.is_empty()
+    }
 }
 
 /// Errors of one indicator found in one buffer.
@@ -120,6 +139,9 @@ impl Tr101290 {
                 monitor: ConformanceMonitor::with_config(monitor_config(&settings)),
                 tables: ProgramTables::default(),
                 sparse: Vec::new(),
+                scte35: Scte35Reader::default(),
+                breaks: Breaks::default(),
+                break_tolerance: settings.break_tolerance,
                 accuracy: PcrAccuracy::default(),
                 priority3: settings.priority3,
                 last: Duration::ZERO,
@@ -139,8 +161,8 @@ impl Tr101290 {
 
     /// Reads the packets in `data` (which continues the previous call's data); returns the
     /// errors found, one entry per indicator.
-    pub fn push(&mut self, data: &[u8]) -> Vec<IndicatorErrors> {
-        let mut found = Vec::new();
+    pub fn push(&mut self, data: &[u8]) -> TsFindings {
+        let mut found = TsFindings::default();
         self.carry.extend_from_slice(data);
         let mut at = 0;
         while let Some(step) = self.next_packet(at) {
@@ -183,7 +205,7 @@ impl Tr101290 {
         }
     }
 
-    fn packet(&mut self, packet: &[u8; PACKET], found: &mut Vec<IndicatorErrors>) {
+    fn packet(&mut self, packet: &[u8; PACKET], found: &mut TsFindings) {
         let measures = &mut self.measures;
         self.pacing.push(packet, packet_pcr(packet), |p, pcr, t| {
             measures.measure(p, pcr, t, found)
@@ -199,6 +221,9 @@ struct Measures {
     /// PIDs whose PMT entry is neither video nor audio (SCTE-35 cues, subtitles, teletext,
     /// private sections): they may be silent for minutes, so their absence is no PID_error.
     sparse: Vec<u16>,
+    scte35: Scte35Reader,
+    breaks: Breaks,
+    break_tolerance: f64,
     accuracy: PcrAccuracy,
     priority3: bool,
     /// The latest time given.
@@ -211,20 +236,25 @@ impl Measures {
         packet: &[u8; PACKET],
         pcr: Option<PcrField>,
         t: Duration,
-        found: &mut Vec<IndicatorErrors>,
+        found: &mut TsFindings,
     ) {
         // Never backwards: an interval measured backwards would hide the time that passed.
         self.last = self.last.max(t);
         let t = self.last;
         let accuracy_errors = self.accuracy.observe(packet, pcr);
         if let Some(programs) = self.tables.push(packet) {
-            self.sparse = programs
-                .iter()
-                .flat_map(|p| &p.streams)
+            let streams = || programs.iter().flat_map(|p| &p.streams);
+            self.sparse = streams()
                 .filter(|s| s.kind != "video" && s.kind != "audio")
                 .map(|s| s.pid)
                 .collect();
+            let cue_pids: Vec<u16> = streams()
+                .filter(|s| s.stream_type == STREAM_TYPE_SCTE35)
+                .map(|s| s.pid)
+                .collect();
+            self.scte35.set_pids(&cue_pids);
         }
+        self.cues(packet, pcr, t.as_secs_f64(), found);
         let mut lost_packets = false;
         for event in self.monitor.feed(packet, t) {
             let priority = priority_number(event.priority);
@@ -234,9 +264,13 @@ impl Measures {
                 continue;
             }
             lost_packets |= event.indicator == Indicator::ContinuityCountError;
-            tally(found, event.indicator.name(), priority, t, || {
-                event.detail.clone()
-            });
+            tally(
+                &mut found.errors,
+                event.indicator.name(),
+                priority,
+                t,
+                || event.detail.clone(),
+            );
         }
         if lost_packets {
             // Positions no longer measure time.
@@ -244,9 +278,13 @@ impl Measures {
         }
         if let Some((pid, errors)) = accuracy_errors {
             for _ in 0..errors {
-                tally(found, Indicator::PcrAccuracyError.name(), 2, t, || {
-                    format!("PCR on PID 0x{pid:04X} more than 500 ns from its position's value")
-                });
+                tally(
+                    &mut found.errors,
+                    Indicator::PcrAccuracyError.name(),
+                    2,
+                    t,
+                    || format!("PCR on PID 0x{pid:04X} more than 500 ns from its position's value"),
+                );
             }
         }
     }
@@ -255,6 +293,27 @@ impl Measures {
 enum Framing {
     Packet(usize),
     Skip(usize),
+}
+
+impl Measures {
+    /// SCTE-35 cues, and the ad break they describe as the clock passes.
+    fn cues(
+        &mut self,
+        packet: &[u8; PACKET],
+        pcr: Option<PcrField>,
+        t: f64,
+        found: &mut TsFindings,
+    ) {
+        if let Some((_, value, _)) = pcr {
+            self.scte35.note_pcr(value, t);
+        }
+        let before = found.cues.len();
+        self.scte35.packet(packet, t, &mut found.cues);
+        for cue in &found.cues[before..] {
+            self.breaks.cue(cue, &mut found.breaks);
+        }
+        self.breaks.tick(t, self.break_tolerance, &mut found.breaks);
+    }
 }
 
 /// Adds one error of `indicator` to `found`.
@@ -529,6 +588,7 @@ mod tests {
             segmented: false,
             priority3: false,
             segment_interval: 10.0,
+            break_tolerance: 2.0,
         }
     }
 
@@ -586,7 +646,7 @@ mod tests {
         let mut data = cbr(400, 10, 5_000, |_| 0);
         // One PCR packet lost: one continuity error, wherever the buffers are cut.
         data.drain(200 * PACKET..201 * PACKET);
-        let whole = Tr101290::new(settings()).push(&data);
+        let whole = Tr101290::new(settings()).push(&data).errors;
         assert_eq!(
             count(&whole, Indicator::ContinuityCountError),
             1,
@@ -595,8 +655,8 @@ mod tests {
         for split in [1, 100, 188, 189, 5_000, 200 * PACKET + 3] {
             let mut ts = Tr101290::new(settings());
             let (a, b) = data.split_at(split);
-            let mut found = ts.push(a);
-            found.extend(ts.push(b));
+            let mut found = ts.push(a).errors;
+            found.extend(ts.push(b).errors);
             assert_eq!(
                 count(&found, Indicator::ContinuityCountError),
                 1,
@@ -619,7 +679,7 @@ mod tests {
         data[41 * PACKET] = 0x00;
         // Garbage between two packets: framing is found again after it.
         data.splice(70 * PACKET..70 * PACKET, [0x12u8; 77]);
-        let found = Tr101290::new(settings()).push(&data);
+        let found = Tr101290::new(settings()).push(&data).errors;
         assert_eq!(count(&found, Indicator::SyncByteError), 5, "{found:?}");
         assert_eq!(count(&found, Indicator::TsSyncLoss), 2, "{found:?}");
     }
@@ -682,13 +742,19 @@ mod tests {
     #[test]
     fn pcr_accuracy_is_judged_on_constant_bitrate_only() {
         let jittered = |i: u64| if i == 3_000 || i == 6_000 { 40 } else { 0 };
-        let found = Tr101290::new(settings()).push(&cbr(8_000, 30, 5_000, jittered));
+        let found = Tr101290::new(settings())
+            .push(&cbr(8_000, 30, 5_000, jittered))
+            .errors;
         assert_eq!(count(&found, Indicator::PcrAccuracyError), 2, "{found:?}");
-        let clean = Tr101290::new(settings()).push(&cbr(8_000, 30, 5_000, |_| 0));
+        let clean = Tr101290::new(settings())
+            .push(&cbr(8_000, 30, 5_000, |_| 0))
+            .errors;
         assert_eq!(count(&clean, Indicator::PcrAccuracyError), 0, "{clean:?}");
         // Variable rate: PCRs at varying packet distances are never judged.
         let vbr = |i: u64| ((i * 7_919) % 3_001) as i64 * 10;
-        let found = Tr101290::new(settings()).push(&cbr(8_000, 30, 5_000, vbr));
+        let found = Tr101290::new(settings())
+            .push(&cbr(8_000, 30, 5_000, vbr))
+            .errors;
         assert_eq!(count(&found, Indicator::PcrAccuracyError), 0, "{found:?}");
     }
 
@@ -698,7 +764,7 @@ mod tests {
         // Drop PCR packets 100 and 110 (CC 10 and 11 of the PCR PID): one gap.
         data.drain(110 * PACKET..111 * PACKET);
         data.drain(100 * PACKET..101 * PACKET);
-        let found = Tr101290::new(settings()).push(&data);
+        let found = Tr101290::new(settings()).push(&data).errors;
         assert_eq!(
             count(&found, Indicator::ContinuityCountError),
             1,

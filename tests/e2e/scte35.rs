@@ -1,0 +1,95 @@
+//! SCTE-35 cues in a real transport stream: an ffmpeg clip with an SCTE-35 PID added to its
+//! PMT and splice_insert messages built with the `scte35-splice` crate. A break that returns
+//! in time is no fault; one that outlasts its declared duration and tolerance is a
+//! `break_overrun` until it returns; a return with no break on is `in_without_out`. The data
+//! PID raises no TR 101 290 error.
+
+use serde_json::Value;
+
+use crate::support::scan_json;
+use crate::support::temp_dir;
+use crate::support::ts_faults::{CueSpec, Muxer, clean_ts, with_scte35};
+
+fn insert(at: f64, event_id: u32, out: bool, duration: Option<(f64, bool)>) -> CueSpec {
+    CueSpec {
+        at,
+        event_id: Some(event_id),
+        out,
+        duration,
+    }
+}
+
+fn rules(report: &Value) -> Vec<String> {
+    report["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["detector"] == "scte35")
+        .filter_map(|e| e["rule"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn cues_are_read_and_breaks_judged_against_their_declared_duration() {
+    let dir = temp_dir("scte35");
+    let cues = [
+        CueSpec {
+            at: 1.0,
+            event_id: None,
+            out: false,
+            duration: None,
+        },
+        // 3 s declared, back after 3.5 s: within the 2 s tolerance.
+        insert(2.0, 1, true, Some((3.0, false))),
+        insert(2.1, 1, true, Some((3.0, false))),
+        insert(5.5, 1, false, None),
+        // 1 s declared, back after 4 s: an overrun from 9.5 s to 10.5 s.
+        insert(6.5, 2, true, Some((1.0, false))),
+        insert(10.5, 2, false, None),
+        // A return with no break on.
+        insert(11.0, 3, false, None),
+    ];
+    let clip = with_scte35(&clean_ts(Muxer::FfmpegVbr), &cues, &dir);
+    let report = scan_json(&format!("file://{}", clip.display()), &["--backend", "cpu"]);
+    let scte35 = &report["scte35"];
+    eprintln!("scte35: {scte35:#}\nevents: {:#}", report["events"]);
+    assert_eq!(scte35["messages"], 7, "{report:#}");
+    let recent = scte35["recent"].as_array().cloned().unwrap_or_default();
+    let commands: Vec<&str> = recent
+        .iter()
+        .rev()
+        .filter_map(|c| c["command"].as_str())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "splice_null",
+            "splice_insert",
+            "splice_insert",
+            "splice_insert",
+            "splice_insert",
+            "splice_insert",
+            "splice_insert"
+        ]
+    );
+    let first_out = &recent[recent.len() - 2];
+    assert_eq!(first_out["kind"], "out");
+    assert_eq!(first_out["event_id"], 1);
+    assert_eq!(first_out["duration"], 3.0);
+    assert!(
+        (first_out["splice_at"].as_f64().unwrap_or(0.0) - 2.0).abs() < 0.2,
+        "{first_out:#}"
+    );
+    assert!(
+        scte35["ad_break"].is_null(),
+        "no break on at the end: {scte35:#}"
+    );
+    let mut found = rules(&report);
+    found.sort();
+    assert_eq!(found, ["break_overrun", "in_without_out"], "{report:#}");
+    assert!(
+        report["tr101290"].as_object().is_none_or(|m| m.is_empty()),
+        "{:#}",
+        report["tr101290"]
+    );
+}
