@@ -4,11 +4,12 @@
 //! `break_overrun` until it returns; a return with no break on is `in_without_out`. The data
 //! PID raises no TR 101 290 error.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::support::scan_json;
-use crate::support::temp_dir;
 use crate::support::ts_faults::{CueSpec, Muxer, clean_ts, with_scte35};
+use crate::support::{Streamwatch, events_of, scan_json, temp_dir, wait_until};
 
 fn insert(at: f64, event_id: u32, out: bool, duration: Option<(f64, bool)>) -> CueSpec {
     CueSpec {
@@ -91,5 +92,50 @@ fn cues_are_read_and_breaks_judged_against_their_declared_duration() {
         report["tr101290"].as_object().is_none_or(|m| m.is_empty()),
         "{:#}",
         report["tr101290"]
+    );
+}
+
+#[test]
+fn run_counts_cues_shows_the_break_on_and_reports_its_overrun() {
+    let dir = temp_dir("scte35run");
+    let cues = [
+        insert(2.0, 1, true, Some((3.0, false))),
+        insert(5.5, 1, false, None),
+        insert(6.5, 2, true, Some((1.0, false))),
+        insert(10.5, 2, false, None),
+    ];
+    let clip = with_scte35(&clean_ts(Muxer::FfmpegVbr), &cues, &dir);
+    let sw = Streamwatch::start(
+        &format!(
+            "[[streams]]\nid = \"ads\"\nurl = \"file://{}\"\n",
+            clip.display()
+        ),
+        &[],
+    );
+    let active =
+        |sw: &Streamwatch| sw.metric_sum("streamwatch_ad_break_active", &["stream=\"ads\""]);
+    // The first break is on from 2 s to 5.5 s of the clip: seen on within 20 s of start.
+    assert!(
+        wait_until(Duration::from_secs(20), || active(&sw) == 1.0),
+        "the break never showed: {}",
+        sw.metrics()
+    );
+    let s = sw.wait_stream("ads", Duration::from_secs(30), "an overrun", |s| {
+        events_of(s, "scte35")
+            .iter()
+            .any(|e| e["rule"] == "break_overrun" && !e["end"].is_null())
+    });
+    let inserts = sw.metric_sum(
+        "streamwatch_scte35_messages_total",
+        &["stream=\"ads\"", "command=\"splice_insert\""],
+    );
+    eprintln!(
+        "run: {inserts} splice_insert messages, scte35 {:#}",
+        s["scte35"]
+    );
+    assert!(inserts >= 4.0, "{}", sw.metrics());
+    assert!(
+        s["scte35"]["messages"].as_u64().is_some_and(|n| n >= 4),
+        "{s:#}"
     );
 }
