@@ -159,6 +159,8 @@ fn expected() -> Vec<Expected> {
             (2, 2),
             (AT, AT + 1.2),
         ),
+        // Scrambled packets in a stream without a CAT: reported once.
+        e(Fault::Scramble, vbr, "CAT_error", (1, 1), (AT, AT + 0.2)),
     ]
 }
 
@@ -172,7 +174,7 @@ fn each_injected_fault_is_found_as_its_indicator_when_injected() {
         let found = tr101290_of(&report);
         let (n, at) = (count(&found, e.indicator), first_at(&found, e.indicator));
         let priority = if e.indicator.starts_with("PCR")
-            || ["CRC_error", "PTS_error", "Transport_error"].contains(&e.indicator)
+            || ["CRC_error", "PTS_error", "Transport_error", "CAT_error"].contains(&e.indicator)
         {
             2
         } else {

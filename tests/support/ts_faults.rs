@@ -163,6 +163,8 @@ pub enum Fault {
     JitterPcr,
     /// The transport error indicator on two packets.
     TransportError,
+    /// One video packet marked scrambled, in a stream with no CAT.
+    Scramble,
 }
 
 fn pid(p: &[u8]) -> u16 {
@@ -302,6 +304,10 @@ pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
                 pid(p) == VIDEO_PID && !unit_start(p)
             });
             packets[j][1] |= 0x80;
+        }
+        Fault::Scramble => {
+            let i = first_at(&packets, at, &|p| pid(p) == VIDEO_PID && !unit_start(p));
+            packets[i][3] |= 0x80;
         }
     }
     let out = dir.join(format!("{fault:?}.ts"));
