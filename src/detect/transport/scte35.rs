@@ -255,7 +255,7 @@ pub struct Breaks {
 }
 
 impl Breaks {
-    /// `tolerance`: seconds a break may run past its declared duration.
+    /// One cue: a break starts, ends, or a return comes with none on.
     pub fn cue(&mut self, cue: &Cue, out: &mut Vec<BreakChange>) {
         match cue.kind {
             CueKind::Out => {
@@ -302,7 +302,8 @@ impl Breaks {
         }
     }
 
-    /// Time passed to `t`: an automatic return, or an overrun.
+    /// Time passed to `t`: an automatic return, or an overrun (`tolerance`: seconds a break
+    /// may run past its declared duration).
     pub fn tick(&mut self, t: f64, tolerance: f64, out: &mut Vec<BreakChange>) {
         let Some(b) = &mut self.current else { return };
         let Some(duration) = b.duration else { return };
