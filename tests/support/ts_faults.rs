@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use streamwatch::detect::transport::psi::crc32_mpeg2;
+
 use super::clips::ffmpeg_cached;
 use super::proc::run_with_timeout;
 
@@ -34,9 +36,12 @@ pub enum Muxer {
     GstreamerScte35,
 }
 
-/// 12 s of 320x240 25 fps H.264 (2 s GOP) and AAC from `muxer`, cached.
-pub fn clean_ts(muxer: Muxer) -> PathBuf {
-    let sources = [
+/// ffmpeg's arguments for 12 s of 320x240 25 fps H.264 (2 s GOP) and AAC, then `output`.
+fn encode_args(output: &[&str]) -> Vec<String> {
+    let input = [
+        "-v",
+        "error",
+        "-y",
         "-f",
         "lavfi",
         "-i",
@@ -58,24 +63,29 @@ pub fn clean_ts(muxer: Muxer) -> PathBuf {
         "-pix_fmt",
         "yuv420p",
     ];
-    let mut args: Vec<String> = ["-v", "error", "-y"]
+    input
         .iter()
+        .chain(&video)
+        .chain(output)
         .map(|s| s.to_string())
-        .collect();
-    args.extend(sources.iter().map(|s| s.to_string()));
-    args.extend(video.iter().map(|s| s.to_string()));
+        .collect()
+}
+
+/// 12 s of 320x240 25 fps H.264 (2 s GOP) and AAC from `muxer`, cached.
+pub fn clean_ts(muxer: Muxer) -> PathBuf {
+    let limit = Duration::from_secs(120);
     match muxer {
-        Muxer::FfmpegVbr => {
-            args.extend(["-c:a", "aac", "-f", "mpegts", "OUT"].map(String::from));
-            ffmpeg_cached(&args, "ts", Duration::from_secs(120))
-        }
+        Muxer::FfmpegVbr => ffmpeg_cached(
+            &encode_args(&["-c:a", "aac", "-f", "mpegts", "OUT"]),
+            "ts",
+            limit,
+        ),
         Muxer::FfmpegCbr => {
             let cbr = [
                 "-b:v", "600k", "-maxrate", "600k", "-bufsize", "600k", "-c:a", "aac", "-b:a",
                 "96k", "-muxrate", "1200k", "-f", "mpegts", "OUT",
             ];
-            args.extend(cbr.map(String::from));
-            ffmpeg_cached(&args, "ts", Duration::from_secs(120))
+            ffmpeg_cached(&encode_args(&cbr), "ts", limit)
         }
         Muxer::Gstreamer => gstreamer_ts(false),
         Muxer::GstreamerScte35 => gstreamer_ts(true),
@@ -85,36 +95,7 @@ pub fn clean_ts(muxer: Muxer) -> PathBuf {
 /// The same picture and sound muxed by GStreamer (encoded by ffmpeg first, to MKV, then
 /// remuxed by `mpegtsmux`).
 fn gstreamer_ts(scte35: bool) -> PathBuf {
-    let args: Vec<String> = [
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        "12",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-g",
-        "50",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-f",
-        "matroska",
-        "OUT",
-    ]
-    .map(String::from)
-    .to_vec();
+    let args = encode_args(&["-c:a", "aac", "-f", "matroska", "OUT"]);
     let mkv = ffmpeg_cached(&args, "mkv", Duration::from_secs(120));
     let out = mkv.with_extension(if scte35 { "gst-scte35.ts" } else { "gst.ts" });
     if out.exists() {
@@ -220,17 +201,31 @@ pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
     let data = std::fs::read(clean).expect("read clean clip");
     let mut packets: Vec<Vec<u8>> = data.chunks_exact(PACKET).map(<[u8]>::to_vec).collect();
     let times = packet_times(&packets);
+    let mut remove = vec![false; packets.len()];
+    apply(fault, at, &mut packets, &times, &mut remove);
+    let out = dir.join(format!("{fault:?}.ts"));
+    let bytes: Vec<u8> = packets
+        .into_iter()
+        .zip(remove)
+        .filter(|(_, r)| !r)
+        .flat_map(|(p, _)| p)
+        .collect();
+    std::fs::write(&out, bytes).expect("write faulted clip");
+    out
+}
+
+/// Injects `fault` at `at` seconds: edits `packets` in place and marks those to `remove`.
+fn apply(fault: Fault, at: f64, packets: &mut [Vec<u8>], times: &[f64], remove: &mut [bool]) {
     let first_at = |packets: &[Vec<u8>], from: f64, matches: &dyn Fn(&[u8]) -> bool| {
         (0..packets.len())
             .find(|&i| times[i] >= from && matches(&packets[i]))
             .unwrap_or_else(|| panic!("no packet to fault at {from} s"))
     };
     let within = |i: usize, a: f64, b: f64| times[i] >= a && times[i] < b;
-    let mut remove = vec![false; packets.len()];
     match fault {
         Fault::DropPackets => {
             for k in 0..3 {
-                let i = first_at(&packets, at + f64::from(k), &|p| {
+                let i = first_at(packets, at + f64::from(k), &|p| {
                     pid(p) == VIDEO_PID && !unit_start(p)
                 });
                 remove[i] = true;
@@ -238,7 +233,7 @@ pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
         }
         Fault::CorruptSyncBytes => {
             // Not on PCR packets: the clock would lose a PCR as well.
-            let i = first_at(&packets, at, &|p| pcr_of(p).is_none());
+            let i = first_at(packets, at, &|p| pcr_of(p).is_none());
             packets[i][0] = 0x46;
             let j = (0..packets.len() - 1)
                 .find(|&j| {
@@ -259,9 +254,9 @@ pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
             }
         }
         Fault::FlipCrc => {
-            let i = first_at(&packets, at, &|p| pid(p) == PAT_PID && unit_start(p));
+            let i = first_at(packets, at, &|p| pid(p) == PAT_PID && unit_start(p));
             packets[i][13] ^= 0x01;
-            let j = first_at(&packets, at + 1.0, &|p| pid(p) == PMT_PID && unit_start(p));
+            let j = first_at(packets, at + 1.0, &|p| pid(p) == PMT_PID && unit_start(p));
             packets[j][14] ^= 0x01;
         }
         Fault::RemoveAudioPid | Fault::AudioGap => {
@@ -298,27 +293,18 @@ pub fn inject(clean: &Path, fault: Fault, at: f64, dir: &Path) -> PathBuf {
             }
         }
         Fault::TransportError => {
-            let i = first_at(&packets, at, &|p| pid(p) == VIDEO_PID && !unit_start(p));
+            let i = first_at(packets, at, &|p| pid(p) == VIDEO_PID && !unit_start(p));
             packets[i][1] |= 0x80;
-            let j = first_at(&packets, at + 1.0, &|p| {
+            let j = first_at(packets, at + 1.0, &|p| {
                 pid(p) == VIDEO_PID && !unit_start(p)
             });
             packets[j][1] |= 0x80;
         }
         Fault::Scramble => {
-            let i = first_at(&packets, at, &|p| pid(p) == VIDEO_PID && !unit_start(p));
+            let i = first_at(packets, at, &|p| pid(p) == VIDEO_PID && !unit_start(p));
             packets[i][3] |= 0x80;
         }
     }
-    let out = dir.join(format!("{fault:?}.ts"));
-    let bytes: Vec<u8> = packets
-        .into_iter()
-        .zip(remove)
-        .filter(|(_, r)| !r)
-        .flat_map(|(p, _)| p)
-        .collect();
-    std::fs::write(&out, bytes).expect("write faulted clip");
-    out
 }
 
 /// The PID the SCTE-35 cues go on.
@@ -336,22 +322,6 @@ pub struct CueSpec {
     pub duration: Option<(f64, bool)>,
 }
 
-/// CRC-32/MPEG-2 of a section without its CRC field.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
 /// The PMT packet with an SCTE-35 stream (type 0x86, registration descriptor `CUEI`) added.
 fn pmt_with_scte35(p: &[u8]) -> Vec<u8> {
     let start = 5 + usize::from(p[4]);
@@ -363,7 +333,7 @@ fn pmt_with_scte35(p: &[u8]) -> Vec<u8> {
     let new_len = section.len() + 4 - 3;
     section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
     section[2] = new_len as u8;
-    let crc = crc32(&section);
+    let crc = crc32_mpeg2(&section);
     section.extend(crc.to_be_bytes());
     let mut out = p[..start].to_vec();
     out.extend(section);
