@@ -38,10 +38,11 @@ pub enum DetectorKind {
     HttpErrors,
     Tr101290,
     Scte35,
+    HlsConformance,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 22] = [
+    pub const ALL: [DetectorKind; 23] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -64,6 +65,7 @@ impl DetectorKind {
         Self::HttpErrors,
         Self::Tr101290,
         Self::Scte35,
+        Self::HlsConformance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +92,7 @@ impl DetectorKind {
             Self::HttpErrors => "http_errors",
             Self::Tr101290 => "tr101290",
             Self::Scte35 => "scte35",
+            Self::HlsConformance => "hls_conformance",
         }
     }
 }

@@ -53,6 +53,14 @@ impl Scope {
         }
     }
 
+    pub fn variant_rule(variant: &str, rule: &'static str) -> Self {
+        Self {
+            variant: Some(variant.to_owned()),
+            rule: Some(rule),
+            ..Self::default()
+        }
+    }
+
     pub fn rule(rule: &'static str) -> Self {
         Self {
             rule: Some(rule),

@@ -19,6 +19,7 @@ mod deploy;
 mod evidence_status;
 mod faults;
 mod gpu_vs_cpu;
+mod hls_conformance;
 mod hostile;
 mod inflight;
 mod layout;

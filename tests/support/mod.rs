@@ -17,6 +17,7 @@ pub mod corpus;
 pub mod defect_clips;
 pub mod faults;
 pub mod grafana;
+pub mod hls_vectors;
 pub mod http;
 pub mod live;
 pub mod media;

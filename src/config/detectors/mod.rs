@@ -62,6 +62,7 @@ pub struct DetectorsConfig {
     pub http_errors: HttpErrorsConfig,
     pub tr101290: Tr101290Config,
     pub scte35: Scte35Config,
+    pub hls_conformance: HlsConformanceConfig,
 }
 
 /// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
@@ -122,6 +123,7 @@ impl DetectorsConfig {
         self.segment_duration.validate(&k("segment_duration"))?;
         self.http_errors.validate(&k("http_errors"))?;
         self.tr101290.validate(&k("tr101290"))?;
-        self.scte35.validate(&k("scte35"))
+        self.scte35.validate(&k("scte35"))?;
+        self.hls_conformance.validate(&k("hls_conformance"))
     }
 }

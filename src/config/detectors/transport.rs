@@ -149,6 +149,53 @@ impl SequenceConfig {
     }
 }
 
+/// Seconds a program date time may be off the one the previous segment's gives, and two
+/// renditions may date one segment apart: a frame or two of rounding, and packagers that
+/// date segments from a wall clock a little off the media.
+pub const DEFAULT_PROGRAM_DATE_TIME_TOLERANCE_SECS: f64 = 1.0;
+/// Segments a rendition may fall behind the others (beyond the offset first seen).
+pub const DEFAULT_MAX_VARIANT_DRIFT_SEGMENTS: f64 = 2.0;
+
+/// HLS conformance (RFC 8216 and 8216bis): the rules a live origin can break beyond the
+/// sequence and durations (target duration and version changes, EXT-X-GAP, dates, LL-HLS
+/// parts, the playlist changing after EXT-X-ENDLIST) and across the renditions of a ladder.
+/// Each broken rule family is an event of its own (`rule`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConformanceConfig {
+    /// Whether the detector runs.
+    pub enabled: bool,
+    /// Seconds a broken rule stays reported after it was last seen.
+    pub hold: f64,
+    /// Seconds a segment's program date time may be off.
+    pub program_date_time_tolerance: f64,
+    /// Segments a rendition may fall behind or run ahead of the others.
+    pub max_variant_drift: f64,
+}
+
+impl Default for HlsConformanceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            hold: DEFAULT_MANIFEST_FAULT_HOLD_SECS,
+            program_date_time_tolerance: DEFAULT_PROGRAM_DATE_TIME_TOLERANCE_SECS,
+            max_variant_drift: DEFAULT_MAX_VARIANT_DRIFT_SEGMENTS,
+        }
+    }
+}
+
+impl HlsConformanceConfig {
+    pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let k = |name: &str| format!("{key}.{name}");
+        positive(&k("hold"), self.hold)?;
+        positive(
+            &k("program_date_time_tolerance"),
+            self.program_date_time_tolerance,
+        )?;
+        in_range(&k("max_variant_drift"), self.max_variant_drift, 0.0, 1000.0)
+    }
+}
+
 /// Seconds a segment may exceed the target duration: RFC 8216 requires EXTINF, rounded to
 /// the nearest integer, to be at most the target duration.
 pub const DEFAULT_SEGMENT_MAX_OVERRUN_SECS: f64 = 0.5;

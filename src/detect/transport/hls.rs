@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use m3u8_rs::MediaPlaylist;
 use serde::Serialize;
 
+use super::hls_rules::{self, LowLatency, Tolerances, Violation, rule};
 use crate::config::DetectorsConfig;
 
 /// What `/api/streams` shows of one checked playlist.
@@ -45,13 +46,23 @@ pub struct VariantCheck {
     /// (wall seconds, media seconds added to the playlist since checking began).
     added: VecDeque<(f64, f64)>,
     added_total: f64,
+    tolerances: Tolerances,
+    last_polled: f64,
+    /// The newest LL-HLS part (segment number, parts in it) and when it came.
+    newest_part: Option<((u64, usize), f64)>,
+    part_target: Option<f64>,
 }
+
+/// Part targets without a new part before a low-latency playlist counts as stalled: the
+/// three a player's buffer holds, and one for the polling.
+const PARTS_STALLED_TARGETS: f64 = 4.0;
 
 /// One poll's findings on a playlist that was fetched and parsed.
 #[derive(Debug, Default, PartialEq)]
 pub struct Findings {
     pub age: f64,
-    pub sequence_error: Option<String>,
+    /// The rules broken in this poll (sequence and conformance).
+    pub violations: Vec<Violation>,
     pub duration_error: Option<(String, f64)>,
     /// URIs of segments that appeared since the previous poll, oldest first.
     pub new_segments: Vec<String>,
@@ -68,78 +79,145 @@ impl VariantCheck {
             changed_at: 0.0,
             added: VecDeque::new(),
             added_total: 0.0,
+            tolerances: Tolerances {
+                program_date_time: config.hls_conformance.program_date_time_tolerance,
+            },
+            last_polled: 0.0,
+            newest_part: None,
+            part_target: None,
         }
     }
 
-    /// Judges the playlist fetched at `now` (seconds on any monotonic clock).
-    pub fn observe(&mut self, now: f64, playlist: MediaPlaylist) -> Findings {
+    /// Judges the playlist fetched at `now` (seconds on any monotonic clock), with its LL-HLS
+    /// tags.
+    pub fn observe(&mut self, now: f64, playlist: MediaPlaylist, ll: &LowLatency) -> Findings {
         let mut findings = Findings::default();
-        let target = playlist.target_duration as f64;
-        let first_new = match &self.last {
-            None => {
-                self.changed_at = now;
-                0
-            }
-            Some(prev) => {
-                let (first_new, error) = compare(prev, &playlist);
-                findings.sequence_error = error;
-                let changed = playlist.media_sequence != prev.media_sequence
-                    || playlist.segments.len() != prev.segments.len()
-                    || playlist.segments.last().map(|s| &s.uri)
-                        != prev.segments.last().map(|s| &s.uri);
-                // A pause longer than a normal update interval, or segments that came and
-                // went unseen, make the media added no measure of real time: start afresh.
-                let skipped = playlist.media_sequence.saturating_sub(prev.media_sequence)
-                    > prev.segments.len() as u64;
-                if findings.sequence_error.is_some()
-                    || skipped
-                    || (changed && now - self.changed_at > 2.0 * target.max(1.0))
-                {
-                    self.added.clear();
-                }
-                if changed {
-                    self.changed_at = now;
-                }
-                first_new
-            }
-        };
+        let first_new = self.compare_with_last(now, &playlist, &mut findings);
         if let Some(e) = sequence_overflow(&playlist) {
-            findings.sequence_error = Some(e);
+            findings.violations.push(e);
+        }
+        hls_rules::static_violations(
+            &playlist,
+            first_new,
+            self.tolerances,
+            &mut findings.violations,
+        );
+        ll.violations(&playlist, &mut findings.violations);
+        if let Some(v) = self.parts_stalled(now, &playlist, ll) {
+            findings.violations.push(v);
         }
         let new = &playlist.segments[first_new.min(playlist.segments.len())..];
         if let Some(e) = new
             .iter()
-            .filter_map(|s| duration_fault(s, target, self.max_overrun))
+            .filter_map(|s| duration_fault(s, playlist.target_duration as f64, self.max_overrun))
             .next_back()
         {
             findings.duration_error = Some(e);
         }
         findings.new_segments = new.iter().map(|s| s.uri.clone()).collect();
-        if self.last.is_some() && !new.is_empty() {
-            self.added_total += new
-                .iter()
-                .map(|s| f64::from(s.duration))
-                .filter(|d| d.is_finite() && *d >= 0.0)
-                .sum::<f64>();
-            self.added.push_back((now, self.added_total));
-            if let Some(rate) = self.drift_rate(now)
-                && (rate - 1.0).abs() > self.drift_tolerance
-                && findings.duration_error.is_none()
-            {
-                findings.duration_error = Some((
-                    format!(
-                        "the playlist adds {rate:.2} s of media per second over the last {:.0} s",
-                        self.drift_window
-                    ),
-                    rate,
-                ));
-            }
-        } else if self.last.is_none() {
-            self.added.push_back((now, 0.0));
-        }
+        self.measure_drift(now, new, &mut findings);
         findings.age = now - self.changed_at;
         self.last = Some(playlist);
+        self.last_polled = now;
         findings
+    }
+
+    /// The rules against the previous poll; the index of the first segment it did not have.
+    fn compare_with_last(
+        &mut self,
+        now: f64,
+        playlist: &MediaPlaylist,
+        findings: &mut Findings,
+    ) -> usize {
+        let Some(prev) = &self.last else {
+            self.changed_at = now;
+            return 0;
+        };
+        let target = playlist.target_duration as f64;
+        let (first_new, error) = compare(prev, playlist);
+        findings.violations.extend(error);
+        hls_rules::update_violations(
+            prev,
+            playlist,
+            now - self.last_polled,
+            &mut findings.violations,
+        );
+        let changed = hls_rules::playlist_changed(prev, playlist);
+        // A pause longer than a normal update interval, or segments that came and went
+        // unseen, make the media added no measure of real time: start afresh.
+        let skipped = playlist.media_sequence.saturating_sub(prev.media_sequence)
+            > prev.segments.len() as u64;
+        let broken = findings
+            .violations
+            .iter()
+            .any(|v| v.kind == crate::detect::DetectorKind::Sequence);
+        if broken || skipped || (changed && now - self.changed_at > 2.0 * target.max(1.0)) {
+            self.added.clear();
+        }
+        if changed {
+            self.changed_at = now;
+        }
+        first_new
+    }
+
+    /// Media added per wall second against real time, over the drift window.
+    fn measure_drift(&mut self, now: f64, new: &[m3u8_rs::MediaSegment], findings: &mut Findings) {
+        if self.last.is_none() {
+            self.added.push_back((now, 0.0));
+            return;
+        }
+        if new.is_empty() {
+            return;
+        }
+        self.added_total += new
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .filter(|d| d.is_finite() && *d >= 0.0)
+            .sum::<f64>();
+        self.added.push_back((now, self.added_total));
+        if let Some(rate) = self.drift_rate(now)
+            && (rate - 1.0).abs() > self.drift_tolerance
+            && findings.duration_error.is_none()
+        {
+            findings.duration_error = Some((
+                format!(
+                    "the playlist adds {rate:.2} s of media per second over the last {:.0} s",
+                    self.drift_window
+                ),
+                rate,
+            ));
+        }
+    }
+
+    /// RFC 8216bis §6.2.3: a low-latency origin adds a part about every part target; one
+    /// that stops for several is late for every player at the live edge.
+    fn parts_stalled(
+        &mut self,
+        now: f64,
+        playlist: &MediaPlaylist,
+        ll: &LowLatency,
+    ) -> Option<Violation> {
+        self.part_target = ll.part_target;
+        let (Some(newest), Some(target)) = (ll.newest_part(playlist), ll.part_target) else {
+            self.newest_part = None;
+            return None;
+        };
+        match self.newest_part {
+            Some((seen, _)) if seen == newest => {}
+            _ => self.newest_part = Some((newest, now)),
+        }
+        let since = now - self.newest_part?.1;
+        (!playlist.end_list && since > PARTS_STALLED_TARGETS * target).then(|| {
+            Violation::conformance(
+                rule::LOW_LATENCY,
+                format!("no new part for {since:.1} s (part target {target} s)"),
+            )
+        })
+    }
+
+    /// The LL-HLS part target of the last playlist, which sets the poll period.
+    pub fn part_target(&self) -> Option<f64> {
+        self.newest_part.and(self.part_target)
     }
 
     /// Media seconds added per wall second over the drift window, once it is covered.
@@ -170,17 +248,20 @@ impl VariantCheck {
 
 /// RFC 8216 §4.3.3.2: the media sequence is a decimal-integer (below 2^64) for every segment
 /// the playlist lists.
-fn sequence_overflow(playlist: &MediaPlaylist) -> Option<String> {
+fn sequence_overflow(playlist: &MediaPlaylist) -> Option<Violation> {
     let last = (playlist.segments.len() as u64).saturating_sub(1);
     playlist
         .media_sequence
         .checked_add(last)
         .is_none()
         .then(|| {
-            format!(
-                "media sequence {} leaves no room for the {} segments listed (over 2^64 - 1)",
-                playlist.media_sequence,
-                playlist.segments.len()
+            Violation::sequence(
+                rule::MEDIA_SEQUENCE,
+                format!(
+                    "media sequence {} leaves no room for the {} segments listed (over 2^64 - 1)",
+                    playlist.media_sequence,
+                    playlist.segments.len()
+                ),
             )
         })
 }
@@ -218,13 +299,16 @@ fn duration_fault(
 /// previous one did not have, and the sequence rule it breaks, if any (RFC 8216 §6.2.2:
 /// the media sequence never decreases, a numbered segment never changes, and the
 /// discontinuity sequence grows by the discontinuities that left the playlist).
-fn compare(prev: &MediaPlaylist, next: &MediaPlaylist) -> (usize, Option<String>) {
+fn compare(prev: &MediaPlaylist, next: &MediaPlaylist) -> (usize, Option<Violation>) {
     if next.media_sequence < prev.media_sequence {
         return (
             0,
-            Some(format!(
-                "media sequence went back from {} to {}",
-                prev.media_sequence, next.media_sequence
+            Some(Violation::sequence(
+                rule::MEDIA_SEQUENCE,
+                format!(
+                    "media sequence went back from {} to {}",
+                    prev.media_sequence, next.media_sequence
+                ),
             )),
         );
     }
@@ -238,11 +322,14 @@ fn compare(prev: &MediaPlaylist, next: &MediaPlaylist) -> (usize, Option<String>
         if old.uri != new.uri {
             return (
                 overlap,
-                Some(format!(
-                    "segment {} changed from {} to {}",
-                    next.media_sequence.saturating_add(i as u64),
-                    old.uri,
-                    new.uri
+                Some(Violation::sequence(
+                    rule::SEGMENT_CHANGED,
+                    format!(
+                        "segment {} changed from {} to {}",
+                        next.media_sequence.saturating_add(i as u64),
+                        old.uri,
+                        new.uri
+                    ),
                 )),
             );
         }
@@ -256,12 +343,26 @@ fn compare(prev: &MediaPlaylist, next: &MediaPlaylist) -> (usize, Option<String>
         if next.discontinuity_sequence != expected {
             return (
                 overlap,
-                Some(format!(
-                    "discontinuity sequence is {}, expected {expected} after {removed} discontinuities left the playlist",
-                    next.discontinuity_sequence
+                Some(Violation::sequence(
+                    rule::DISCONTINUITY_SEQUENCE,
+                    format!(
+                        "discontinuity sequence is {}, expected {expected} after {removed} discontinuities left the playlist",
+                        next.discontinuity_sequence
+                    ),
                 )),
             );
         }
+    } else if next.discontinuity_sequence < prev.discontinuity_sequence {
+        return (
+            overlap,
+            Some(Violation::sequence(
+                rule::DISCONTINUITY_SEQUENCE,
+                format!(
+                    "discontinuity sequence went back from {} to {}",
+                    prev.discontinuity_sequence, next.discontinuity_sequence
+                ),
+            )),
+        );
     }
     (overlap, None)
 }
@@ -271,6 +372,16 @@ mod tests {
     use m3u8_rs::MediaSegment;
 
     use super::*;
+
+    fn look(check: &mut VariantCheck, t: f64, p: MediaPlaylist) -> Findings {
+        check.observe(t, p, &LowLatency::default())
+    }
+
+    /// The one violation found, its detail.
+    fn detail(f: Findings) -> String {
+        assert_eq!(f.violations.len(), 1, "{:?}", f.violations);
+        f.violations[0].detail.clone()
+    }
 
     fn playlist(
         sequence: u64,
@@ -307,8 +418,8 @@ mod tests {
         let mut t = 0.0;
         for n in 2..100u64 {
             for _ in 0..2 {
-                let f = check.observe(t, live(n));
-                assert_eq!(f.sequence_error, None, "at {t}");
+                let f = look(&mut check, t, live(n));
+                assert_eq!(f.violations, [], "at {t}");
                 assert_eq!(f.duration_error, None, "at {t}");
                 assert!(f.age <= 1.0 + 1e-9, "age {} at {t}", f.age);
                 t += 1.0;
@@ -319,9 +430,9 @@ mod tests {
     #[test]
     fn new_segments_are_listed_and_a_stale_playlist_ages() {
         let mut check = VariantCheck::new(&DetectorsConfig::default());
-        assert_eq!(check.observe(0.0, live(5)).new_segments.len(), 3);
-        assert_eq!(check.observe(2.0, live(6)).new_segments, vec!["s6.ts"]);
-        let f = check.observe(9.0, live(6));
+        assert_eq!(look(&mut check, 0.0, live(5)).new_segments.len(), 3);
+        assert_eq!(look(&mut check, 2.0, live(6)).new_segments, vec!["s6.ts"]);
+        let f = look(&mut check, 9.0, live(6));
         assert!(f.new_segments.is_empty());
         assert_eq!(f.age, 7.0);
     }
@@ -329,16 +440,12 @@ mod tests {
     #[test]
     fn sequence_rules() {
         let mut check = VariantCheck::new(&DetectorsConfig::default());
-        check.observe(0.0, live(10));
-        let back = check.observe(1.0, live(7));
-        assert!(
-            back.sequence_error
-                .unwrap()
-                .contains("went back from 8 to 5")
-        );
+        look(&mut check, 0.0, live(10));
+        let back = look(&mut check, 1.0, live(7));
+        assert!(detail(back).contains("went back from 8 to 5"));
 
         let mut check = VariantCheck::new(&DetectorsConfig::default());
-        check.observe(0.0, live(10));
+        look(&mut check, 0.0, live(10));
         let renamed = playlist(
             9,
             0,
@@ -349,35 +456,36 @@ mod tests {
             ],
         );
         assert!(
-            check
-                .observe(2.0, renamed)
-                .sequence_error
-                .unwrap()
+            look(&mut check, 2.0, renamed).violations[0]
+                .detail
                 .contains("segment 10 changed")
         );
 
         // A discontinuity leaving the window must raise the discontinuity sequence.
         let mut check = VariantCheck::new(&DetectorsConfig::default());
-        check.observe(
+        look(
+            &mut check,
             0.0,
             playlist(1, 4, &[("a.ts", 2.0, true), ("b.ts", 2.0, false)]),
         );
-        let good = check.observe(
+        let good = look(
+            &mut check,
             2.0,
             playlist(2, 5, &[("b.ts", 2.0, false), ("c.ts", 2.0, false)]),
         );
-        assert_eq!(good.sequence_error, None);
-        let bad = check.observe(
+        assert_eq!(good.violations, []);
+        let bad = look(
+            &mut check,
             4.0,
             playlist(3, 7, &[("c.ts", 2.0, false), ("d.ts", 2.0, false)]),
         );
-        assert!(bad.sequence_error.unwrap().contains("expected 5"));
+        assert!(detail(bad).contains("expected 5"));
     }
 
     #[test]
     fn overlong_segments_and_drift_are_duration_errors() {
         let mut check = VariantCheck::new(&DetectorsConfig::default());
-        check.observe(0.0, live(3));
+        look(&mut check, 0.0, live(3));
         let long = playlist(
             2,
             0,
@@ -387,7 +495,7 @@ mod tests {
                 ("s4.ts", 2.6, false),
             ],
         );
-        let (what, value) = check.observe(2.0, long).duration_error.unwrap();
+        let (what, value) = look(&mut check, 2.0, long).duration_error.unwrap();
         assert!(what.contains("s4.ts lasts 2.600"), "{what}");
         assert!((value - 2.6).abs() < 1e-6);
 
@@ -395,7 +503,7 @@ mod tests {
         let mut check = VariantCheck::new(&DetectorsConfig::default());
         let mut drift = None;
         for (i, n) in (2..40u64).enumerate() {
-            if let Some((_, rate)) = check.observe(i as f64 * 3.0, live(n)).duration_error {
+            if let Some((_, rate)) = look(&mut check, i as f64 * 3.0, live(n)).duration_error {
                 drift.get_or_insert((i as f64 * 3.0, rate));
             }
         }

@@ -3,7 +3,8 @@
 //! - `stall`: no decoded frame for `detectors.stall.after` seconds on a stream that was up;
 //! - `bitrate`: bytes entering the demuxer averaged over a window, against a floor;
 //! - HLS (`hls`): the playlists fetched alongside the media pipeline, judged by `playlist_stale`,
-//!   `sequence`, `segment_duration` and `http_errors`, per variant;
+//!   `sequence`, `segment_duration`, `http_errors` and `hls_conformance` per variant (the last
+//!   two with one event per broken rule family, `hls_rules` and `hls_ladder`);
 //! - MPEG-TS: ETSI TR 101 290 (`tr101290`), one defect per priority while its errors come.
 //!
 //! These run on wall-clock time: a stalled stream has no media time. Their trackers take
@@ -11,6 +12,8 @@
 //! their events' `start` and `end` hold.
 
 pub mod hls;
+pub mod hls_ladder;
+pub mod hls_rules;
 pub mod psi;
 pub mod rtp;
 pub mod scte35;
@@ -33,8 +36,10 @@ pub struct PlaylistVerdict {
     pub target_duration: f64,
     /// The playlist ended (`EXT-X-ENDLIST`): it is not live and cannot be stale.
     pub ended: bool,
-    /// A sequence error seen in this poll.
+    /// A sequence error seen in this poll, of a manifest without rule families (DASH).
     pub sequence_error: Option<String>,
+    /// The HLS rules broken in this poll, each its own event (by `rule`).
+    pub violations: Vec<hls_rules::Violation>,
     /// A segment longer than allowed, or drift, seen in this poll: (what, value).
     pub duration_error: Option<(String, f64)>,
 }
@@ -45,6 +50,8 @@ struct VariantTrackers {
     sequence: DefectTracker,
     duration: DefectTracker,
     http: DefectTracker,
+    /// One tracker per rule broken so far.
+    rules: BTreeMap<&'static str, DefectTracker>,
 }
 
 /// Bytes-in counter samples over the averaging window.
@@ -350,6 +357,7 @@ impl TransportDetectors {
                     hold(c.segment_duration.hold),
                 ),
                 http: DefectTracker::new(DetectorKind::HttpErrors, c.http_errors.timing()),
+                rules: BTreeMap::new(),
             });
         let mut push = |t: Option<Transition>| out.extend(t.map(|t| (t, Scope::variant(variant))));
         if c.http_errors.enabled {
@@ -391,6 +399,49 @@ impl TransportDetectors {
             };
             push(trackers.duration.update(at, bad, value));
         }
+        Self::observe_rules(
+            c,
+            &mut trackers.rules,
+            variant,
+            at,
+            &verdict.violations,
+            out,
+        );
+    }
+
+    /// One tracker per rule family, held like the other instantaneous manifest faults.
+    fn observe_rules(
+        c: &DetectorsConfig,
+        rules: &mut BTreeMap<&'static str, DefectTracker>,
+        variant: &str,
+        at: Sample,
+        violations: &[hls_rules::Violation],
+        out: &mut Vec<Scoped>,
+    ) {
+        let enabled = |kind| match kind {
+            DetectorKind::Sequence => c.sequence.enabled,
+            _ => c.hls_conformance.enabled,
+        };
+        for v in violations.iter().filter(|v| enabled(v.kind)) {
+            let hold = match v.kind {
+                DetectorKind::Sequence => c.sequence.hold,
+                _ => c.hls_conformance.hold,
+            };
+            rules.entry(v.rule).or_insert_with(|| {
+                DefectTracker::new(
+                    v.kind,
+                    Timing {
+                        min_duration: 0.0,
+                        clear_duration: hold,
+                    },
+                )
+            });
+        }
+        for (rule, tracker) in rules.iter_mut() {
+            let bad = violations.iter().any(|v| v.rule == *rule);
+            let transition = tracker.update(at, bad, 1.0);
+            out.extend(transition.map(|t| (t, Scope::variant_rule(variant, rule))));
+        }
     }
 
     /// The variant is no longer checked (gone from the master playlist, or monitoring ended).
@@ -398,6 +449,10 @@ impl TransportDetectors {
         if let Some(mut t) = self.variants.remove(variant) {
             for tracker in [&mut t.stale, &mut t.sequence, &mut t.duration, &mut t.http] {
                 out.extend(tracker.finish(at).map(|t| (t, Scope::variant(variant))));
+            }
+            for (rule, tracker) in &mut t.rules {
+                let transition = tracker.finish(at);
+                out.extend(transition.map(|t| (t, Scope::variant_rule(variant, rule))));
             }
         }
     }

@@ -17,6 +17,8 @@ use super::{Discovery, FeedSender, Publisher};
 use crate::config::{DetectorsConfig, IngestConfig, StreamConfig};
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::{VariantCheck, VariantStatus};
+use crate::detect::transport::hls_ladder::{LadderCheck, VariantView};
+use crate::detect::transport::hls_rules::LowLatency;
 use crate::stream::Stream;
 
 /// Playlists larger than this are not playlists (an origin sending a video file, garbage).
@@ -29,10 +31,16 @@ pub(super) const MAX_POLL: Duration = Duration::from_secs(5);
 /// New segments checked with HEAD per poll (normally one or two are new).
 const SEGMENT_CHECKS_PER_POLL: usize = 3;
 
+/// A media playlist parsed, with the LL-HLS tags m3u8-rs leaves out.
+struct MediaManifest {
+    playlist: MediaPlaylist,
+    low_latency: LowLatency,
+}
+
 /// A playlist fetched and parsed, or why not.
 enum Loaded {
     Master(m3u8_rs::MasterPlaylist),
-    Media(MediaPlaylist),
+    Media(MediaManifest),
     Failed(String),
     /// A DASH MPD (its body).
     Dash(Vec<u8>),
@@ -129,8 +137,12 @@ fn parse_hls(stream: &Stream, url: &reqwest::Url, kind: &'static str, body: &[u8
         Ok(Playlist::MediaPlaylist(mut m)) if m.target_duration > 0 => {
             stream.count_http_request(kind, "200");
             // Valid UTF-8, checked above.
-            mark_unreadable_durations(std::str::from_utf8(body).unwrap_or(""), &mut m);
-            Loaded::Media(m)
+            let text = std::str::from_utf8(body).unwrap_or("");
+            mark_unreadable_durations(text, &mut m);
+            Loaded::Media(MediaManifest {
+                playlist: m,
+                low_latency: LowLatency::parse(text),
+            })
         }
         Ok(Playlist::MediaPlaylist(_)) => {
             stream.count_http_request(kind, "invalid");
@@ -244,40 +256,44 @@ impl Variant {
     }
 }
 
-/// Polls one variant: its playlist, then its new segments (HEAD).
+/// Polls one variant: its playlist, then its new segments (HEAD). The verdict is reported
+/// once the ladder's rules are added to it.
 async fn poll(
     stream: &Stream,
     client: &reqwest::Client,
     variant: &mut Variant,
     started: Instant,
-    preloaded: Option<MediaPlaylist>,
-) {
+    preloaded: Option<MediaManifest>,
+) -> PlaylistVerdict {
     let now = started.elapsed().as_secs_f64();
-    let playlist = match preloaded {
+    let manifest = match preloaded {
         Some(p) => Ok(p),
         None => load_media(stream, client, &variant.url).await,
     }
     .map(keep_tail);
     let mut verdict = PlaylistVerdict::default();
-    match playlist {
+    match manifest {
         Err(reason) => {
             verdict.http_failed = true;
             variant.status.age_seconds = variant.check.age(now);
             note_error(stream, variant, reason);
         }
-        Ok(playlist) => {
+        Ok(MediaManifest {
+            playlist,
+            low_latency,
+        }) => {
             variant.publish(&playlist);
             verdict.target_duration = playlist.target_duration as f64;
             verdict.ended = playlist.end_list;
-            let findings = variant.check.observe(now, playlist);
+            let findings = variant.check.observe(now, playlist, &low_latency);
             verdict.age = Some(findings.age);
-            if let Some(e) = &findings.sequence_error {
-                note_error(stream, variant, e.clone());
+            for v in &findings.violations {
+                note_error(stream, variant, v.detail.clone());
             }
             if let Some((e, _)) = &findings.duration_error {
                 note_error(stream, variant, e.clone());
             }
-            verdict.sequence_error = findings.sequence_error;
+            verdict.violations = findings.violations;
             verdict.duration_error = findings.duration_error;
             if let Some(feed) = &variant.feed {
                 verdict.http_failed |= feed.segment_failed.load(Ordering::Relaxed);
@@ -288,7 +304,7 @@ async fn poll(
             variant.update_status(findings.age);
         }
     }
-    stream.observe_playlist(&variant.status.variant, &verdict);
+    verdict
 }
 
 /// Segments of a live playlist kept for the checks and the fetcher: the newest are all
@@ -300,15 +316,17 @@ const MAX_ENDED_SEGMENTS: usize = 20_000;
 /// The playlist with only its newest segments, as if the window had slid: the media and
 /// discontinuity sequences advance past what is dropped, and the key and map in force carry
 /// over to the first segment kept (m3u8-rs attaches them to the segment after the tag only).
-fn keep_tail(mut playlist: MediaPlaylist) -> MediaPlaylist {
+fn keep_tail(mut manifest: MediaManifest) -> MediaManifest {
+    let playlist = &mut manifest.playlist;
     let max = if playlist.end_list {
         MAX_ENDED_SEGMENTS
     } else {
         MAX_LIVE_SEGMENTS
     };
     let Some(drop) = playlist.segments.len().checked_sub(max).filter(|d| *d > 0) else {
-        return playlist;
+        return manifest;
     };
+    manifest.low_latency.drop_segments(drop);
     let dropped: Vec<_> = playlist.segments.drain(..drop).collect();
     playlist.media_sequence = playlist.media_sequence.saturating_add(drop as u64);
     let discontinuities = dropped.iter().filter(|s| s.discontinuity).count() as u64;
@@ -325,7 +343,7 @@ fn keep_tail(mut playlist: MediaPlaylist) -> MediaPlaylist {
             .take()
             .or_else(|| dropped.iter().rev().find_map(|s| s.map.clone()));
     }
-    playlist
+    manifest
 }
 
 /// A variant's media playlist, or why it could not be had.
@@ -333,7 +351,7 @@ async fn load_media(
     stream: &Stream,
     client: &reqwest::Client,
     url: &reqwest::Url,
-) -> Result<MediaPlaylist, String> {
+) -> Result<MediaManifest, String> {
     match load(stream, client, url, "playlist").await {
         Loaded::Media(p) => Ok(p),
         Loaded::Master(_) => Err(format!(
@@ -423,13 +441,14 @@ pub async fn monitor(
                     }
                     continue;
                 }
-                Refreshed::Poll(media) => preloaded = media,
+                Refreshed::Poll(media) => preloaded = media.map(|m| *m),
             }
         }
         poll_round(
             &stream,
             &client,
             &mut playlists.variants,
+            &mut playlists.ladder,
             started,
             preloaded,
         )
@@ -444,6 +463,7 @@ pub async fn monitor(
 struct Playlists {
     url: reqwest::Url,
     variants: Vec<Variant>,
+    ladder: LadderCheck,
     /// The URL gave a master playlist: its variants are checked, and it is fetched again every
     /// [`MASTER_REFRESH`].
     is_master: bool,
@@ -466,7 +486,7 @@ enum Refreshed {
     /// It failed and there is nothing to poll yet: try again shortly.
     Retry,
     /// Poll the variants; a media playlist just loaded is used, not fetched again.
-    Poll(Option<MediaPlaylist>),
+    Poll(Option<Box<MediaManifest>>),
 }
 
 impl Playlists {
@@ -479,6 +499,10 @@ impl Playlists {
         Self {
             url,
             variants: Vec::new(),
+            ladder: LadderCheck::new(
+                stream.detectors.hls_conformance.max_variant_drift,
+                stream.detectors.hls_conformance.program_date_time_tolerance,
+            ),
             is_master: false,
             master_loaded: None,
             last_failure: None,
@@ -529,7 +553,7 @@ impl Playlists {
                         separate_audio: false,
                     });
                 }
-                Refreshed::Poll(Some(media))
+                Refreshed::Poll(Some(Box::new(media)))
             }
         }
     }
@@ -668,27 +692,57 @@ struct Wanted {
     analysed: Option<Media>,
 }
 
-/// Polls every variant at once, then publishes their status.
+/// Polls every variant at once, adds the ladder's rules to their verdicts, then reports
+/// them and publishes their status.
 async fn poll_round(
     stream: &Stream,
     client: &reqwest::Client,
     variants: &mut [Variant],
+    ladder: &mut LadderCheck,
     started: Instant,
-    mut preloaded: Option<MediaPlaylist>,
+    mut preloaded: Option<MediaManifest>,
 ) {
-    futures_util::future::join_all(variants.iter_mut().map(|v| {
+    let mut verdicts = futures_util::future::join_all(variants.iter_mut().map(|v| {
         let p = preloaded.take();
         poll(stream, client, v, started, p)
     }))
     .await;
+    let now = started.elapsed().as_secs_f64();
+    let views: Vec<VariantView> = variants
+        .iter()
+        .zip(&verdicts)
+        .filter(|(_, verdict)| !verdict.http_failed || verdict.age.is_some())
+        .filter_map(|(v, _)| {
+            Some(VariantView {
+                name: &v.status.variant,
+                playlist: v.check.last()?,
+                age: v.check.age(now),
+            })
+        })
+        .collect();
+    let found = ladder.observe(&views);
+    for (name, violation) in found {
+        if let Some(i) = variants.iter().position(|v| v.status.variant == name) {
+            note_error(stream, &mut variants[i], violation.detail.clone());
+            verdicts[i].violations.push(violation);
+        }
+    }
+    for (v, verdict) in variants.iter().zip(&verdicts) {
+        stream.observe_playlist(&v.status.variant, verdict);
+    }
     stream.set_hls_status(variants.iter().map(|v| v.status.clone()).collect());
 }
 
-/// Half the shortest target duration, as players poll (1 s before any is known).
+/// Half the shortest target duration, as players poll (1 s before any is known); the part
+/// target on a low-latency playlist, whose parts come that often.
 fn poll_period(variants: &[Variant]) -> Duration {
     let target = variants
         .iter()
-        .map(|v| v.status.target_duration)
+        .map(|v| {
+            v.check
+                .part_target()
+                .map_or(v.status.target_duration, |t| 2.0 * t)
+        })
         .filter(|t| *t > 0.0)
         .fold(f64::INFINITY, f64::min);
     if target.is_finite() {
@@ -717,6 +771,13 @@ mod tests {
         }
     }
 
+    fn manifest(text: &str) -> MediaManifest {
+        MediaManifest {
+            playlist: parse(text),
+            low_latency: LowLatency::parse(text),
+        }
+    }
+
     #[test]
     fn a_huge_live_playlist_keeps_its_newest_segments_and_their_key() {
         let mut text = String::from(
@@ -726,7 +787,7 @@ mod tests {
         for i in 0..(MAX_LIVE_SEGMENTS + 500) {
             text.push_str(&format!("#EXTINF:1,\ns{i}.ts\n"));
         }
-        let kept = keep_tail(parse(&text));
+        let kept = keep_tail(manifest(&text)).playlist;
         assert_eq!(kept.segments.len(), MAX_LIVE_SEGMENTS);
         assert_eq!(kept.media_sequence, 510);
         assert_eq!(kept.discontinuity_sequence, 1);
@@ -749,7 +810,7 @@ mod tests {
 
     #[test]
     fn short_playlists_are_untouched() {
-        let p = parse("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\na.ts\n");
-        assert_eq!(keep_tail(p.clone()), p);
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\na.ts\n";
+        assert_eq!(keep_tail(manifest(text)).playlist, parse(text));
     }
 }
