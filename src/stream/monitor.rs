@@ -567,6 +567,12 @@ impl Monitor {
         self.transport
             .observe_playlist(variant, at, verdict, &mut out);
         self.apply_scoped(&out, emit);
+        for cue in &verdict.cues {
+            emit(&Event::Scte35Cue(cue.clone()), None);
+        }
+        for change in &verdict.breaks {
+            emit(&Event::AdBreak(change.clone()), None);
+        }
         let polled = Event::PlaylistPolled {
             variant: variant.to_owned(),
             age: verdict.age,

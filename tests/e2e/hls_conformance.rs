@@ -1,8 +1,8 @@
 //! The RFC 8216 vectors of `support/hls_vectors.rs` through a real origin
 //! (`support/vector_origin.py`, which plays each vector's playlists in turn, with real
 //! MPEG-TS segments) and `streamwatch run`: each vector's stream must raise exactly its
-//! (detector, rule, variant) events among `sequence`, `hls_conformance` and
-//! `segment_duration`, and the clean vectors none.
+//! (detector, rule, variant) events among `sequence`, `hls_conformance`, `segment_duration`
+//! and `scte35`, and the clean vectors none; the cues of the playlists are counted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,7 +15,7 @@ use crate::support::hls_vectors::{STEP_SECS, Vector, vectors};
 use crate::support::proc::tcp_accepts;
 use crate::support::{ClipSpec, Proc, Streamwatch, free_port, mpegts_clip, temp_dir, wait_until};
 
-const MANIFEST_DETECTORS: [&str; 3] = ["sequence", "hls_conformance", "segment_duration"];
+const MANIFEST_DETECTORS: [&str; 4] = ["sequence", "hls_conformance", "segment_duration", "scte35"];
 
 fn start_origin(vectors: &[Vector]) -> (Proc, u16) {
     let dir = temp_dir("vector-origin");
@@ -79,6 +79,38 @@ fn manifest_events(stream: &Value) -> BTreeSet<(String, String, String)> {
     out
 }
 
+/// The cues the analysed rendition's playlist carries are counted and logged as SCTE-35
+/// messages, and its break shows.
+fn check_cues(stream: &Value, name: &str, wrong: &mut Vec<String>) {
+    let messages = stream["scte35"]["messages"].as_u64().unwrap_or(0);
+    let expected = match name {
+        "cue_aligned" | "cue_misaligned" | "cue_daterange" => 2,
+        _ => 1,
+    };
+    if messages != expected {
+        wrong.push(format!(
+            "{name}: {messages} SCTE-35 messages, expected {expected}: {:#}",
+            stream["scte35"]
+        ));
+    }
+    let recent = stream["scte35"]["recent"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let commands: Vec<&str> = recent
+        .iter()
+        .filter_map(|c| c["command"].as_str())
+        .collect();
+    let tag = if name == "cue_in_without_out" {
+        "cue_in"
+    } else {
+        "cue_out"
+    };
+    if !commands.contains(&tag) {
+        wrong.push(format!("{name}: no {tag} among {commands:?}"));
+    }
+}
+
 #[test]
 fn rfc_vectors_through_a_real_origin_raise_exactly_their_rules() {
     let vectors = vectors();
@@ -119,6 +151,9 @@ fn rfc_vectors_through_a_real_origin_raise_exactly_their_rules() {
             .iter()
             .map(|(d, r, f)| (d.to_string(), r.to_string(), variant_of(v, f)))
             .collect();
+        if v.name.starts_with("cue_") {
+            check_cues(&stream, v.name, &mut wrong);
+        }
         if found != expected {
             wrong.push(format!(
                 "{} (RFC {}): expected {expected:?}, found {found:?}",

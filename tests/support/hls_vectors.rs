@@ -283,7 +283,63 @@ pub fn vectors() -> Vec<Vector> {
     let mut v = lone_playlist_vectors();
     v.extend(low_latency_vectors());
     v.extend(ladder_vectors());
+    v.extend(cue_vectors());
     v
+}
+
+/// EXT-X-DATERANGE with the splice_info_sections of a 4 s break (splice_insert, event 7,
+/// immediate, out of network then back) at segments 12 and 14.
+const DATERANGE_OUT: &str = "#EXT-X-DATERANGE:ID=\"7\",START-DATE=\"2026-01-01T00:00:24.000Z\",PLANNED-DURATION=4.0,SCTE35-OUT=0xFC30200000000000000000000F05000000077FFF7E00057E40000100000000D42A9E85";
+const DATERANGE_IN: &str = "#EXT-X-DATERANGE:ID=\"7\",START-DATE=\"2026-01-01T00:00:24.000Z\",END-DATE=\"2026-01-01T00:00:28.000Z\",SCTE35-IN=0xFC301B0000000000000000000A05000000077F5F000100000000E679D73E";
+
+/// Tags segment `number` in every step that lists it.
+fn tag_all(pls: Vec<Pl>, number: u64, tag: &str) -> Vec<Pl> {
+    pls.into_iter().map(|p| p.tag(number, tag)).collect()
+}
+
+/// SCTE-35 cues in the playlists (SCTE 35 §12.2 / RFC 8216 §4.3.2.7.1): a 4 s break from
+/// segment 12 to 14, and its faults.
+fn cue_vectors() -> Vec<Vector> {
+    let with_break = || {
+        tag_all(
+            tag_all(regular(), 12, "#EXT-X-CUE-OUT:4.0"),
+            14,
+            "#EXT-X-CUE-IN",
+        )
+    };
+    let late_break = tag_all(
+        tag_all(regular(), 13, "#EXT-X-CUE-OUT:4.0"),
+        14,
+        "#EXT-X-CUE-IN",
+    );
+    let mut misaligned = vector(
+        "cue_misaligned",
+        "4.3.2.7.1",
+        ladder(with_break(), late_break),
+        &[("scte35", "cue_misaligned")],
+    );
+    misaligned.expect[0].2 = "v1.m3u8";
+    vec![
+        vector(
+            "cue_aligned",
+            "4.3.2.7.1",
+            ladder(with_break(), with_break()),
+            &[],
+        ),
+        misaligned,
+        vector(
+            "cue_break_overrun",
+            "4.3.2.7.1",
+            steps(tag_all(regular(), 12, "#EXT-X-CUE-OUT:2.0")),
+            &[("scte35", "break_overrun")],
+        ),
+        vector(
+            "cue_in_without_out",
+            "4.3.2.7.1",
+            steps(tag_all(regular(), 14, "#EXT-X-CUE-IN")),
+            &[("scte35", "in_without_out")],
+        ),
+    ]
 }
 
 fn vector(

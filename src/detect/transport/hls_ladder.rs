@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use m3u8_rs::MediaPlaylist;
 
 use super::hls_rules::{Violation, rule, seconds};
+use super::manifest_cues::{ManifestCues, misalignment};
+use crate::detect::DetectorKind;
 
 /// One variant's newest poll, as the ladder check sees it.
 pub struct VariantView<'a> {
@@ -14,6 +16,7 @@ pub struct VariantView<'a> {
     pub playlist: &'a MediaPlaylist,
     /// Seconds since the playlist last changed.
     pub age: f64,
+    pub cues: &'a ManifestCues,
 }
 
 /// The ladder's rules across polls.
@@ -62,15 +65,15 @@ impl LadderCheck {
         };
         for v in &live {
             let stale = stale_while_others_advance(youngest, v);
-            let drift = if v.name == reference.name || is_stale(reference) {
-                None
-            } else {
-                self.sequence_drift(reference, v)
-                    .or_else(|| self.date_drift(reference, v))
-            };
-            if let Some(violation) = stale.or(drift) {
-                out.push((v.name.to_owned(), violation));
+            if v.name == reference.name || is_stale(reference) {
+                out.extend(stale.map(|s| (v.name.to_owned(), s)));
+                continue;
             }
+            let drift = self
+                .sequence_drift(reference, v)
+                .or_else(|| self.date_drift(reference, v));
+            out.extend(stale.or(drift).map(|s| (v.name.to_owned(), s)));
+            out.extend(self.cue_drift(reference, v).map(|s| (v.name.to_owned(), s)));
         }
         out
     }
@@ -96,6 +99,23 @@ impl LadderCheck {
                 reference.name
             ),
         ))
+    }
+
+    /// SCTE-35 cues on other segments than the reference's: players switching renditions
+    /// would leave or return to the network feed at another time.
+    fn cue_drift(&self, reference: &VariantView, v: &VariantView) -> Option<Violation> {
+        let offset = *self.offsets.get(v.name)?;
+        let last = |p: &MediaPlaylist| p.media_sequence + p.segments.len() as u64 - 1;
+        let problem = misalignment(
+            (reference.cues, last(reference.playlist)),
+            (v.cues, last(v.playlist)),
+            offset,
+        )?;
+        Some(Violation {
+            kind: DetectorKind::Scte35,
+            rule: rule::CUE_MISALIGNED,
+            detail: format!("{}: {problem} (as {} has)", v.name, reference.name),
+        })
     }
 
     fn date_drift(&self, reference: &VariantView, v: &VariantView) -> Option<Violation> {

@@ -14,6 +14,7 @@
 pub mod hls;
 pub mod hls_ladder;
 pub mod hls_rules;
+pub mod manifest_cues;
 pub mod psi;
 pub mod rtp;
 pub mod scte35;
@@ -40,6 +41,10 @@ pub struct PlaylistVerdict {
     pub sequence_error: Option<String>,
     /// The HLS rules broken in this poll, each its own event (by `rule`).
     pub violations: Vec<hls_rules::Violation>,
+    /// The SCTE-35 cues of the segments new in this poll, and the ad break's changes, on the
+    /// rendition whose cues stand for the stream's.
+    pub cues: Vec<scte35::Cue>,
+    pub breaks: Vec<scte35::BreakChange>,
     /// A segment longer than allowed, or drift, seen in this poll: (what, value).
     pub duration_error: Option<(String, f64)>,
 }
@@ -52,6 +57,8 @@ struct VariantTrackers {
     http: DefectTracker,
     /// One tracker per rule broken so far.
     rules: BTreeMap<&'static str, DefectTracker>,
+    /// The ad breaks the playlist's cues describe.
+    breaks: BreakTrackers,
 }
 
 /// Bytes-in counter samples over the averaging window.
@@ -126,6 +133,8 @@ impl PriorityTracker {
 /// SCTE-35 faults: a break running past its declared duration (on until it returns), and a
 /// return with no break on (held like other instantaneous faults).
 struct BreakTrackers {
+    /// The HLS rendition whose cues these are; None for the MPEG-TS ones.
+    variant: Option<String>,
     overrun: DefectTracker,
     overrunning: bool,
     orphan: DefectTracker,
@@ -133,12 +142,13 @@ struct BreakTrackers {
 }
 
 impl BreakTrackers {
-    fn new(hold: f64) -> Self {
+    fn new(hold: f64, variant: Option<&str>) -> Self {
         let timing = |clear_duration| Timing {
             min_duration: 0.0,
             clear_duration,
         };
         Self {
+            variant: variant.map(str::to_owned),
             overrun: DefectTracker::new(DetectorKind::Scte35, timing(0.0)),
             overrunning: false,
             orphan: DefectTracker::new(DetectorKind::Scte35, timing(hold)),
@@ -163,7 +173,7 @@ impl BreakTrackers {
     fn update(&mut self, at: Sample, tick: bool, out: &mut Vec<Scoped>) {
         if self.overrunning || self.overrun.engaged() {
             let t = self.overrun.update(at, self.overrunning, 1.0);
-            out.extend(t.map(|t| (t, Scope::rule("break_overrun"))));
+            out.extend(t.map(|t| (t, self.scope("break_overrun"))));
         }
         let recent = if tick {
             std::mem::take(&mut self.orphan_recent)
@@ -172,23 +182,24 @@ impl BreakTrackers {
         };
         if recent || self.orphan.engaged() {
             let t = self.orphan.update(at, recent, 1.0);
-            out.extend(t.map(|t| (t, Scope::rule("in_without_out"))));
+            out.extend(t.map(|t| (t, self.scope("in_without_out"))));
+        }
+    }
+
+    fn scope(&self, rule: &'static str) -> Scope {
+        match &self.variant {
+            Some(v) => Scope::variant_rule(v, rule),
+            None => Scope::rule(rule),
         }
     }
 
     fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
         self.overrunning = false;
         self.orphan_recent = false;
-        out.extend(
-            self.overrun
-                .finish(at)
-                .map(|t| (t, Scope::rule("break_overrun"))),
-        );
-        out.extend(
-            self.orphan
-                .finish(at)
-                .map(|t| (t, Scope::rule("in_without_out"))),
-        );
+        let overrun = self.overrun.finish(at);
+        out.extend(overrun.map(|t| (t, self.scope("break_overrun"))));
+        let orphan = self.orphan.finish(at);
+        out.extend(orphan.map(|t| (t, self.scope("in_without_out"))));
     }
 }
 
@@ -221,7 +232,7 @@ impl TransportDetectors {
             },
             variants: BTreeMap::new(),
             priorities: std::array::from_fn(|_| PriorityTracker::new(config.tr101290.hold)),
-            breaks: BreakTrackers::new(config.scte35.hold),
+            breaks: BreakTrackers::new(config.scte35.hold, None),
             config: config.clone(),
         }
     }
@@ -358,6 +369,7 @@ impl TransportDetectors {
                 ),
                 http: DefectTracker::new(DetectorKind::HttpErrors, c.http_errors.timing()),
                 rules: BTreeMap::new(),
+                breaks: BreakTrackers::new(c.scte35.hold, Some(variant)),
             });
         let mut push = |t: Option<Transition>| out.extend(t.map(|t| (t, Scope::variant(variant))));
         if c.http_errors.enabled {
@@ -407,6 +419,11 @@ impl TransportDetectors {
             &verdict.violations,
             out,
         );
+        if c.scte35.enabled {
+            trackers.breaks.observe(at, &verdict.breaks, out);
+            // Polls are the manifest's clock: each ends a held fault whose cue is past.
+            trackers.breaks.update(at, true, out);
+        }
     }
 
     /// One tracker per rule family, held like the other instantaneous manifest faults.
@@ -418,15 +435,16 @@ impl TransportDetectors {
         violations: &[hls_rules::Violation],
         out: &mut Vec<Scoped>,
     ) {
-        let enabled = |kind| match kind {
-            DetectorKind::Sequence => c.sequence.enabled,
-            _ => c.hls_conformance.enabled,
+        let settings = |kind| match kind {
+            DetectorKind::Sequence => (c.sequence.enabled, c.sequence.hold),
+            DetectorKind::Scte35 => (c.scte35.enabled, c.scte35.hold),
+            _ => (c.hls_conformance.enabled, c.hls_conformance.hold),
         };
-        for v in violations.iter().filter(|v| enabled(v.kind)) {
-            let hold = match v.kind {
-                DetectorKind::Sequence => c.sequence.hold,
-                _ => c.hls_conformance.hold,
-            };
+        for v in violations {
+            let (enabled, hold) = settings(v.kind);
+            if !enabled {
+                continue;
+            }
             rules.entry(v.rule).or_insert_with(|| {
                 DefectTracker::new(
                     v.kind,
@@ -454,6 +472,7 @@ impl TransportDetectors {
                 let transition = tracker.finish(at);
                 out.extend(transition.map(|t| (t, Scope::variant_rule(variant, rule))));
             }
+            t.breaks.finish(at, out);
         }
     }
 }

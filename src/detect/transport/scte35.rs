@@ -107,59 +107,9 @@ impl Scte35Reader {
         }
     }
 
-    /// The cue of one section; None when it is not a valid clear splice_info_section (the
-    /// crate checks the CRC; encrypted sections cannot be read).
+    /// The cue of one section, its splice time on the analyser's clock.
     fn cue(&self, section: &[u8], t: f64) -> Option<Cue> {
-        let parsed = SpliceInfoSection::parse(section).ok()?;
-        let clear = parsed.clear.as_ref()?;
-        let mut cue = Cue {
-            command: command_name(&clear.command),
-            kind: CueKind::Other,
-            event_id: None,
-            pts: None,
-            duration: None,
-            auto_return: false,
-            segmentation_type: None,
-            at: t,
-            splice_at: t,
-        };
-        let mut pts_ticks = None;
-        match &clear.command {
-            AnyCommand::SpliceInsert(insert) => {
-                cue.event_id = Some(insert.splice_event_id);
-                cue.kind = match (
-                    insert.splice_event_cancel_indicator,
-                    insert.out_of_network_indicator,
-                ) {
-                    (true, _) => CueKind::Cancel,
-                    (false, true) => CueKind::Out,
-                    (false, false) => CueKind::In,
-                };
-                if !insert.splice_immediate_flag {
-                    pts_ticks = insert.splice_time.as_ref().and_then(|s| s.pts_time);
-                }
-                if let Some(d) = &insert.break_duration {
-                    cue.duration = Some(d.duration as f64 / 90_000.0);
-                    cue.auto_return = d.auto_return;
-                }
-            }
-            AnyCommand::TimeSignal(signal) => {
-                pts_ticks = signal.splice_time.pts_time;
-                if let Some((kind, id, duration, type_id)) = segmentation(&parsed) {
-                    cue.kind = kind;
-                    cue.event_id = Some(id);
-                    cue.duration = duration;
-                    cue.segmentation_type = Some(type_id);
-                }
-            }
-            _ => {}
-        }
-        if let Some(ticks) = pts_ticks {
-            let pts = (ticks + parsed.pts_adjustment) % PTS_WRAP;
-            cue.pts = Some(pts as f64 / 90_000.0);
-            cue.splice_at = self.clock_of(pts, t);
-        }
-        Some(cue)
+        cue_of_section(section, t, |pts| self.clock_of(pts, t))
     }
 
     /// A PTS on the analyser's clock, through the last PCR (PTS and PCR share one clock).
@@ -176,6 +126,62 @@ impl Scte35Reader {
             t
         }
     }
+}
+
+/// The cue of one splice_info_section arriving at `t`; `clock` puts a splice PTS (90 kHz,
+/// adjusted) on the caller's clock. None when it is not a valid clear section (the crate
+/// checks the CRC; encrypted sections cannot be read).
+pub fn cue_of_section(section: &[u8], t: f64, clock: impl Fn(u64) -> f64) -> Option<Cue> {
+    let parsed = SpliceInfoSection::parse(section).ok()?;
+    let clear = parsed.clear.as_ref()?;
+    let mut cue = Cue {
+        command: command_name(&clear.command),
+        kind: CueKind::Other,
+        event_id: None,
+        pts: None,
+        duration: None,
+        auto_return: false,
+        segmentation_type: None,
+        at: t,
+        splice_at: t,
+    };
+    let mut pts_ticks = None;
+    match &clear.command {
+        AnyCommand::SpliceInsert(insert) => {
+            cue.event_id = Some(insert.splice_event_id);
+            cue.kind = match (
+                insert.splice_event_cancel_indicator,
+                insert.out_of_network_indicator,
+            ) {
+                (true, _) => CueKind::Cancel,
+                (false, true) => CueKind::Out,
+                (false, false) => CueKind::In,
+            };
+            if !insert.splice_immediate_flag {
+                pts_ticks = insert.splice_time.as_ref().and_then(|s| s.pts_time);
+            }
+            if let Some(d) = &insert.break_duration {
+                cue.duration = Some(d.duration as f64 / 90_000.0);
+                cue.auto_return = d.auto_return;
+            }
+        }
+        AnyCommand::TimeSignal(signal) => {
+            pts_ticks = signal.splice_time.pts_time;
+            if let Some((kind, id, duration, type_id)) = segmentation(&parsed) {
+                cue.kind = kind;
+                cue.event_id = Some(id);
+                cue.duration = duration;
+                cue.segmentation_type = Some(type_id);
+            }
+        }
+        _ => {}
+    }
+    if let Some(ticks) = pts_ticks {
+        let pts = (ticks + parsed.pts_adjustment) % PTS_WRAP;
+        cue.pts = Some(pts as f64 / 90_000.0);
+        cue.splice_at = clock(pts);
+    }
+    Some(cue)
 }
 
 fn command_name(command: &AnyCommand<'_>) -> &'static str {

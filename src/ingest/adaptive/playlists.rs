@@ -19,6 +19,7 @@ use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::{VariantCheck, VariantStatus};
 use crate::detect::transport::hls_ladder::{LadderCheck, VariantView};
 use crate::detect::transport::hls_rules::LowLatency;
+use crate::detect::transport::manifest_cues::ManifestCues;
 use crate::stream::Stream;
 
 /// Playlists larger than this are not playlists (an origin sending a video file, garbage).
@@ -200,6 +201,8 @@ struct Variant {
     /// Set on the analysed renditions: their playlists go to the segment fetcher, which
     /// fetches every segment (so none is checked with HEAD) and says whether the last failed.
     feed: Option<FeedSender>,
+    cues: ManifestCues,
+    break_tolerance: f64,
 }
 
 impl Variant {
@@ -214,6 +217,27 @@ impl Variant {
             check: VariantCheck::new(config),
             segment_failed: false,
             feed: None,
+            cues: ManifestCues::default(),
+            break_tolerance: config.scte35.break_tolerance,
+        }
+    }
+
+    /// The analysed video rendition's cues stand for the stream's ad breaks; the others' are
+    /// only compared with them.
+    fn leads_cues(&self) -> bool {
+        self.feed.is_some() && !self.status.variant.starts_with('a')
+    }
+
+    /// The cues of the segments new in the playlist just observed.
+    fn observe_cues(&mut self, new_segments: usize, verdict: &mut PlaylistVerdict) {
+        let Some(playlist) = self.check.last() else {
+            return;
+        };
+        let first_new = playlist.segments.len().saturating_sub(new_segments);
+        let (cues, breaks) = self.cues.observe(playlist, first_new, self.break_tolerance);
+        if self.leads_cues() {
+            verdict.cues = cues;
+            verdict.breaks = breaks;
         }
     }
 
@@ -295,6 +319,7 @@ async fn poll(
             }
             verdict.violations = findings.violations;
             verdict.duration_error = findings.duration_error;
+            variant.observe_cues(findings.new_segments.len(), &mut verdict);
             if let Some(feed) = &variant.feed {
                 verdict.http_failed |= feed.segment_failed.load(Ordering::Relaxed);
             } else if stream.config.detectors.http_errors.check_segments && !verdict.ended {
@@ -717,6 +742,7 @@ async fn poll_round(
                 name: &v.status.variant,
                 playlist: v.check.last()?,
                 age: v.check.age(now),
+                cues: &v.cues,
             })
         })
         .collect();
