@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::support::faults::{FaultOrigin, HlsEncoder};
 use crate::support::ts_faults::{CueSpec, Muxer, clean_ts, with_scte35};
-use crate::support::{Streamwatch, events_of, scan_json, temp_dir, wait_until};
+use crate::support::{LiveSpec, Streamwatch, events_of, scan_json, temp_dir, wait_until};
 
 fn insert(at: f64, event_id: u32, out: bool, duration: Option<(f64, bool)>) -> CueSpec {
     CueSpec {
@@ -116,9 +117,9 @@ fn run_counts_cues_shows_the_break_on_and_reports_its_overrun() {
         |sw: &Streamwatch| sw.metric_sum("streamwatch_ad_break_active", &["stream=\"ads\""]);
     // The first break is on from 2 s to 5.5 s of the clip: seen on within 20 s of start.
     assert!(
-        wait_until(Duration::from_secs(20), || active(&sw) == 1.0),
-        "the break never showed: {}",
-        sw.metrics()
+        wait_until(Duration::from_secs(30), || active(&sw) == 1.0),
+        "the break never showed: {:#}",
+        sw.stream("ads")
     );
     let s = sw.wait_stream("ads", Duration::from_secs(30), "an overrun", |s| {
         events_of(s, "scte35")
@@ -138,4 +139,54 @@ fn run_counts_cues_shows_the_break_on_and_reports_its_overrun() {
         s["scte35"]["messages"].as_u64().is_some_and(|n| n >= 4),
         "{s:#}"
     );
+}
+
+/// A live DASH MPD (from a live ffmpeg encoder, through `fault_origin.py`) with two breaks in
+/// SCTE-35 EventStreams, one in XML and one in base64: each is read once, counted and shown,
+/// each break starts at its event's time and returns by itself at its end, and neither is a
+/// fault.
+#[test]
+fn dash_event_stream_cues_are_read_and_their_breaks_return_by_themselves() {
+    let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
+    let mut origin = FaultOrigin::start(&encoder.www());
+    origin.set("ads", "scte35_events");
+    let sw = Streamwatch::start(
+        &format!(
+            "[[streams]]\nid = \"ads\"\nurl = \"{}\"\n",
+            origin.dash_url("ads")
+        ),
+        &[],
+    );
+    let active =
+        |sw: &Streamwatch| sw.metric_sum("streamwatch_ad_break_active", &["stream=\"ads\""]);
+    // The XML break is on from 3 s to 9 s after the MPD was first read.
+    assert!(
+        wait_until(Duration::from_secs(30), || active(&sw) == 1.0),
+        "the break never showed: {:#}",
+        sw.stream("ads")
+    );
+    let s = sw.wait_stream("ads", Duration::from_secs(30), "both breaks", |s| {
+        s["scte35"]["messages"].as_u64() == Some(2) && s["scte35"]["ad_break"].is_null()
+    });
+    let recent: Vec<(Value, Value)> = s["scte35"]["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["event_id"].clone(), c["duration"].clone()))
+        .collect();
+    assert!(
+        recent.contains(&(77.into(), 6.0.into())) && recent.contains(&(7.into(), 4.0.into())),
+        "{:#}",
+        s["scte35"]
+    );
+    assert_eq!(
+        sw.metric_sum(
+            "streamwatch_scte35_messages_total",
+            &["stream=\"ads\"", "command=\"splice_insert\""]
+        ),
+        2.0
+    );
+    assert_eq!(active(&sw), 0.0);
+    assert!(events_of(&s, "scte35").is_empty(), "{s:#}");
+    drop(encoder);
 }

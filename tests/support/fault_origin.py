@@ -37,6 +37,9 @@ Hostile origins (the process must survive them, bounded in memory, and name the 
                 the playlist redirects to file:///etc/passwd
   bad_extinf    EXTINF values NaN, -5 and 1e30
   max_sequence  EXT-X-MEDIA-SEQUENCE is 2^64-1
+  scte35_events the MPD carries two SCTE-35 breaks in EventStreams, 3 and 12 s after the
+                name's first MPD request: a 6 s break in XML (splice_insert, event 77) and
+                a 4 s one in base64 (event 7)
   fuzz          each answer is mutated at random (cut, flipped bytes, lines dropped,
                 duplicated or replaced, numbers made huge, garbage or empty segments;
                 for the MPD, hostile elements and attributes as well)
@@ -139,7 +142,7 @@ class Handler(BaseHTTPRequestHandler):
             frozen.pop(name, None)
         slow = fault == "slow"
         if file == "live.mpd":
-            body = dash_manifest()
+            body = dash_manifest(name if fault == "scte35_events" else None)
             if body is None:
                 return self.reply(404, b"not found\n", "text/plain", head)
             if fault == "fuzz":
@@ -276,8 +279,28 @@ def fuzz_playlist(body):
 STARTED = time.time()
 
 
-def dash_manifest():
-    """A dynamic MPD listing the playlist's TS segments (1 s each, numbered as in the playlist)."""
+XML_BREAK = """<scte35:SpliceInfoSection><scte35:SpliceInsert spliceEventId="77" outOfNetworkIndicator="true"
+          spliceImmediateFlag="true"><scte35:BreakDuration autoReturn="true" duration="540000"/>
+          </scte35:SpliceInsert></scte35:SpliceInfoSection>"""
+# splice_insert out of network, event 7, immediate, a 4 s break.
+BINARY_BREAK = "/DAgAAAAAAAAAAAADwUAAAAHf/9+AAV+QAABAAAAANQqnoU="
+
+
+def event_streams(name):
+    """Two SCTE-35 breaks, placed once (on the availability clock) from the first request."""
+    first = made.setdefault(("events", name), int(time.time() - STARTED))
+    return """
+    <EventStream schemeIdUri="urn:scte:scte35:2013:xml" timescale="1">
+      <Event presentationTime="%d" duration="6" id="1">%s</Event>
+    </EventStream>
+    <EventStream schemeIdUri="urn:scte:scte35:2014:xml+bin" timescale="1">
+      <Event presentationTime="%d" duration="4" id="2"><scte35:Signal><scte35:Binary>%s</scte35:Binary></scte35:Signal></Event>
+    </EventStream>""" % (first + 3, XML_BREAK, first + 12, BINARY_BREAK)
+
+
+def dash_manifest(events_of=None):
+    """A dynamic MPD listing the playlist's TS segments (1 s each, numbered as in the playlist),
+    with SCTE-35 EventStreams for the name `events_of`."""
     try:
         with open(os.path.join(WWW, "live.m3u8"), "rb") as f:
             playlist = f.read()
@@ -290,10 +313,11 @@ def dash_manifest():
     first = int(seq.group(1))
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(STARTED))
     return ("""<?xml version="1.0" encoding="utf-8"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:mp2t-simple:2011"
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:scte35="http://www.scte.org/schemas/35/2016"
+     profiles="urn:mpeg:dash:profile:mp2t-simple:2011"
      type="dynamic" availabilityStartTime="%s" minimumUpdatePeriod="PT1S" minBufferTime="PT2S"
      timeShiftBufferDepth="PT5S">
-  <Period id="0" start="PT0S">
+  <Period id="0" start="PT0S">%s
     <AdaptationSet mimeType="video/mp2t" segmentAlignment="true">
       <Representation id="v0" bandwidth="800000" width="320" height="240" codecs="avc1.64001e,mp4a.40.2">
         <SegmentTemplate timescale="1000" media="live$Number%%05d$.ts" startNumber="%d">
@@ -305,7 +329,7 @@ def dash_manifest():
     </AdaptationSet>
   </Period>
 </MPD>
-""" % (start, first, first * 1000, count - 1)).encode()
+""" % (start, event_streams(events_of) if events_of else "", first, first * 1000, count - 1)).encode()
 
 
 def fuzz_mpd(body):

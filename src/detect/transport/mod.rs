@@ -11,6 +11,7 @@
 //! samples whose `media` field is seconds since the stream was added, which is also what
 //! their events' `start` and `end` hold.
 
+pub mod dash_events;
 pub mod hls;
 pub mod hls_ladder;
 pub mod hls_rules;

@@ -206,17 +206,22 @@ fn segmentation(section: &SpliceInfoSection<'_>) -> Option<(CueKind, u32, Option
             let kind = if s.segmentation_event_cancel_indicator {
                 CueKind::Cancel
             } else {
-                match type_id {
-                    0x22 | 0x30 | 0x32 | 0x34 | 0x36 => CueKind::Out,
-                    0x23 | 0x31 | 0x33 | 0x35 | 0x37 => CueKind::In,
-                    _ => CueKind::Other,
-                }
+                segmentation_kind(type_id)
             };
             let duration = s.segmentation_duration.map(|d| d as f64 / 90_000.0);
             Some((kind, s.segmentation_event_id, duration, type_id))
         }
         _ => None,
     })
+}
+
+/// What a segmentation type id does to the break.
+pub fn segmentation_kind(type_id: u8) -> CueKind {
+    match type_id {
+        0x22 | 0x30 | 0x32 | 0x34 | 0x36 => CueKind::Out,
+        0x23 | 0x31 | 0x33 | 0x35 | 0x37 => CueKind::In,
+        _ => CueKind::Other,
+    }
 }
 
 /// A change of the ad break, from the cues and the passing of time.

@@ -47,7 +47,7 @@ pub fn is_dynamic(mpd: &MPD) -> bool {
 }
 
 /// Seconds from the availability start to `now`, for live MPDs.
-fn live_seconds(mpd: &MPD, now: DateTime<Utc>) -> Option<f64> {
+pub fn live_seconds(mpd: &MPD, now: DateTime<Utc>) -> Option<f64> {
     let start = mpd.availabilityStartTime?;
     Some((now - start).num_milliseconds() as f64 / 1000.0)
 }

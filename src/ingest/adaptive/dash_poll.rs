@@ -19,6 +19,7 @@ use super::segments::{SegmentRef, Snapshot};
 use super::{Discovery, FeedSender, Publisher};
 use crate::config::{IngestConfig, Rendition, StreamConfig};
 use crate::detect::transport::PlaylistVerdict;
+use crate::detect::transport::dash_events::DashCues;
 use crate::detect::transport::hls::VariantStatus;
 use crate::stream::Stream;
 
@@ -51,6 +52,7 @@ pub struct Poller {
     publisher: Publisher,
     reps: BTreeMap<String, RepCheck>,
     last_failure: Option<String>,
+    cues: DashCues,
 }
 
 /// The analysed representations of one poll: the main one (video, or audio for an
@@ -92,6 +94,7 @@ impl Poller {
             publisher,
             reps: BTreeMap::new(),
             last_failure: None,
+            cues: DashCues::default(),
         }
     }
 
@@ -172,15 +175,26 @@ impl Poller {
     /// Checks every representation of the period in play and feeds the analysed ones.
     async fn observe(&mut self, stream: &Stream, client: &reqwest::Client, mpd: &MPD) {
         self.last_failure = None;
-        stream.observe_playlist(MPD, &PlaylistVerdict::default());
         let now = Utc::now();
         let Some(period) = dash::current_period(mpd, now).map(|i| &mpd.periods[i]) else {
+            stream.observe_playlist(MPD, &PlaylistVerdict::default());
             self.failed(
                 stream,
                 format!("{}: the MPD has no Period", shown(&self.url)),
             );
             return;
         };
+        let clock = dash::is_dynamic(mpd)
+            .then(|| dash::live_seconds(mpd, now))
+            .flatten();
+        let period_start = period.start.map_or(0.0, |s| s.as_secs_f64());
+        let (cues, breaks) = self.cues.observe(period, period_start, clock);
+        let verdict = PlaylistVerdict {
+            cues,
+            breaks,
+            ..Default::default()
+        };
+        stream.observe_playlist(MPD, &verdict);
         let reps = dash::representations(period);
         let analysed = match self.choose(&reps) {
             Ok(a) => a,
