@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod baseline;
+pub mod captions;
 pub mod tracker;
 pub mod transport;
 pub mod video;
@@ -38,10 +39,11 @@ pub enum DetectorKind {
     HttpErrors,
     Tr101290,
     Scte35,
+    Captions,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 22] = [
+    pub const ALL: [DetectorKind; 23] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -64,6 +66,7 @@ impl DetectorKind {
         Self::HttpErrors,
         Self::Tr101290,
         Self::Scte35,
+        Self::Captions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +93,7 @@ impl DetectorKind {
             Self::HttpErrors => "http_errors",
             Self::Tr101290 => "tr101290",
             Self::Scte35 => "scte35",
+            Self::Captions => "captions",
         }
     }
 }

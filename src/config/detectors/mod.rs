@@ -6,10 +6,12 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 
 mod audio;
+mod captions;
 mod transport;
 mod video;
 
 pub use audio::*;
+pub use captions::*;
 pub use transport::*;
 pub use video::*;
 
@@ -62,6 +64,7 @@ pub struct DetectorsConfig {
     pub http_errors: HttpErrorsConfig,
     pub tr101290: Tr101290Config,
     pub scte35: Scte35Config,
+    pub captions: CaptionsConfig,
 }
 
 /// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
@@ -122,6 +125,7 @@ impl DetectorsConfig {
         self.segment_duration.validate(&k("segment_duration"))?;
         self.http_errors.validate(&k("http_errors"))?;
         self.tr101290.validate(&k("tr101290"))?;
-        self.scte35.validate(&k("scte35"))
+        self.scte35.validate(&k("scte35"))?;
+        self.captions.validate(&k("captions"))
     }
 }
