@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{AnalysisTier, StreamConfig};
 use crate::detect::Sample;
 use crate::detect::audio::AudioSummary;
+use crate::detect::captions::CaptionBytes;
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
@@ -92,6 +93,9 @@ pub struct Stream {
     /// what load shedding watches.
     frames_dropped: AtomicU64,
     late_frames: AtomicU64,
+    /// Caption bytes of the coded pictures since the latest decoded frame: counted at the
+    /// decoder's input, judged when the next frame arrives.
+    captions: Mutex<CaptionBytes>,
 }
 
 impl Stream {
@@ -137,6 +141,7 @@ impl Stream {
             analysis_tier: AtomicU8::new(config.analysis.level()),
             frames_dropped: AtomicU64::new(0),
             late_frames: AtomicU64::new(0),
+            captions: Mutex::default(),
             config,
         }
     }
@@ -181,7 +186,8 @@ impl Stream {
             media: frame.pts.as_secs_f64(),
             wall: SystemTime::now(),
         };
-        self.with_monitor(|m, emit| m.on_video_arrival(at, emit));
+        let captions = std::mem::take(&mut *lock(&self.captions));
+        self.with_monitor(|m, emit| m.on_video_arrival(at, &captions, emit));
         self.last_frame_ns
             .store(self.nanos_since_born().max(1), Ordering::Relaxed);
         self.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -312,6 +318,11 @@ impl Stream {
 
     /// A coded picture the tier kept from the decoder: the stream flows, so the stall watchdog
     /// counts it as an arrival (a keyframe every 2 s would otherwise look like a stall).
+    /// Caption bytes found on a coded picture (whether or not the tier decodes it).
+    pub fn count_captions(&self, bytes: &CaptionBytes) {
+        lock(&self.captions).add(bytes);
+    }
+
     pub fn count_skipped_frame(&self) {
         self.last_frame_ns
             .store(self.nanos_since_born().max(1), Ordering::Relaxed);

@@ -56,6 +56,8 @@ pub struct CaptionsDetector {
     seen: bool,
     window: CaptionBytes,
     window_start: Option<f64>,
+    /// The latest frame of the run: where an open defect ends with it.
+    last: Option<Sample>,
 }
 
 impl CaptionsDetector {
@@ -66,6 +68,7 @@ impl CaptionsDetector {
             seen: false,
             window: CaptionBytes::default(),
             window_start: None,
+            last: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl CaptionsDetector {
     ) -> Option<CaptionRates> {
         let present = !bytes.is_empty();
         self.seen |= present;
+        self.last = Some(at);
         if self.config.enabled && (self.seen || self.config.expect) {
             out.extend(self.tracker.update(at, !present, 0.0));
         }
@@ -101,10 +105,12 @@ impl CaptionsDetector {
         Some(CaptionRates::over(&std::mem::take(&mut self.window), span))
     }
 
-    /// The run ended at `last`: an open defect ends there, and the next run starts its own
+    /// The run ended: an open defect ends at its last frame, and the next run starts its own
     /// windows (its media time restarts at zero). Whether captions were seen is kept.
-    pub fn end_run(&mut self, last: Sample, out: &mut Vec<Transition>) {
-        out.extend(self.tracker.finish(last));
+    pub fn end_run(&mut self, out: &mut Vec<Transition>) {
+        if let Some(last) = self.last.take() {
+            out.extend(self.tracker.finish(last));
+        }
         self.tracker = Self::tracker(&self.config);
         self.window = CaptionBytes::default();
         self.window_start = None;
@@ -184,8 +190,8 @@ mod tests {
         let (out, _) = feed(&mut expected, 0.0, 12.0, &none);
         assert_eq!(spans(&out), [(0.0, None)]);
         let mut out = Vec::new();
-        expected.end_run(Sample::at(12.0), &mut out);
-        assert_eq!(spans(&out), [(0.0, Some(12.0))]);
+        expected.end_run(&mut out);
+        assert_eq!(spans(&out), [(0.0, Some(11.96))]);
     }
 
     #[test]
