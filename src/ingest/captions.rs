@@ -24,30 +24,30 @@ pub fn count_at_decoder_input(decoder: &gst::Element, stream: &Arc<dyn MediaSink
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
         move |_, info| {
-            let mut bytes = CaptionBytes::default();
             let mut parser = crate::sync::lock(&parser);
             match &info.data {
-                Some(gst::PadProbeData::Buffer(b)) => count(b, &mut parser, &mut bytes),
+                Some(gst::PadProbeData::Buffer(b)) => count(b, &mut parser, stream.as_ref()),
                 Some(gst::PadProbeData::BufferList(list)) => {
                     for b in list.iter() {
-                        count(b, &mut parser, &mut bytes);
+                        count(b, &mut parser, stream.as_ref());
                     }
                 }
                 _ => {}
-            }
-            if !bytes.is_empty() {
-                stream.count_captions(&bytes);
             }
             gst::PadProbeReturn::Ok
         },
     );
 }
 
-fn count(buffer: &gst::BufferRef, parser: &mut CaptionParser, out: &mut CaptionBytes) {
+fn count(buffer: &gst::BufferRef, parser: &mut CaptionParser, stream: &dyn MediaSink) {
+    let mut bytes = CaptionBytes::default();
     for meta in buffer.iter_meta::<gst_video::VideoCaptionMeta>() {
         if let Some(format) = format_of(meta.caption_type()) {
-            parser.parse(format, meta.data(), out);
+            parser.parse(format, meta.data(), &mut bytes);
         }
+    }
+    if !bytes.is_empty() {
+        stream.count_captions(buffer.pts().map(|t| t.nseconds()), bytes);
     }
 }
 

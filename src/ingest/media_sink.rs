@@ -50,8 +50,10 @@ pub trait MediaSink: Send + Sync {
     fn count_skipped_frame(&self);
     /// A decoded frame reached its sink after its due time.
     fn note_late_frame(&self);
-    /// Caption bytes found on a coded picture at the decoder's input.
-    fn count_captions(&self, bytes: &CaptionBytes);
+    /// Caption bytes found on a coded picture at the decoder's input (`pts_ns`: its PTS).
+    fn count_captions(&self, pts_ns: Option<u64>, bytes: CaptionBytes);
+    /// A decoded frame of this PTS is about to be pushed: it takes the captions up to it.
+    fn captions_decoded(&self, pts_ns: u64);
 }
 
 impl MediaSink for Stream {
@@ -139,7 +141,11 @@ impl MediaSink for Stream {
         Stream::note_late_frame(self);
     }
 
-    fn count_captions(&self, bytes: &CaptionBytes) {
-        Stream::count_captions(self, bytes);
+    fn count_captions(&self, pts_ns: Option<u64>, bytes: CaptionBytes) {
+        Stream::count_captions(self, pts_ns, bytes);
+    }
+
+    fn captions_decoded(&self, pts_ns: u64) {
+        Stream::captions_decoded(self, pts_ns);
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{AnalysisTier, StreamConfig};
 use crate::detect::Sample;
 use crate::detect::audio::AudioSummary;
-use crate::detect::captions::CaptionBytes;
+use crate::detect::captions::{CaptionBytes, CaptionTally};
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
@@ -93,9 +93,9 @@ pub struct Stream {
     /// what load shedding watches.
     frames_dropped: AtomicU64,
     late_frames: AtomicU64,
-    /// Caption bytes of the coded pictures since the latest decoded frame: counted at the
-    /// decoder's input, judged when the next frame arrives.
-    captions: Mutex<CaptionBytes>,
+    /// Caption bytes of the coded pictures, counted at the decoder's input, until the decoded
+    /// frame that covers them arrives.
+    captions: Mutex<CaptionTally>,
 }
 
 impl Stream {
@@ -186,7 +186,7 @@ impl Stream {
             media: frame.pts.as_secs_f64(),
             wall: SystemTime::now(),
         };
-        let captions = std::mem::take(&mut *lock(&self.captions));
+        let captions = lock(&self.captions).take_ready();
         self.with_monitor(|m, emit| m.on_video_arrival(at, &captions, emit));
         self.last_frame_ns
             .store(self.nanos_since_born().max(1), Ordering::Relaxed);
@@ -319,8 +319,14 @@ impl Stream {
     /// A coded picture the tier kept from the decoder: the stream flows, so the stall watchdog
     /// counts it as an arrival (a keyframe every 2 s would otherwise look like a stall).
     /// Caption bytes found on a coded picture (whether or not the tier decodes it).
-    pub fn count_captions(&self, bytes: &CaptionBytes) {
-        lock(&self.captions).add(bytes);
+    pub fn count_captions(&self, pts_ns: Option<u64>, bytes: CaptionBytes) {
+        lock(&self.captions).count(pts_ns, bytes);
+    }
+
+    /// The decoded frame of PTS `pts_ns` is about to be pushed: the captions of the pictures up
+    /// to it go with it.
+    pub fn captions_decoded(&self, pts_ns: u64) {
+        lock(&self.captions).decoded(pts_ns);
     }
 
     pub fn count_skipped_frame(&self) {

@@ -237,7 +237,7 @@ impl Monitor {
     }
 
     /// A video frame as the decoder hands it over (before the engine), with the caption
-    /// bytes of the coded pictures since the previous one.
+    /// bytes of the coded pictures it covers (those up to its PTS not yet judged).
     pub fn on_video_arrival(&mut self, at: Sample, captions: &CaptionBytes, emit: &mut Emit<'_>) {
         self.carry(true, false, emit);
         let mut tagged = Vec::new();

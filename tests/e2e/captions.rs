@@ -4,12 +4,13 @@
 //! `captions` defect until they return; a clip without captions is one only when captions
 //! are expected.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::caption_clips::{
-    CaptionClip, FIELD1_BYTES_PER_FRAME, SERVICE1_BYTES_PER_FRAME,
+    CaptionClip, FIELD1_BYTES_PER_FRAME, SERVICE1_BYTES_PER_FRAME, ffprobe_sees_captions,
 };
 use crate::support::{Streamwatch, scan_json, temp_dir, wait_until};
 
@@ -18,14 +19,17 @@ const FPS: u32 = 25;
 /// few frames of decoder delay, plus a frame of rounding at each end.
 const EDGE_TOLERANCE: f64 = 0.3;
 
-fn clip(spans: &[(f64, f64)]) -> String {
-    let path = CaptionClip {
+fn clip_path(spans: &[(f64, f64)]) -> PathBuf {
+    CaptionClip {
         seconds: 30,
         fps: FPS,
         spans: spans.to_vec(),
     }
-    .path();
-    format!("file://{}", path.display())
+    .path()
+}
+
+fn clip(spans: &[(f64, f64)]) -> String {
+    format!("file://{}", clip_path(spans).display())
 }
 
 fn captions_events(report: &Value) -> Vec<(f64, f64)> {
@@ -79,7 +83,7 @@ fn captions_that_stop_are_a_defect_until_they_return() {
     let events = captions_events(&report);
     assert_eq!(events.len(), 1, "{:#}", report["events"]);
     let (start, end) = events[0];
-    // Dated from the last captioned frame like every detector; raised 10 s later.
+    // Dated from the first frame without captions like every detector; raised 10 s later.
     assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
     assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
 }
@@ -98,6 +102,13 @@ fn keyframes_only_analysis_still_counts_every_pictures_captions() {
     // Judged at keyframes, 2 s apart.
     assert!((start - 6.0).abs() <= 2.0 + EDGE_TOLERANCE, "start {start}");
     assert!((end - 20.0).abs() <= 2.0 + EDGE_TOLERANCE, "end {end}");
+}
+
+#[test]
+fn the_clips_captions_are_seen_by_ffmpeg_too() {
+    // An independent reader (libavcodec's H.264 decoder) finds A/53 captions in the SEI.
+    assert!(ffprobe_sees_captions(&clip_path(&[(0.0, 30.0)])));
+    assert!(!ffprobe_sees_captions(&clip_path(&[])));
 }
 
 #[test]

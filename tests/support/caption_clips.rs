@@ -131,3 +131,16 @@ fn cc_data(n: u32) -> Vec<u8> {
         letter + 1,
     ]
 }
+
+/// Whether ffprobe's stream summary says the video carries closed captions (libavcodec sets
+/// it once it has decoded A/53 caption SEI).
+pub fn ffprobe_sees_captions(path: &std::path::Path) -> bool {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-hide_banner", "-i"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("Video: h264"), "ffprobe: {summary}");
+    summary.contains("Closed Captions")
+}

@@ -3,12 +3,14 @@
 //! and a `captions` defect when a stream that carried them, or must carry them, has none.
 
 pub mod cc_data;
+pub mod tally;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 pub use cc_data::{CaptionBytes, CaptionFormat, CaptionParser};
+pub use tally::CaptionTally;
 
 use crate::config::{CaptionsConfig, Timing};
 use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
@@ -81,8 +83,8 @@ impl CaptionsDetector {
         DefectTracker::new(DetectorKind::Captions, timing)
     }
 
-    /// A decoded frame arrived, with the caption bytes of the coded pictures since the
-    /// previous one; returns the rates when a window closes.
+    /// A decoded frame arrived, with the caption bytes of the coded pictures it covers;
+    /// returns the rates when a window closes.
     pub fn observe(
         &mut self,
         at: Sample,
@@ -158,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn captions_that_stop_are_a_defect_dated_from_their_last_frame_until_they_return() {
+    fn captions_that_stop_are_a_defect_from_the_first_frame_without_until_they_return() {
         let mut d = CaptionsDetector::new(&CaptionsConfig::default());
         let none = CaptionBytes::default();
         let (out, rates) = feed(&mut d, 0.0, 6.0, &field1());
