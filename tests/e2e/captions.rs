@@ -24,6 +24,7 @@ fn clip_path(spans: &[(f64, f64)]) -> PathBuf {
         seconds: 30,
         fps: FPS,
         spans: spans.to_vec(),
+        bframes: 0,
     }
     .path()
 }
@@ -84,6 +85,24 @@ fn captions_that_stop_are_a_defect_until_they_return() {
     assert_eq!(events.len(), 1, "{:#}", report["events"]);
     let (start, end) = events[0];
     // Dated from the first frame without captions like every detector; raised 10 s later.
+    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
+    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+}
+
+#[test]
+fn b_frames_decoded_out_of_order_keep_their_captions_in_place() {
+    let path = CaptionClip {
+        seconds: 30,
+        fps: FPS,
+        spans: vec![(0.0, 6.0), (20.0, 30.0)],
+        bframes: 2,
+    }
+    .path();
+    let report = scan(&format!("file://{}", path.display()), &[]);
+    assert_rates(&report["captions"]);
+    let events = captions_events(&report);
+    assert_eq!(events.len(), 1, "{:#}", report["events"]);
+    let (start, end) = events[0];
     assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
     assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
 }

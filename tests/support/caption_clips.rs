@@ -14,12 +14,14 @@ use gstreamer_app as gst_app;
 
 use super::clips::fnv1a;
 
-/// A captioned clip: `seconds` long at `fps`, captions during each `[from, to)` span.
+/// A captioned clip: `seconds` long at `fps`, captions during each `[from, to)` span;
+/// `bframes` B-frames between reference frames (decoded out of order).
 #[derive(Clone, Debug)]
 pub struct CaptionClip {
     pub seconds: u32,
     pub fps: u32,
     pub spans: Vec<(f64, f64)>,
+    pub bframes: u32,
 }
 
 /// 608 field 1 bytes and 708 service 1 bytes per captioned frame.
@@ -56,11 +58,13 @@ impl CaptionClip {
             "videotestsrc num-buffers={frames} pattern=ball ! \
              video/x-raw,format=I420,width=320,height=240,framerate={fps}/1 ! \
              cccombiner name=c schedule=false ! \
-             x264enc speed-preset=ultrafast key-int-max={gop} ! h264parse ! mpegtsmux ! \
+             x264enc speed-preset=ultrafast key-int-max={gop} bframes={bframes} b-adapt=false ! \
+             h264parse ! mpegtsmux ! \
              filesink location={out} \
              appsrc name=cc format=time \
              caps=closedcaption/x-cea-708,format=cc_data,framerate={fps}/1 ! c.caption",
             gop = 2 * fps,
+            bframes = self.bframes,
             out = out.display(),
         ))
         .unwrap()
