@@ -371,6 +371,8 @@ impl Stream {
             .store(self.nanos_since_born(), Ordering::Relaxed);
         self.last_frame_ns.store(0, Ordering::Relaxed);
         self.last_audio_ns.store(0, Ordering::Relaxed);
+        // Captions still waiting belong to the old run's timeline.
+        *lock(&self.captions) = CaptionTally::default();
         let now = Instant::now();
         self.with_monitor(|m, emit| m.begin_run(now, emit))
     }

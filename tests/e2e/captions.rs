@@ -186,3 +186,53 @@ fn run_exports_the_caption_rate_and_shows_services_in_the_api() {
     );
     assert!(sw.terminate().success());
 }
+
+#[test]
+fn a_looped_captioned_file_keeps_its_rate_across_the_loop() {
+    let path = CaptionClip {
+        seconds: 4,
+        fps: FPS,
+        spans: vec![(0.0, 4.0)],
+        bframes: 2,
+    }
+    .path();
+    let sw = Streamwatch::start(
+        &format!(
+            "[[streams]]\nid = \"loop\"\nurl = \"file://{}\"\n\
+             [streams.detectors.captions]\nmin_duration = 0.5\n",
+            path.display()
+        ),
+        &[],
+    );
+    let want = f64::from((FIELD1_BYTES_PER_FRAME + SERVICE1_BYTES_PER_FRAME) * FPS);
+    let rate = |sw: &Streamwatch| {
+        sw.metric_sum(
+            "streamwatch_captions_bytes_per_second",
+            &["stream=\"loop\""],
+        )
+    };
+    assert!(wait_until(Duration::from_secs(20), || rate(&sw) > 0.0));
+    // Three passes of the 4 s file: every second's rate, loop points included.
+    let mut rates = Vec::new();
+    for _ in 0..24 {
+        std::thread::sleep(Duration::from_millis(500));
+        rates.push(rate(&sw));
+    }
+    eprintln!("rates across loops: {rates:?}");
+    assert!(
+        rates.iter().all(|r| (r - want).abs() <= want * 0.1),
+        "{rates:?}"
+    );
+    let stream = sw.stream("loop");
+    let captions_events = |key: &str| {
+        stream[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["detector"] == "captions")
+            .count()
+    };
+    assert_eq!(captions_events("active_defects"), 0, "{stream:#}");
+    assert_eq!(captions_events("last_events"), 0, "{stream:#}");
+    assert!(sw.terminate().success());
+}

@@ -97,8 +97,12 @@ impl CaptionsDetector {
         if self.config.enabled && (self.seen || self.config.expect) {
             out.extend(self.tracker.update(at, !present, 0.0));
         }
+        // A window holds the frames after its start: the first frame only opens one.
+        let Some(start) = self.window_start else {
+            self.window_start = Some(at.media);
+            return None;
+        };
         self.window.add(bytes);
-        let start = *self.window_start.get_or_insert(at.media);
         let span = at.media - start;
         if span < RATE_WINDOW_SECS {
             return None;
@@ -165,6 +169,8 @@ mod tests {
         let none = CaptionBytes::default();
         let (out, rates) = feed(&mut d, 0.0, 6.0, &field1());
         assert!(out.is_empty());
+        let first = rates.first().unwrap();
+        assert_eq!(first.bytes_per_second, 5.0 * FPS, "{rates:?}");
         let last = rates.last().unwrap();
         assert!(last.present);
         assert_eq!(last.services["cea608_field1"], 2.0 * FPS);
