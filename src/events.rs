@@ -12,6 +12,7 @@ use crate::config::AnalysisTier;
 use crate::detect::DetectorKind;
 pub use crate::detect::Scope;
 use crate::detect::audio::AudioLevels;
+use crate::detect::captions::CaptionRates;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::scte35::{BreakChange, Cue};
@@ -176,6 +177,8 @@ pub enum Event {
     TsErrors(Vec<IndicatorErrors>),
     /// A run's MPEG-TS input is measured (its priority 1 and 2 counters can start at zero).
     TsMeasured,
+    /// Caption bytes per second over the latest second of media (every second of video).
+    Captions(CaptionRates),
     /// An SCTE-35 message on the transport stream.
     Scte35Cue(Cue),
     /// The ad break the cues describe changed.

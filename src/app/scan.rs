@@ -21,7 +21,7 @@ use crate::media::Decoders;
 use crate::sinks::Outputs;
 use crate::sinks::frame_stats::StatsCsv;
 use crate::sinks::metrics::Metrics;
-use crate::sinks::status::{IndicatorStatus, Scte35Status};
+use crate::sinks::status::{CaptionsStatus, IndicatorStatus, Scte35Status};
 use crate::stats::StatsBackend;
 use crate::stream::{Stream, StreamOptions};
 
@@ -71,6 +71,10 @@ pub struct ScanReport {
     /// SCTE-35 cues of an MPEG-TS source (times on the stream's PCR).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scte35: Option<Scte35Status>,
+    /// Closed captions: the last second's rates by 608 field and 708 service, and whether
+    /// any were seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captions: Option<CaptionsStatus>,
     /// The decoder elements GStreamer chose (`{"video": "avdec_h264", "audio": "avdec_aac"}`).
     pub decoders: Decoders,
     /// Loudness and A/V sync figures of the audio track, when there is one.
@@ -326,6 +330,7 @@ fn report(
         decode_errors: stream.decode_errors(),
         tr101290: status.tr101290,
         scte35: status.scte35,
+        captions: status.captions,
         decoders: stream.decoders(),
         audio: analysed.audio,
         error: failure,

@@ -261,6 +261,8 @@ struct RawStream {
     ignore_channels: Vec<ChannelName>,
     #[serde(default)]
     secret_path: bool,
+    /// The stream must carry closed captions (`detectors.captions.expect`).
+    expect_captions: Option<bool>,
 }
 
 /// URL schemes a stream may use.
@@ -315,7 +317,10 @@ impl Config {
         for (i, s) in raw.streams.into_iter().enumerate() {
             let mut merged = raw.detectors.clone();
             merge_tables(&mut merged, s.detectors);
-            let detectors = typed_detectors(merged, &format!("streams[{i}].detectors"))?;
+            let mut detectors = typed_detectors(merged, &format!("streams[{i}].detectors"))?;
+            if let Some(expect) = s.expect_captions {
+                detectors.captions.expect = expect;
+            }
             streams.push(StreamConfig {
                 id: s.id,
                 url: s.url,
@@ -761,6 +766,26 @@ mod tests {
         assert_eq!(secret, "9000-2");
         let userinfo = id_from_url("rtsp://admin:hunter2@cam", 3);
         assert!(!userinfo.contains("hunter2"), "{userinfo}");
+    }
+
+    #[test]
+    fn expect_captions_is_a_stream_key_and_a_detector_setting() {
+        let c = Config::parse(
+            "[detectors.captions]\nmin_duration = 5\n[[streams]]\nid = \"a\"\n\
+             url = \"udp://:5000\"\nexpect_captions = true\n[[streams]]\nid = \"b\"\n\
+             url = \"udp://:5001\"\n",
+            "test",
+        )
+        .unwrap();
+        let captions = |i: usize| &c.streams[i].detectors.captions;
+        assert!(captions(0).expect && !captions(1).expect);
+        assert_eq!(captions(1).min_duration, 5.0);
+        let bad = Config::parse("[detectors.captions]\nmin_duration = 0\n", "test");
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("captions.min_duration")
+        );
     }
 
     #[test]

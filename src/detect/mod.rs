@@ -6,6 +6,7 @@
 
 pub mod audio;
 pub mod baseline;
+pub mod captions;
 pub mod tracker;
 pub mod transport;
 pub mod video;
@@ -39,10 +40,11 @@ pub enum DetectorKind {
     Tr101290,
     Scte35,
     HlsConformance,
+    Captions,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 23] = [
+    pub const ALL: [DetectorKind; 24] = [
         Self::Black,
         Self::Freeze,
         Self::Silence,
@@ -66,6 +68,7 @@ impl DetectorKind {
         Self::Tr101290,
         Self::Scte35,
         Self::HlsConformance,
+        Self::Captions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +96,7 @@ impl DetectorKind {
             Self::Tr101290 => "tr101290",
             Self::Scte35 => "scte35",
             Self::HlsConformance => "hls_conformance",
+            Self::Captions => "captions",
         }
     }
 }

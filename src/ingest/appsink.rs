@@ -130,6 +130,7 @@ fn on_video_sample(
     video.keyframe = feed.marks.is_keyframe(pts.nseconds());
     video.interlaced = interlaced;
     video.tier = feed.marks.applied_tier.get();
+    stream.captions_decoded(pts.nseconds());
     stream.push_video(session, video);
     Ok(gst::FlowSuccess::Ok)
 }

@@ -169,7 +169,9 @@ pub fn watch_decoder(
             gst::PadProbeReturn::Ok
         });
     }
-    // First on the pad: pictures the tier drops are neither keyframe marks nor decoding.
+    // Captions are counted on every coded picture, so ahead of the tier.
+    crate::ingest::captions::count_at_decoder_input(element, stream);
+    // First after them: pictures the tier drops are neither keyframe marks nor decoding.
     crate::ingest::tier::filter_decoder_input(element, stream, marks);
     let Some(pad) = element.static_pad("sink") else {
         return;

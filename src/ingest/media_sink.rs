@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::config::AnalysisTier;
+use crate::detect::captions::CaptionBytes;
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::tr101290::{TsFindings, TsSettings};
 use crate::frame::{AudioBuffer, VideoFrame};
@@ -49,6 +50,10 @@ pub trait MediaSink: Send + Sync {
     fn count_skipped_frame(&self);
     /// A decoded frame reached its sink after its due time.
     fn note_late_frame(&self);
+    /// Caption bytes found on a coded picture at the decoder's input (`pts_ns`: its PTS).
+    fn count_captions(&self, pts_ns: Option<u64>, bytes: CaptionBytes);
+    /// A decoded frame of this PTS is about to be pushed: it takes the captions up to it.
+    fn captions_decoded(&self, pts_ns: u64);
 }
 
 impl MediaSink for Stream {
@@ -134,5 +139,13 @@ impl MediaSink for Stream {
 
     fn note_late_frame(&self) {
         Stream::note_late_frame(self);
+    }
+
+    fn count_captions(&self, pts_ns: Option<u64>, bytes: CaptionBytes) {
+        Stream::count_captions(self, pts_ns, bytes);
+    }
+
+    fn captions_decoded(&self, pts_ns: u64) {
+        Stream::captions_decoded(self, pts_ns);
     }
 }

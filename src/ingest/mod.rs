@@ -3,6 +3,7 @@
 
 pub mod adaptive;
 pub mod appsink;
+pub mod captions;
 pub mod decode_errors;
 pub mod decoder;
 pub mod demo;

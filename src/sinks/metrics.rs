@@ -260,6 +260,7 @@ struct LifecycleFamilies {
     frames_dropped: IntCounterVec,
     frames_skipped: IntCounterVec,
     analysis_tier: GaugeVec,
+    captions_bytes: GaugeVec,
     restarts: IntCounterVec,
     last_frame_timestamp: GaugeVec,
     time_to_first_frame: GaugeVec,
@@ -312,6 +313,12 @@ impl LifecycleFamilies {
                 r,
                 "streamwatch_stream_analysis_tier",
                 "Analysis tier of the frames analysed now: 2 full (every frame), 1 reference (frames other frames predict from), 0 keyframes. Below the configured tier while load is shed.",
+                &["stream"],
+            ),
+            captions_bytes: float_gauge_vec(
+                r,
+                "streamwatch_captions_bytes_per_second",
+                "Closed caption data (CEA-608 pairs without padding, CEA-708 service block bytes) carried in the video's user data, bytes per second over the last second of media, all fields and services together.",
                 &["stream"],
             ),
             restarts: counter_vec(
@@ -815,6 +822,7 @@ pub struct StreamMetrics {
     time_to_first_frame: LazyGauge,
     input_bitrate: LazyGauge,
     analysis_tier: LazyGauge,
+    captions_bytes: LazyGauge,
     defect_families: (IntGaugeVec, IntCounterVec, CounterVec),
     /// Indexed by `DetectorKind as usize`.
     defects: Vec<DefectSeries>,
@@ -903,6 +911,7 @@ impl StreamMetrics {
             abandoned,
             time_to_first_frame: LazyGauge::new(&l.time_to_first_frame, &[stream]),
             analysis_tier: LazyGauge::new(&l.analysis_tier, &[stream]),
+            captions_bytes: LazyGauge::new(&l.captions_bytes, &[stream]),
             input_bitrate: LazyGauge::new(&f.transport.input_bitrate, &[stream]),
             defect_families: (
                 d.defect_active.clone(),
@@ -954,6 +963,7 @@ impl StreamMetrics {
             &self.time_to_first_frame,
             &self.input_bitrate,
             &self.analysis_tier,
+            &self.captions_bytes,
         ]
         .into_iter()
         .chain(self.video.all())
@@ -1210,6 +1220,9 @@ impl Sink for StreamMetrics {
             Event::DecodeError => self.decode_errors.inc(),
             Event::DecoderChosen(decoder) => self.set_decoder(decoder),
             Event::InputBitrate(bps) => self.input_bitrate.set(*bps, &self.removed),
+            Event::Captions(rates) => self
+                .captions_bytes
+                .set(rates.bytes_per_second, &self.removed),
             Event::TsContinuityErrors(n) => self.ts_cc_errors.inc_by(*n),
             Event::TsErrors(errors) => self.count_ts_errors(errors),
             Event::TsMeasured => {

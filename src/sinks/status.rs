@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::AnalysisTier;
 use crate::detect::DetectorKind;
+use crate::detect::captions::CaptionRates;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::scte35::{BreakChange, Cue};
@@ -60,6 +61,9 @@ pub struct StreamStatus {
     /// SCTE-35 cues and the ad break, for MPEG-TS sources that carried any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scte35: Option<Scte35Status>,
+    /// Closed captions of the video, once a second of it was analysed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captions: Option<CaptionsStatus>,
     /// RTP packets lost (sequence gaps), for RTP sources.
     pub rtp_packets_lost: u64,
     /// The HLS playlists checked, for HLS streams.
@@ -78,6 +82,17 @@ pub struct StreamStatus {
     /// The last segment downloaded of the analysed rendition, for HLS streams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_segment: Option<SegmentStatus>,
+}
+
+/// What `/api/streams` shows of a stream's closed captions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CaptionsStatus {
+    /// The latest second: `present`, `bytes_per_second` and the rate of each 608 field and
+    /// 708 service that carried data (`cea608_field1`, `cea708_service1`...).
+    #[serde(flatten)]
+    pub latest: CaptionRates,
+    /// Captions were seen at some point since the stream was added.
+    pub seen: bool,
 }
 
 /// What `/api/streams` shows of a stream's SCTE-35 signalling.
@@ -132,6 +147,7 @@ struct State {
     ts_cc_errors: u64,
     tr101290: BTreeMap<&'static str, IndicatorStatus>,
     scte35: Option<Scte35Status>,
+    captions: Option<CaptionsStatus>,
     rtp_packets_lost: u64,
     time_to_first_frame: Option<f64>,
     input_bitrate: Option<f64>,
@@ -177,6 +193,7 @@ impl StatusSink {
                 ts_cc_errors: 0,
                 tr101290: BTreeMap::new(),
                 scte35: None,
+                captions: None,
                 rtp_packets_lost: 0,
                 time_to_first_frame: None,
                 input_bitrate: None,
@@ -247,6 +264,7 @@ impl StatusSink {
             ts_cc_errors: st.ts_cc_errors,
             tr101290: st.tr101290.clone(),
             scte35: st.scte35.clone(),
+            captions: st.captions.clone(),
             rtp_packets_lost: st.rtp_packets_lost,
             hls: st.hls.clone(),
             last_segment: st.last_segment.clone(),
@@ -379,6 +397,13 @@ impl Sink for StatusSink {
             }
             Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
+            Event::Captions(rates) => {
+                let seen = st.captions.as_ref().is_some_and(|c| c.seen) || rates.present;
+                st.captions = Some(CaptionsStatus {
+                    latest: rates.clone(),
+                    seen,
+                });
+            }
             Event::HlsVariants(variants) => st.hls.clone_from(variants),
             Event::SegmentDownloaded(d) => {
                 st.last_segment = Some(SegmentStatus {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{AnalysisTier, StreamConfig};
 use crate::detect::Sample;
 use crate::detect::audio::AudioSummary;
+use crate::detect::captions::{CaptionBytes, CaptionTally};
 use crate::detect::transport::PlaylistVerdict;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
@@ -92,6 +93,9 @@ pub struct Stream {
     /// what load shedding watches.
     frames_dropped: AtomicU64,
     late_frames: AtomicU64,
+    /// Caption bytes of the coded pictures, counted at the decoder's input, until the decoded
+    /// frame that covers them arrives.
+    captions: Mutex<CaptionTally>,
 }
 
 impl Stream {
@@ -137,6 +141,7 @@ impl Stream {
             analysis_tier: AtomicU8::new(config.analysis.level()),
             frames_dropped: AtomicU64::new(0),
             late_frames: AtomicU64::new(0),
+            captions: Mutex::default(),
             config,
         }
     }
@@ -181,7 +186,8 @@ impl Stream {
             media: frame.pts.as_secs_f64(),
             wall: SystemTime::now(),
         };
-        self.with_monitor(|m, emit| m.on_video_arrival(at, emit));
+        let captions = lock(&self.captions).take_ready();
+        self.with_monitor(|m, emit| m.on_video_arrival(at, &captions, emit));
         self.last_frame_ns
             .store(self.nanos_since_born().max(1), Ordering::Relaxed);
         self.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -310,6 +316,17 @@ impl Stream {
         self.analysis_tier.store(tier.level(), Ordering::Relaxed);
     }
 
+    /// Caption bytes found on a coded picture (whether or not the tier decodes it).
+    pub fn count_captions(&self, pts_ns: Option<u64>, bytes: CaptionBytes) {
+        lock(&self.captions).count(pts_ns, bytes);
+    }
+
+    /// The decoded frame of PTS `pts_ns` is about to be pushed: the captions of the pictures up
+    /// to it go with it.
+    pub fn captions_decoded(&self, pts_ns: u64) {
+        lock(&self.captions).decoded(pts_ns);
+    }
+
     /// A coded picture the tier kept from the decoder: the stream flows, so the stall watchdog
     /// counts it as an arrival (a keyframe every 2 s would otherwise look like a stall).
     pub fn count_skipped_frame(&self) {
@@ -354,6 +371,8 @@ impl Stream {
             .store(self.nanos_since_born(), Ordering::Relaxed);
         self.last_frame_ns.store(0, Ordering::Relaxed);
         self.last_audio_ns.store(0, Ordering::Relaxed);
+        // Captions still waiting belong to the old run's timeline.
+        *lock(&self.captions) = CaptionTally::default();
         let now = Instant::now();
         self.with_monitor(|m, emit| m.begin_run(now, emit))
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{AnalysisTier, ChannelSelection, DetectorsConfig};
 use crate::detect::audio::{AudioDetectors, AudioSummary};
+use crate::detect::captions::{CaptionBytes, CaptionsDetector};
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::tr101290::{CONTINUITY_COUNT_ERROR, IndicatorErrors, TsFindings};
 use crate::detect::transport::{PlaylistVerdict, TransportDetectors};
@@ -90,6 +91,7 @@ pub struct Monitor {
     video: VideoDetectors,
     audio: AudioDetectors,
     transport: TransportDetectors,
+    captions: CaptionsDetector,
     /// Audio that came before media time zero was known (PTS = running time), analysed once it
     /// is: loudness integrates the whole programme, as other meters do.
     early_audio: Vec<AudioBuffer>,
@@ -110,6 +112,7 @@ impl Monitor {
             video: VideoDetectors::new(&settings.detectors),
             audio: AudioDetectors::new(&settings.detectors, &settings.channels),
             transport: TransportDetectors::new(&settings.detectors),
+            captions: CaptionsDetector::new(&settings.detectors.captions),
             settings,
             clock: MediaClock::default(),
             run_started: now,
@@ -169,6 +172,7 @@ impl Monitor {
         if let Some(last) = self.clock.last_video {
             self.video.finish(last, &mut transitions);
         }
+        self.captions.end_run(&mut transitions);
         self.video = VideoDetectors::new(&self.settings.detectors);
         self.tier = None;
         self.apply(&transitions, &Scope::default(), None, emit);
@@ -232,12 +236,19 @@ impl Monitor {
         }
     }
 
-    /// A video frame as the decoder hands it over (before the engine).
-    pub fn on_video_arrival(&mut self, at: Sample, emit: &mut Emit<'_>) {
+    /// A video frame as the decoder hands it over (before the engine), with the caption
+    /// bytes of the coded pictures it covers (those up to its PTS not yet judged).
+    pub fn on_video_arrival(&mut self, at: Sample, captions: &CaptionBytes, emit: &mut Emit<'_>) {
         self.carry(true, false, emit);
         let mut tagged = Vec::new();
         self.audio.on_video_arrival(at, &mut tagged);
         self.apply_scoped(&tagged, emit);
+        let mut transitions = Vec::new();
+        let rates = self.captions.observe(at, captions, &mut transitions);
+        self.apply(&transitions, &Scope::default(), None, emit);
+        if let Some(rates) = rates {
+            emit(&Event::Captions(rates), None);
+        }
     }
 
     /// An audio buffer in media time; the ones held before media time zero go first.

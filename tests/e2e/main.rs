@@ -11,6 +11,7 @@ mod alerting;
 mod bad_input;
 mod batching;
 mod bench_smoke;
+mod captions;
 mod codecs;
 mod dashboards;
 mod decoder_choice;

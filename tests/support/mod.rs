@@ -11,6 +11,7 @@
 pub mod abr;
 pub mod alerting;
 pub mod audio_clips;
+pub mod caption_clips;
 pub mod clips;
 pub mod codec_clips;
 pub mod corpus;

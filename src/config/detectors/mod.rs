@@ -6,10 +6,12 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 
 mod audio;
+mod captions;
 mod transport;
 mod video;
 
 pub use audio::*;
+pub use captions::*;
 pub use transport::*;
 pub use video::*;
 
@@ -63,6 +65,7 @@ pub struct DetectorsConfig {
     pub tr101290: Tr101290Config,
     pub scte35: Scte35Config,
     pub hls_conformance: HlsConformanceConfig,
+    pub captions: CaptionsConfig,
 }
 
 /// `timing()` for detector settings that carry `min_duration` and `clear_duration`.
@@ -124,6 +127,7 @@ impl DetectorsConfig {
         self.http_errors.validate(&k("http_errors"))?;
         self.tr101290.validate(&k("tr101290"))?;
         self.scte35.validate(&k("scte35"))?;
-        self.hls_conformance.validate(&k("hls_conformance"))
+        self.hls_conformance.validate(&k("hls_conformance"))?;
+        self.captions.validate(&k("captions"))
     }
 }
