@@ -538,6 +538,9 @@ impl Monitor {
     /// ad break's changes.
     pub fn on_ts_findings(&mut self, at: Sample, found: TsFindings, emit: &mut Emit<'_>) {
         let mut out = Vec::new();
+        if !found.cues.is_empty() {
+            self.transport.note_cues(at, &mut out);
+        }
         self.transport.observe_breaks(at, &found.breaks, &mut out);
         self.apply_scoped(&out, emit);
         for cue in found.cues {

@@ -24,8 +24,11 @@ pub struct Vector {
     /// The section of RFC 8216 (or 8216bis, `bis`) the vector follows.
     pub rfc: &'static str,
     pub renditions: Vec<Rendition>,
-    /// (detector, rule, rendition file) of the events expected.
+    /// (detector, rule, rendition file) of the events expected; a stream-wide event has no
+    /// file ("").
     pub expect: Vec<(&'static str, &'static str, &'static str)>,
+    /// The stream's `detectors.scte35.max_interval`, where the vector sets one.
+    pub max_interval: Option<f64>,
 }
 
 impl Vector {
@@ -354,6 +357,7 @@ fn vector(
         rfc,
         renditions,
         expect: expect.iter().map(|(d, r)| (*d, *r, file)).collect(),
+        max_interval: None,
     }
 }
 

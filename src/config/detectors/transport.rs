@@ -349,6 +349,9 @@ pub struct Scte35Config {
     pub break_tolerance: f64,
     /// Seconds a cue in without a break stays reported.
     pub hold: f64,
+    /// Seconds without any SCTE-35 message before the signalling counts as lost (`no_cue`);
+    /// 0 (the default) is off, for streams that carry cues only now and then.
+    pub max_interval: f64,
 }
 
 impl Default for Scte35Config {
@@ -357,6 +360,7 @@ impl Default for Scte35Config {
             enabled: true,
             break_tolerance: DEFAULT_SCTE35_BREAK_TOLERANCE_SECS,
             hold: DEFAULT_MANIFEST_FAULT_HOLD_SECS,
+            max_interval: 0.0,
         }
     }
 }
@@ -365,6 +369,7 @@ impl Scte35Config {
     pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
         let k = |name: &str| format!("{key}.{name}");
         in_range(&k("break_tolerance"), self.break_tolerance, 0.0, 3600.0)?;
+        in_range(&k("max_interval"), self.max_interval, 0.0, 86_400.0)?;
         positive(&k("hold"), self.hold)
     }
 }

@@ -204,6 +204,48 @@ impl BreakTrackers {
     }
 }
 
+/// A stream that should carry cues (`scte35.max_interval` set) and has had none for that long:
+/// the signalling path from the ad server or the encoder is lost.
+struct CueWatch {
+    /// When the last message came, or the watch of this run began.
+    last: Option<f64>,
+    tracker: DefectTracker,
+}
+
+impl CueWatch {
+    fn new() -> Self {
+        Self {
+            last: None,
+            tracker: DefectTracker::new(
+                DetectorKind::Scte35,
+                Timing {
+                    min_duration: 0.0,
+                    clear_duration: 0.0,
+                },
+            ),
+        }
+    }
+
+    fn note_cue(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        self.last = Some(at.media);
+        let transition = self.tracker.update(at, false, 0.0);
+        out.extend(transition.map(|t| (t, Scope::rule(NO_CUE))));
+    }
+
+    fn tick(&mut self, at: Sample, max_interval: f64, out: &mut Vec<Scoped>) {
+        let since = at.media - *self.last.get_or_insert(at.media);
+        let transition = self.tracker.update(at, since > max_interval, since);
+        out.extend(transition.map(|t| (t, Scope::rule(NO_CUE))));
+    }
+
+    fn finish(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        self.last = None;
+        out.extend(self.tracker.finish(at).map(|t| (t, Scope::rule(NO_CUE))));
+    }
+}
+
+const NO_CUE: &str = "no_cue";
+
 /// Wall-clock transport detectors of one stream.
 pub struct TransportDetectors {
     config: DetectorsConfig,
@@ -214,6 +256,7 @@ pub struct TransportDetectors {
     /// TR 101 290 priorities 1, 2 and 3.
     priorities: [PriorityTracker; 3],
     breaks: BreakTrackers,
+    cue_watch: CueWatch,
 }
 
 impl TransportDetectors {
@@ -234,6 +277,7 @@ impl TransportDetectors {
             variants: BTreeMap::new(),
             priorities: std::array::from_fn(|_| PriorityTracker::new(config.tr101290.hold)),
             breaks: BreakTrackers::new(config.scte35.hold, None),
+            cue_watch: CueWatch::new(),
             config: config.clone(),
         }
     }
@@ -270,6 +314,17 @@ impl TransportDetectors {
         if self.config.scte35.enabled && !changes.is_empty() {
             self.breaks.observe(at, changes, out);
         }
+    }
+
+    /// SCTE-35 messages came (in the TS, or in the analysed rendition's manifest).
+    pub fn note_cues(&mut self, at: Sample, out: &mut Vec<Scoped>) {
+        if self.watches_cues() {
+            self.cue_watch.note_cue(at, out);
+        }
+    }
+
+    fn watches_cues(&self) -> bool {
+        self.config.scte35.enabled && self.config.scte35.max_interval > 0.0
     }
 
     /// Each priority's defect ends `hold` seconds after its last error.
@@ -311,6 +366,10 @@ impl TransportDetectors {
         }
         self.tick_tr101290(at, out);
         self.breaks.update(at, true, out);
+        if self.watches_cues() {
+            self.cue_watch
+                .tick(at, self.config.scte35.max_interval, out);
+        }
         let bitrate = self.meter.sample(now, input_bytes);
         let floor = self.config.bitrate.min_bits_per_second;
         if let Some(bps) = bitrate
@@ -336,6 +395,7 @@ impl TransportDetectors {
             p.recent = false;
         }
         self.breaks.finish(at, out);
+        self.cue_watch.finish(at, out);
         self.meter.samples.clear();
     }
 
@@ -424,6 +484,9 @@ impl TransportDetectors {
             trackers.breaks.observe(at, &verdict.breaks, out);
             // Polls are the manifest's clock: each ends a held fault whose cue is past.
             trackers.breaks.update(at, true, out);
+        }
+        if !verdict.cues.is_empty() && self.watches_cues() {
+            self.cue_watch.note_cue(at, out);
         }
     }
 
@@ -514,6 +577,30 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn no_cue_for_max_interval_is_a_fault_until_one_comes_and_is_off_by_default() {
+        let mut config = DetectorsConfig::default();
+        config.scte35.max_interval = 30.0;
+        let now = Instant::now();
+        for (config, expected) in [(config, true), (DetectorsConfig::default(), false)] {
+            let mut d = TransportDetectors::new(&config);
+            let mut out = Vec::new();
+            d.note_cues(at(0.0), &mut out);
+            for t in 1..=35 {
+                d.tick(at(f64::from(t)), now, None, 0, &mut out);
+            }
+            d.note_cues(at(40.0), &mut out);
+            let rules: Vec<_> = out.iter().map(|(_, scope)| scope.rule).collect();
+            if expected {
+                assert_eq!(started(&out), [(DetectorKind::Scte35, 31.0)]);
+                assert_eq!(ended(&out), [(DetectorKind::Scte35, 31.0, 40.0)]);
+                assert!(rules.iter().all(|r| *r == Some(NO_CUE)), "{rules:?}");
+            } else {
+                assert!(out.is_empty(), "{rules:?}");
+            }
+        }
     }
 
     #[test]
