@@ -121,17 +121,7 @@ fn xml_cue(event: &Event, at: f64) -> Option<Cue> {
             .iter()
             .find_map(|s| s.splice_info_section.as_ref())
     })?;
-    let mut cue = Cue {
-        command: "splice_null",
-        kind: CueKind::Other,
-        event_id: None,
-        pts: None,
-        duration: None,
-        auto_return: false,
-        segmentation_type: None,
-        at,
-        splice_at: at,
-    };
+    let mut cue = Cue::immediate("splice_null", at);
     if let Some(insert) = &section.splice_insert {
         cue.command = "splice_insert";
         cue.event_id = insert.splice_event_id;

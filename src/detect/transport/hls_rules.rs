@@ -519,6 +519,15 @@ fn attr<'a>(attrs: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
     attrs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
 }
 
+/// A media playlist's text parsed, for tests.
+#[cfg(test)]
+pub fn parse_media(text: &str) -> MediaPlaylist {
+    match m3u8_rs::parse_playlist_res(text.as_bytes()) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => m,
+        other => panic!("not a media playlist: {other:?}\n{text}"),
+    }
+}
+
 #[cfg(test)]
 #[path = "../../../tests/support/hls_vectors.rs"]
 #[allow(dead_code)]
@@ -528,21 +537,12 @@ mod vectors;
 mod tests {
     use std::collections::BTreeSet;
 
-    use m3u8_rs::Playlist;
-
     use super::vectors::{STEP_SECS, Vector, vectors};
     use super::*;
     use crate::config::DetectorsConfig;
     use crate::detect::transport::hls::VariantCheck;
     use crate::detect::transport::hls_ladder::{LadderCheck, VariantView};
     use crate::detect::transport::manifest_cues::ManifestCues;
-
-    fn parse(text: &str) -> MediaPlaylist {
-        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(Playlist::MediaPlaylist(m)) => m,
-            other => panic!("not a media playlist: {other:?}\n{text}"),
-        }
-    }
 
     /// The (detector, rule, file) found polling the vector every second, as the poller does
     /// for 2 s targets, with its segment duration faults.
@@ -566,7 +566,7 @@ mod tests {
             let step = ((t / STEP_SECS) as usize).min(last);
             for (r, check) in vector.renditions.iter().zip(&mut checks) {
                 let text = &r.steps[step.min(r.steps.len() - 1)];
-                let f = check.observe(t, parse(text), &LowLatency::parse(text));
+                let f = check.observe(t, parse_media(text), &LowLatency::parse(text));
                 for v in f.violations {
                     found.insert((v.kind.to_string(), v.rule, r.file));
                 }

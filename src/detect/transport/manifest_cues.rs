@@ -92,35 +92,21 @@ pub fn segment_cues(segment: &MediaSegment, at: f64) -> Vec<Cue> {
             _ => continue,
         };
         let duration = tag.rest.as_deref().and_then(cue_out_duration);
+        let command = if kind == CueKind::Out {
+            "cue_out"
+        } else {
+            "cue_in"
+        };
         cues.push(Cue {
-            command: if kind == CueKind::Out {
-                "cue_out"
-            } else {
-                "cue_in"
-            },
             kind,
             duration: duration.filter(|_| kind == CueKind::Out),
-            ..immediate(at)
+            ..Cue::immediate(command, at)
         });
     }
     if let Some(range) = &segment.daterange {
         cues.extend(daterange_cue(range, at));
     }
     cues
-}
-
-fn immediate(at: f64) -> Cue {
-    Cue {
-        command: "",
-        kind: CueKind::Other,
-        event_id: None,
-        pts: None,
-        duration: None,
-        auto_return: false,
-        segmentation_type: None,
-        at,
-        splice_at: at,
-    }
 }
 
 /// `30`, `30.0` or `DURATION=30` (packagers write all three).
@@ -153,10 +139,7 @@ fn daterange_cue(range: &m3u8_rs::DateRange, at: f64) -> Option<Cue> {
     };
     let mut cue = section
         .and_then(|bytes| cue_of_section(&bytes, at, |_| at))
-        .unwrap_or_else(|| Cue {
-            command: "daterange",
-            ..immediate(at)
-        });
+        .unwrap_or_else(|| Cue::immediate("daterange", at));
     // The attribute says which side of the break this is, whatever the command's flags.
     if kind != CueKind::Other {
         cue.kind = kind;
@@ -226,16 +209,8 @@ fn kind_name(kind: CueKind) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use m3u8_rs::Playlist;
-
     use super::*;
-
-    fn parse(text: &str) -> MediaPlaylist {
-        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(Playlist::MediaPlaylist(m)) => m,
-            other => panic!("not a media playlist: {other:?}"),
-        }
-    }
+    use crate::detect::transport::hls_rules::parse_media;
 
     /// A window of 2 s segments from `first`, with `tags` before the numbered segments.
     fn window(first: u64, count: u64, tags: &[(u64, &str)]) -> MediaPlaylist {
@@ -247,7 +222,7 @@ mod tests {
             }
             t.push_str(&format!("#EXTINF:2.0,\ns{n}.ts\n"));
         }
-        parse(&t)
+        parse_media(&t)
     }
 
     #[test]

@@ -63,6 +63,24 @@ pub struct Cue {
     pub splice_at: f64,
 }
 
+impl Cue {
+    /// A message of `command` arriving at `at` and taking effect then, saying nothing of
+    /// breaks until its fields are filled in.
+    pub fn immediate(command: &'static str, at: f64) -> Self {
+        Self {
+            command,
+            kind: CueKind::Other,
+            event_id: None,
+            pts: None,
+            duration: None,
+            auto_return: false,
+            segmentation_type: None,
+            at,
+            splice_at: at,
+        }
+    }
+}
+
 /// Reads the SCTE-35 PIDs of one transport stream.
 #[derive(Default)]
 pub struct Scte35Reader {
@@ -134,17 +152,7 @@ impl Scte35Reader {
 pub fn cue_of_section(section: &[u8], t: f64, clock: impl Fn(u64) -> f64) -> Option<Cue> {
     let parsed = SpliceInfoSection::parse(section).ok()?;
     let clear = parsed.clear.as_ref()?;
-    let mut cue = Cue {
-        command: command_name(&clear.command),
-        kind: CueKind::Other,
-        event_id: None,
-        pts: None,
-        duration: None,
-        auto_return: false,
-        segmentation_type: None,
-        at: t,
-        splice_at: t,
-    };
+    let mut cue = Cue::immediate(command_name(&clear.command), t);
     let mut pts_ticks = None;
     match &clear.command {
         AnyCommand::SpliceInsert(insert) => {

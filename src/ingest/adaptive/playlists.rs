@@ -789,13 +789,7 @@ pub(super) async fn wait(shutdown: &mut watch::Receiver<bool>, period: Duration)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> MediaPlaylist {
-        match m3u8_rs::parse_playlist_res(text.as_bytes()) {
-            Ok(Playlist::MediaPlaylist(m)) => m,
-            other => panic!("not a media playlist: {other:?}"),
-        }
-    }
+    use crate::detect::transport::hls_rules::parse_media as parse;
 
     fn manifest(text: &str) -> MediaManifest {
         MediaManifest {
