@@ -46,7 +46,7 @@ fn count(buffer: &gst::BufferRef, parser: &mut CaptionParser, stream: &dyn Media
             parser.parse(format, meta.data(), &mut bytes);
         }
     }
-    if !bytes.is_empty() {
+    if bytes.has_service() {
         stream.count_captions(buffer.pts().map(|t| t.nseconds()), bytes);
     }
 }

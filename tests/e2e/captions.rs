@@ -1,5 +1,7 @@
 //! Closed captions on real encoded streams: H.264 in MPEG-TS with CEA-608 field 1 and CEA-708
-//! service 1 data in the SEI (x264enc from GStreamer's `cccombiner`), read back through the
+//! service 1 data in the SEI (x264enc from GStreamer's `cccombiner`), and the same re-encoded
+//! to MPEG-2 video with the captions in its user data (ffmpeg), and HEVC with CEA-608 in its
+//! SEI (`support/hevc_captions.py`), read back through the
 //! same pipeline `run` and `scan` build. Captions that stop for `min_duration` are a
 //! `captions` defect until they return; a clip without captions is one only when captions
 //! are expected.
@@ -10,8 +12,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::caption_clips::{
-    CaptionClip, FIELD1_BYTES_PER_FRAME, SERVICE1_BYTES_PER_FRAME, ffprobe_sees_captions,
+    CaptionClip, FIELD1_BYTES_PER_FRAME, SERVICE1_BYTES_PER_FRAME, ffprobe_sees_captions, hevc_clip,
 };
+use crate::support::clips::ffmpeg_cached;
 use crate::support::{Streamwatch, scan_json, temp_dir, wait_until};
 
 const FPS: u32 = 25;
@@ -25,6 +28,7 @@ fn clip_path(spans: &[(f64, f64)]) -> PathBuf {
         fps: FPS,
         spans: spans.to_vec(),
         bframes: 0,
+        padded: false,
     }
     .path()
 }
@@ -89,6 +93,82 @@ fn captions_that_stop_are_a_defect_until_they_return() {
     assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
 }
 
+/// The stop-and-return clip re-encoded to MPEG-2 video by ffmpeg, which carries the decoded
+/// captions over as A/53 user data in the picture headers (`-a53cc`).
+fn mpeg2_clip(spans: &[(f64, f64)]) -> PathBuf {
+    let h264 = clip_path(spans);
+    let args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        h264.to_str().expect("utf-8 path"),
+        "-c:v",
+        "mpeg2video",
+        "-a53cc",
+        "1",
+        "-q:v",
+        "4",
+        "-an",
+        "-f",
+        "mpegts",
+        "OUT",
+    ]
+    .map(String::from)
+    .to_vec();
+    ffmpeg_cached(&args, "ts", Duration::from_secs(120))
+}
+
+#[test]
+fn mpeg2_user_data_captions_that_stop_are_a_defect_until_they_return() {
+    let path = mpeg2_clip(&[(0.0, 6.0), (20.0, 30.0)]);
+    assert!(ffprobe_sees_captions(&path));
+    let report = scan(&format!("file://{}", path.display()), &[]);
+    assert_rates(&report["captions"]);
+    let events = captions_events(&report);
+    assert_eq!(events.len(), 1, "{:#}", report["events"]);
+    let (start, end) = events[0];
+    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
+    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+}
+
+#[test]
+fn padding_through_a_pause_in_the_dialogue_is_no_defect() {
+    let path = CaptionClip {
+        seconds: 30,
+        fps: FPS,
+        spans: vec![(0.0, 6.0), (20.0, 30.0)],
+        bframes: 0,
+        padded: true,
+    }
+    .path();
+    let report = scan(&format!("file://{}", path.display()), &[]);
+    assert_rates(&report["captions"]);
+    assert!(
+        captions_events(&report).is_empty(),
+        "{:#}",
+        report["events"]
+    );
+}
+
+#[test]
+fn hevc_sei_captions_that_stop_are_a_defect_until_they_return() {
+    let path = hevc_clip(30, &[(0.0, 6.0), (20.0, 30.0)]);
+    assert!(ffprobe_sees_captions(&path));
+    let report = scan(&format!("file://{}", path.display()), &[]);
+    let captions = &report["captions"];
+    assert_eq!(captions["present"], true, "{captions:#}");
+    let field1 = captions["cea608_field1"].as_f64().unwrap_or(0.0);
+    let want = f64::from(FIELD1_BYTES_PER_FRAME * FPS);
+    assert!((field1 - want).abs() <= want * 0.1, "field 1: {field1}");
+    let events = captions_events(&report);
+    assert_eq!(events.len(), 1, "{:#}", report["events"]);
+    let (start, end) = events[0];
+    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
+    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+}
+
 #[test]
 fn b_frames_decoded_out_of_order_keep_their_captions_in_place() {
     let path = CaptionClip {
@@ -96,6 +176,7 @@ fn b_frames_decoded_out_of_order_keep_their_captions_in_place() {
         fps: FPS,
         spans: vec![(0.0, 6.0), (20.0, 30.0)],
         bframes: 2,
+        padded: false,
     }
     .path();
     let report = scan(&format!("file://{}", path.display()), &[]);
@@ -194,6 +275,7 @@ fn a_looped_captioned_file_keeps_its_rate_across_the_loop() {
         fps: FPS,
         spans: vec![(0.0, 4.0)],
         bframes: 2,
+        padded: false,
     }
     .path();
     let sw = Streamwatch::start(

@@ -22,6 +22,9 @@ pub struct CaptionClip {
     pub fps: u32,
     pub spans: Vec<(f64, f64)>,
     pub bframes: u32,
+    /// Outside the spans, frames carry 608 padding (an inserter idle through a pause in the
+    /// dialogue) rather than no caption data.
+    pub padded: bool,
 }
 
 /// 608 field 1 bytes and 708 service 1 bytes per captioned frame.
@@ -78,8 +81,13 @@ impl CaptionClip {
         let frame = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(fps));
         for n in 0..frames {
             let pts = frame * u64::from(n);
-            if self.captioned(f64::from(n) / f64::from(fps)) {
-                let mut buffer = gst::Buffer::from_mut_slice(cc_data(n));
+            let data = if self.captioned(f64::from(n) / f64::from(fps)) {
+                Some(cc_data(n))
+            } else {
+                self.padded.then(|| vec![0xfc, 0x80, 0x80])
+            };
+            if let Some(data) = data {
+                let mut buffer = gst::Buffer::from_mut_slice(data);
                 let b = buffer.get_mut().unwrap();
                 b.set_pts(pts);
                 b.set_duration(frame);
@@ -145,6 +153,75 @@ pub fn ffprobe_sees_captions(path: &std::path::Path) -> bool {
         .output()
         .expect("run ffprobe");
     let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(summary.contains("Video: h264"), "ffprobe: {summary}");
+    assert!(summary.contains("Video: "), "ffprobe: {summary}");
     summary.contains("Closed Captions")
+}
+
+/// An HEVC MPEG-TS clip of `seconds` at 25 fps with CEA-608 field 1 captions (2 bytes a
+/// picture) during `spans`: libx265 makes the pictures (no B-frames) and
+/// `hevc_captions.py` adds the A/53 SEI, since no encoder here writes it for HEVC.
+pub fn hevc_clip(seconds: u32, spans: &[(f64, f64)]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clips");
+    std::fs::create_dir_all(&dir).expect("create clip cache dir");
+    let spans: Vec<String> = spans.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+    let spans = spans.join(",");
+    let key = fnv1a(&format!("hevc-captions-v1 {seconds} {spans}"));
+    let path = dir.join(format!("{key:016x}.hevc-captions.ts"));
+    if path.exists() {
+        return path;
+    }
+    let work = super::temp_dir("hevc-captions");
+    let (raw, captioned) = (work.join("in.hevc"), work.join("out.hevc"));
+    let tmp = work.join("out.ts");
+    let ffmpeg = |args: &[&str]| {
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(args)
+            .status()
+            .expect("run ffmpeg")
+            .success();
+        assert!(ok, "ffmpeg {args:?} failed");
+    };
+    let source = format!("testsrc2=size=320x240:rate=25:duration={seconds}");
+    let raw_arg = raw.to_str().expect("utf-8 path");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &source,
+        "-c:v",
+        "libx265",
+        "-x265-params",
+        "bframes=0:info=0:log-level=error",
+        "-f",
+        "hevc",
+        raw_arg,
+    ]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/hevc_captions.py");
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .args([&raw, &captioned])
+        .args(["25", &spans])
+        .status()
+        .expect("run hevc_captions.py")
+        .success();
+    assert!(ok, "hevc_captions.py failed");
+    let captioned_arg = captioned.to_str().expect("utf-8 path");
+    let tmp_arg = tmp.to_str().expect("utf-8 path");
+    ffmpeg(&[
+        "-r",
+        "25",
+        "-i",
+        captioned_arg,
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        tmp_arg,
+    ]);
+    std::fs::rename(&tmp, &path)
+        .or_else(|_| std::fs::copy(&tmp, &path).map(|_| ()))
+        .expect("keep the HEVC clip");
+    let _ = std::fs::remove_dir_all(&work);
+    path
 }

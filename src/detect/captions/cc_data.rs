@@ -1,7 +1,8 @@
 //! Caption bytes by service, from what GStreamer's parsers attach to coded pictures
 //! (`GstVideoCaptionMeta`): CEA-608 byte pairs, SMPTE 334-1 triplets, CEA-708 `cc_data`
-//! triplets and CDPs. Only caption data counts: 608 padding, triplets marked invalid, bytes
-//! failing the 608 parity check and the padding of DTVCC packets do not.
+//! triplets and CDPs. Only caption data counts as bytes: 608 padding, triplets marked invalid,
+//! bytes failing the 608 parity check and the padding of DTVCC packets do not; valid triplets,
+//! padding included, say the caption service is on.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,9 @@ pub struct CaptionBytes {
     pub cea608: [u64; 2],
     /// CEA-708 service block bytes by service number (1..=63).
     pub cea708: BTreeMap<u8, u64>,
+    /// Valid 608 pairs and DTVCC triplets, caption data or padding: a caption inserter sends
+    /// padding while nobody speaks, so these say its service is on.
+    pub valid: u64,
 }
 
 impl CaptionBytes {
@@ -36,7 +40,14 @@ impl CaptionBytes {
         self.total() == 0
     }
 
+    /// Whether a caption service is there at all: data, or the padding that keeps it alive
+    /// through pauses in the dialogue.
+    pub fn has_service(&self) -> bool {
+        self.total() > 0 || self.valid > 0
+    }
+
     pub fn add(&mut self, other: &CaptionBytes) {
+        self.valid += other.valid;
         self.cea608[0] += other.cea608[0];
         self.cea608[1] += other.cea608[1];
         for (&service, &n) in &other.cea708 {
@@ -66,13 +77,12 @@ impl CaptionParser {
         match format {
             CaptionFormat::Cea608Raw => {
                 for pair in data.chunks_exact(2) {
-                    out.cea608[0] += cea608_bytes(pair[0], pair[1]);
+                    count_608(0, pair[0], pair[1], out);
                 }
             }
             CaptionFormat::Cea608S334 => {
                 for t in data.chunks_exact(3) {
-                    let field = usize::from(t[0] & 0x80 == 0);
-                    out.cea608[field] += cea608_bytes(t[1], t[2]);
+                    count_608(usize::from(t[0] & 0x80 == 0), t[1], t[2], out);
                 }
             }
             CaptionFormat::Cea708CcData => self.cc_data(data, out),
@@ -89,18 +99,20 @@ impl CaptionParser {
             let valid = t[0] & 0x04 != 0;
             match (valid, t[0] & 0x03) {
                 (false, _) => {}
-                (true, NTSC_FIELD_1) => out.cea608[0] += cea608_bytes(t[1], t[2]),
-                (true, NTSC_FIELD_2) => out.cea608[1] += cea608_bytes(t[1], t[2]),
+                (true, NTSC_FIELD_1) => count_608(0, t[1], t[2], out),
+                (true, NTSC_FIELD_2) => count_608(1, t[1], t[2], out),
                 (true, DTVCC_START) => {
+                    out.valid += 1;
                     // A new packet ends the one before, complete or not.
                     count_service_blocks(&self.packet, out);
                     self.packet.clear();
                     self.push_packet_bytes(&t[1..], out);
                 }
                 (true, DTVCC_DATA) if !self.packet.is_empty() => {
+                    out.valid += 1;
                     self.push_packet_bytes(&t[1..], out);
                 }
-                (true, _) => {}
+                (true, _) => out.valid += 1,
             }
         }
     }
@@ -116,6 +128,12 @@ impl CaptionParser {
             self.packet.clear();
         }
     }
+}
+
+/// Counts a valid 608 pair of `field` (0 or 1) and its caption bytes.
+fn count_608(field: usize, b1: u8, b2: u8, out: &mut CaptionBytes) {
+    out.valid += 1;
+    out.cea608[field] += cea608_bytes(b1, b2);
 }
 
 /// Bytes of a 608 pair that carry captions: 0 for padding (both bytes null once the parity
@@ -208,6 +226,10 @@ mod tests {
         let got = parse(CaptionFormat::Cea708CcData, &data);
         assert_eq!(got.cea608, [2, 2]);
         assert!(got.cea708.is_empty());
+        // The padding and the broken pair are the service, not its data.
+        assert_eq!(got.valid, 4);
+        let idle = parse(CaptionFormat::Cea708CcData, &[0xfc, 0x80, 0x80]);
+        assert!(idle.is_empty() && idle.has_service());
     }
 
     /// One DTVCC packet holding service blocks of `blocks` (service, payload length), as

@@ -21,7 +21,7 @@ pub const RATE_WINDOW_SECS: f64 = 1.0;
 /// Caption bytes per second over about the last second of media.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CaptionRates {
-    /// Caption data came in the window.
+    /// A caption service was there in the window: caption data, or padding.
     pub present: bool,
     /// All services together.
     pub bytes_per_second: f64,
@@ -42,7 +42,7 @@ impl CaptionRates {
             services.insert(format!("cea708_service{service}"), rate(n));
         }
         Self {
-            present: !bytes.is_empty(),
+            present: bytes.has_service(),
             bytes_per_second: rate(bytes.total()),
             services,
         }
@@ -91,7 +91,7 @@ impl CaptionsDetector {
         bytes: &CaptionBytes,
         out: &mut Vec<Transition>,
     ) -> Option<CaptionRates> {
-        let present = !bytes.is_empty();
+        let present = bytes.has_service();
         self.seen |= present;
         self.last = Some(at);
         if self.config.enabled && (self.seen || self.config.expect) {
@@ -150,6 +150,15 @@ mod tests {
         CaptionBytes {
             cea608: [2, 0],
             cea708: BTreeMap::from([(1, 3)]),
+            valid: 2,
+        }
+    }
+
+    /// What an idle caption inserter sends: one padding pair a frame.
+    fn padding() -> CaptionBytes {
+        CaptionBytes {
+            valid: 1,
+            ..CaptionBytes::default()
         }
     }
 
@@ -183,6 +192,17 @@ mod tests {
         assert!(!rates.last().unwrap().present);
         let (out, _) = feed(&mut d, 20.0, 2.0, &field1());
         assert_eq!(spans(&out), [(6.0, Some(20.0))]);
+    }
+
+    #[test]
+    fn padding_through_a_pause_in_the_dialogue_keeps_the_service_present() {
+        let mut d = CaptionsDetector::new(&CaptionsConfig::default());
+        feed(&mut d, 0.0, 6.0, &field1());
+        let (out, rates) = feed(&mut d, 6.0, 60.0, &padding());
+        assert!(out.is_empty(), "a pause is not a loss: {out:?}");
+        let last = rates.last().unwrap();
+        assert!(last.present);
+        assert_eq!(last.bytes_per_second, 0.0);
     }
 
     #[test]
