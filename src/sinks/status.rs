@@ -11,6 +11,7 @@ use crate::detect::captions::CaptionRates;
 use crate::detect::transport::hls::VariantStatus;
 use crate::detect::transport::psi::Program;
 use crate::detect::transport::scte35::{BreakChange, Cue};
+use crate::detect::transport::tr101290::IndicatorErrors;
 use crate::events::{DefectEvent, Event, InfoEvent, Scope, Sink, StreamState};
 use crate::frame::VideoFrame;
 use crate::media::{Carried, MediaFormat};
@@ -309,6 +310,36 @@ impl State {
         }
     }
 
+    fn count_ts_errors(&mut self, errors: &[IndicatorErrors]) {
+        for e in errors {
+            let entry = self.tr101290.entry(e.indicator).or_insert(IndicatorStatus {
+                priority: e.priority,
+                count: 0,
+                first_at: e.at,
+                last_at: e.at,
+                detail: String::new(),
+            });
+            entry.count += e.count;
+            entry.last_at = e.at;
+            entry.detail.clone_from(&e.detail);
+        }
+    }
+
+    fn scte35_cue(&mut self, cue: &Cue) {
+        let s = self.scte35.get_or_insert_default();
+        s.messages += 1;
+        s.recent.push_front(cue.clone());
+        s.recent.truncate(RECENT_CUES);
+    }
+
+    fn caption_rates(&mut self, rates: &CaptionRates) {
+        let seen = self.captions.as_ref().is_some_and(|c| c.seen) || rates.present;
+        self.captions = Some(CaptionsStatus {
+            latest: rates.clone(),
+            seen,
+        });
+    }
+
     fn defect_ended(&mut self, defect: &DefectEvent) {
         self.active.remove(&(defect.detector, defect.scope()));
         self.recent.push_back(defect.clone());
@@ -371,39 +402,15 @@ impl Sink for StatusSink {
             Event::AnalysisTier(tier) => st.analysis = Some(*tier),
             Event::Restarted => st.restarts += 1,
             Event::TsContinuityErrors(n) => st.ts_cc_errors += n,
-            Event::TsErrors(errors) => {
-                for e in errors {
-                    let entry = st.tr101290.entry(e.indicator).or_insert(IndicatorStatus {
-                        priority: e.priority,
-                        count: 0,
-                        first_at: e.at,
-                        last_at: e.at,
-                        detail: String::new(),
-                    });
-                    entry.count += e.count;
-                    entry.last_at = e.at;
-                    entry.detail.clone_from(&e.detail);
-                }
-            }
-            Event::Scte35Cue(cue) => {
-                let s = st.scte35.get_or_insert_default();
-                s.messages += 1;
-                s.recent.push_front(cue.clone());
-                s.recent.truncate(RECENT_CUES);
-            }
+            Event::TsErrors(errors) => st.count_ts_errors(errors),
+            Event::Scte35Cue(cue) => st.scte35_cue(cue),
             Event::AdBreak(change) => {
                 let s = st.scte35.get_or_insert_default();
                 s.ad_break = matches!(change, BreakChange::Started { .. }).then(|| change.clone());
             }
             Event::RtpPacketsLost(n) => st.rtp_packets_lost += n,
             Event::InputBitrate(bps) => st.input_bitrate = Some(*bps),
-            Event::Captions(rates) => {
-                let seen = st.captions.as_ref().is_some_and(|c| c.seen) || rates.present;
-                st.captions = Some(CaptionsStatus {
-                    latest: rates.clone(),
-                    seen,
-                });
-            }
+            Event::Captions(rates) => st.caption_rates(rates),
             Event::HlsVariants(variants) => st.hls.clone_from(variants),
             Event::SegmentDownloaded(d) => {
                 st.last_segment = Some(SegmentStatus {

@@ -62,6 +62,50 @@ struct VariantTrackers {
     breaks: BreakTrackers,
 }
 
+impl VariantTrackers {
+    fn new(c: &DetectorsConfig, variant: &str) -> Self {
+        let hold = |clear_duration: f64| Timing {
+            min_duration: 0.0,
+            clear_duration,
+        };
+        Self {
+            stale: DefectTracker::new(DetectorKind::PlaylistStale, hold(0.0)),
+            sequence: DefectTracker::new(DetectorKind::Sequence, hold(c.sequence.hold)),
+            duration: DefectTracker::new(
+                DetectorKind::SegmentDuration,
+                hold(c.segment_duration.hold),
+            ),
+            http: DefectTracker::new(DetectorKind::HttpErrors, c.http_errors.timing()),
+            rules: BTreeMap::new(),
+            breaks: BreakTrackers::new(c.scte35.hold, Some(variant)),
+        }
+    }
+
+    /// A live playlist older than `limit` is stale, since its last change plus the limit.
+    fn observe_age(
+        &mut self,
+        at: Sample,
+        age: f64,
+        limit: f64,
+        verdict: &PlaylistVerdict,
+    ) -> Option<Transition> {
+        let stale = !verdict.ended && verdict.target_duration > 0.0 && age > limit;
+        if stale && !self.stale.engaged() {
+            let late = age - limit;
+            let since = Sample {
+                media: at.media - late,
+                wall: at
+                    .wall
+                    .checked_sub(Duration::from_secs_f64(late))
+                    .unwrap_or(at.wall),
+            };
+            self.stale.update(since, true, age)
+        } else {
+            self.stale.update(at, stale, age)
+        }
+    }
+}
+
 /// Bytes-in counter samples over the averaging window.
 struct BitrateMeter {
     window: Duration,
@@ -408,30 +452,10 @@ impl TransportDetectors {
         out: &mut Vec<Scoped>,
     ) {
         let c = &self.config;
-        let hold = |hold: f64| Timing {
-            min_duration: 0.0,
-            clear_duration: hold,
-        };
         let trackers = self
             .variants
             .entry(variant.to_owned())
-            .or_insert_with(|| VariantTrackers {
-                stale: DefectTracker::new(
-                    DetectorKind::PlaylistStale,
-                    Timing {
-                        min_duration: 0.0,
-                        clear_duration: 0.0,
-                    },
-                ),
-                sequence: DefectTracker::new(DetectorKind::Sequence, hold(c.sequence.hold)),
-                duration: DefectTracker::new(
-                    DetectorKind::SegmentDuration,
-                    hold(c.segment_duration.hold),
-                ),
-                http: DefectTracker::new(DetectorKind::HttpErrors, c.http_errors.timing()),
-                rules: BTreeMap::new(),
-                breaks: BreakTrackers::new(c.scte35.hold, Some(variant)),
-            });
+            .or_insert_with(|| VariantTrackers::new(c, variant));
         let mut push = |t: Option<Transition>| out.extend(t.map(|t| (t, Scope::variant(variant))));
         if c.http_errors.enabled {
             push(trackers.http.update(at, verdict.http_failed, 1.0));
@@ -441,22 +465,7 @@ impl TransportDetectors {
             && c.playlist_stale.enabled
         {
             let limit = c.playlist_stale.max_target_durations * verdict.target_duration;
-            let stale = !verdict.ended && verdict.target_duration > 0.0 && age > limit;
-            let transition = if stale && !trackers.stale.engaged() {
-                // Stale since the last change plus the allowed age.
-                let late = age - limit;
-                let since = Sample {
-                    media: at.media - late,
-                    wall: at
-                        .wall
-                        .checked_sub(Duration::from_secs_f64(late))
-                        .unwrap_or(at.wall),
-                };
-                trackers.stale.update(since, true, age)
-            } else {
-                trackers.stale.update(at, stale, age)
-            };
-            push(transition);
+            push(trackers.observe_age(at, age, limit, verdict));
         }
         if c.sequence.enabled {
             push(
