@@ -50,6 +50,15 @@ fn captions_events(report: &Value) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The report has one `captions` defect, from `truth.0` to `truth.1` within `tolerance`.
+fn assert_one_defect(report: &Value, truth: (f64, f64), tolerance: f64) {
+    let events = captions_events(report);
+    assert_eq!(events.len(), 1, "{:#}", report["events"]);
+    let (start, end) = events[0];
+    assert!((start - truth.0).abs() <= tolerance, "start {start}");
+    assert!((end - truth.1).abs() <= tolerance, "end {end}");
+}
+
 fn scan(source: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--backend", "cpu"];
     args.extend_from_slice(extra);
@@ -85,12 +94,8 @@ fn assert_rates(captions: &Value) {
 fn captions_that_stop_are_a_defect_until_they_return() {
     let report = scan(&clip(&[(0.0, 6.0), (20.0, 30.0)]), &[]);
     assert_rates(&report["captions"]);
-    let events = captions_events(&report);
-    assert_eq!(events.len(), 1, "{:#}", report["events"]);
-    let (start, end) = events[0];
     // Dated from the first frame without captions like every detector; raised 10 s later.
-    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
-    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+    assert_one_defect(&report, (6.0, 20.0), EDGE_TOLERANCE);
 }
 
 /// The stop-and-return clip re-encoded to MPEG-2 video by ffmpeg, which carries the decoded
@@ -126,11 +131,7 @@ fn mpeg2_user_data_captions_that_stop_are_a_defect_until_they_return() {
     assert!(ffprobe_sees_captions(&path));
     let report = scan(&format!("file://{}", path.display()), &[]);
     assert_rates(&report["captions"]);
-    let events = captions_events(&report);
-    assert_eq!(events.len(), 1, "{:#}", report["events"]);
-    let (start, end) = events[0];
-    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
-    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+    assert_one_defect(&report, (6.0, 20.0), EDGE_TOLERANCE);
 }
 
 #[test]
@@ -162,11 +163,7 @@ fn hevc_sei_captions_that_stop_are_a_defect_until_they_return() {
     let field1 = captions["cea608_field1"].as_f64().unwrap_or(0.0);
     let want = f64::from(FIELD1_BYTES_PER_FRAME * FPS);
     assert!((field1 - want).abs() <= want * 0.1, "field 1: {field1}");
-    let events = captions_events(&report);
-    assert_eq!(events.len(), 1, "{:#}", report["events"]);
-    let (start, end) = events[0];
-    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
-    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+    assert_one_defect(&report, (6.0, 20.0), EDGE_TOLERANCE);
 }
 
 #[test]
@@ -181,11 +178,7 @@ fn b_frames_decoded_out_of_order_keep_their_captions_in_place() {
     .path();
     let report = scan(&format!("file://{}", path.display()), &[]);
     assert_rates(&report["captions"]);
-    let events = captions_events(&report);
-    assert_eq!(events.len(), 1, "{:#}", report["events"]);
-    let (start, end) = events[0];
-    assert!((start - 6.0).abs() <= EDGE_TOLERANCE, "start {start}");
-    assert!((end - 20.0).abs() <= EDGE_TOLERANCE, "end {end}");
+    assert_one_defect(&report, (6.0, 20.0), EDGE_TOLERANCE);
 }
 
 #[test]
@@ -196,12 +189,8 @@ fn keyframes_only_analysis_still_counts_every_pictures_captions() {
     );
     assert!(report["frames_skipped"].as_u64().unwrap_or(0) > 500);
     assert_rates(&report["captions"]);
-    let events = captions_events(&report);
-    assert_eq!(events.len(), 1, "{:#}", report["events"]);
-    let (start, end) = events[0];
     // Judged at keyframes, 2 s apart.
-    assert!((start - 6.0).abs() <= 2.0 + EDGE_TOLERANCE, "start {start}");
-    assert!((end - 20.0).abs() <= 2.0 + EDGE_TOLERANCE, "end {end}");
+    assert_one_defect(&report, (6.0, 20.0), 2.0 + EDGE_TOLERANCE);
 }
 
 #[test]
