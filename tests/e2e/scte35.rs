@@ -31,6 +31,26 @@ fn rules(report: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `streamwatch run` on one stream, `ads`, at `url`.
+fn watch_ads(url: &str) -> Streamwatch {
+    Streamwatch::start(
+        &format!("[[streams]]\nid = \"ads\"\nurl = \"{url}\"\n"),
+        &[],
+    )
+}
+
+fn ad_break_active(sw: &Streamwatch) -> f64 {
+    sw.metric_sum("streamwatch_ad_break_active", &["stream=\"ads\""])
+}
+
+fn assert_break_shows(sw: &Streamwatch, within: Duration) {
+    assert!(
+        wait_until(within, || ad_break_active(sw) == 1.0),
+        "the break never showed: {:#}",
+        sw.stream("ads")
+    );
+}
+
 #[test]
 fn cues_are_read_and_breaks_judged_against_their_declared_duration() {
     let dir = temp_dir("scte35");
@@ -106,21 +126,9 @@ fn run_counts_cues_shows_the_break_on_and_reports_its_overrun() {
         insert(10.5, 2, false, None),
     ];
     let clip = with_scte35(&clean_ts(Muxer::FfmpegVbr), &cues, &dir);
-    let sw = Streamwatch::start(
-        &format!(
-            "[[streams]]\nid = \"ads\"\nurl = \"file://{}\"\n",
-            clip.display()
-        ),
-        &[],
-    );
-    let active =
-        |sw: &Streamwatch| sw.metric_sum("streamwatch_ad_break_active", &["stream=\"ads\""]);
+    let sw = watch_ads(&format!("file://{}", clip.display()));
     // The first break is on from 2 s to 5.5 s of the clip: seen on within 20 s of start.
-    assert!(
-        wait_until(Duration::from_secs(30), || active(&sw) == 1.0),
-        "the break never showed: {:#}",
-        sw.stream("ads")
-    );
+    assert_break_shows(&sw, Duration::from_secs(20));
     let s = sw.wait_stream("ads", Duration::from_secs(30), "an overrun", |s| {
         events_of(s, "scte35")
             .iter()
@@ -150,21 +158,9 @@ fn dash_event_stream_cues_are_read_and_their_breaks_return_by_themselves() {
     let encoder = HlsEncoder::start(&LiveSpec::new(426, 240, 25));
     let mut origin = FaultOrigin::start(&encoder.www());
     origin.set("ads", "scte35_events");
-    let sw = Streamwatch::start(
-        &format!(
-            "[[streams]]\nid = \"ads\"\nurl = \"{}\"\n",
-            origin.dash_url("ads")
-        ),
-        &[],
-    );
-    let active =
-        |sw: &Streamwatch| sw.metric_sum("streamwatch_ad_break_active", &["stream=\"ads\""]);
+    let sw = watch_ads(&origin.dash_url("ads"));
     // The XML break is on from 3 s to 9 s after the MPD was first read.
-    assert!(
-        wait_until(Duration::from_secs(30), || active(&sw) == 1.0),
-        "the break never showed: {:#}",
-        sw.stream("ads")
-    );
+    assert_break_shows(&sw, Duration::from_secs(30));
     let s = sw.wait_stream("ads", Duration::from_secs(30), "both breaks", |s| {
         s["scte35"]["messages"].as_u64() == Some(2) && s["scte35"]["ad_break"].is_null()
     });
@@ -186,7 +182,7 @@ fn dash_event_stream_cues_are_read_and_their_breaks_return_by_themselves() {
         ),
         2.0
     );
-    assert_eq!(active(&sw), 0.0);
+    assert_eq!(ad_break_active(&sw), 0.0);
     assert!(events_of(&s, "scte35").is_empty(), "{s:#}");
     drop(encoder);
 }
