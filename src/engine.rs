@@ -111,6 +111,8 @@ struct Engine<'a> {
     wake: Arc<Wake>,
     metrics: Arc<Metrics>,
     config: EngineConfig,
+    /// Most batches in flight: `batches_in_flight`, or 1 where the backend cannot overlap them.
+    depth: usize,
     /// Batches submitted and not yet decided, oldest first; the backend hands results back in
     /// the same order, so each stream's frames are decided in frame order.
     in_flight: VecDeque<Batch>,
@@ -126,7 +128,11 @@ impl<'a> Engine<'a> {
         metrics: Arc<Metrics>,
         config: EngineConfig,
     ) -> Self {
-        let depth = config.batches_in_flight.max(1);
+        let depth = if backend.overlaps_batches() {
+            config.batches_in_flight.max(1)
+        } else {
+            1
+        };
         backend.set_batches_in_flight(depth);
         Self {
             backend,
@@ -134,14 +140,11 @@ impl<'a> Engine<'a> {
             wake,
             metrics,
             config,
+            depth,
             in_flight: VecDeque::with_capacity(depth),
             spare: Vec::with_capacity(depth),
             stats: Vec::new(),
         }
-    }
-
-    fn depth(&self) -> usize {
-        self.config.batches_in_flight.max(1)
     }
 
     fn turn(&mut self) {
@@ -171,7 +174,7 @@ impl<'a> Engine<'a> {
         // While the device works on the batches in flight, get the next one onto it, but only
         // a batch that is ready now: waiting for one would delay the results of the oldest, and
         // a partial one would split batches that light load would have filled.
-        while self.in_flight.len() < self.depth() {
+        while self.in_flight.len() < self.depth {
             let streams = self.streams.snapshot();
             if !streams.iter().any(|s| !s.queue.is_empty()) || !batch_ready(&streams) {
                 break;

@@ -127,7 +127,8 @@ pub struct EngineConfig {
     /// Most batches submitted to the statistics backend and not yet decided. With 2 or more,
     /// a batch whose frames are all waiting is uploaded while the device still works on the
     /// one before (each has its own GPU buffers); at light load batches are still decided as
-    /// soon as they are done. 1 waits for every batch before gathering the next.
+    /// soon as they are done. 1 waits for every batch before gathering the next. The CPU
+    /// backend computes inside the submission, so it always takes one batch at a time.
     pub batches_in_flight: usize,
 }
 

@@ -103,7 +103,7 @@ fn on_video_sample(
     let (width, height) = (frame.width(), frame.height());
     let interlaced = holds_two_fields(&frame);
     let stride = usize::try_from(frame.plane_stride()[0]).map_err(|_| gst::FlowError::Error)?;
-    let decoded = Arc::new(DecodedLuma(frame));
+    let decoded = Arc::new(DecodedLuma::new(frame));
     let mut video = match VideoFrame::from_shared_plane(
         width,
         height,
@@ -171,11 +171,37 @@ fn holds_two_fields(frame: &gst_video::VideoFrame<gst_video::video_frame::Readab
 /// A decoded buffer, mapped for reading for as long as frames use its luma plane: the
 /// statistics read the decoder's own memory. The decoder's buffer pool allocates another
 /// buffer while this one is held; the frame queues bound how many are.
-struct DecodedLuma(gst_video::VideoFrame<gst_video::video_frame::Readable>);
+///
+/// The plane's address is looked up once: the statistics read the plane row by row, and
+/// `VideoFrame::plane_data` checks the format and the plane index on every call.
+struct DecodedLuma {
+    /// Held only to keep the buffer mapped.
+    _mapping: gst_video::VideoFrame<gst_video::video_frame::Readable>,
+    plane: usize,
+    len: usize,
+}
+
+impl DecodedLuma {
+    fn new(frame: gst_video::VideoFrame<gst_video::video_frame::Readable>) -> Self {
+        let (plane, len) = frame
+            .plane_data(0)
+            .map_or((0, 0), |p| (p.as_ptr() as usize, p.len()));
+        Self {
+            _mapping: frame,
+            plane,
+            len,
+        }
+    }
+}
 
 impl AsRef<[u8]> for DecodedLuma {
     fn as_ref(&self) -> &[u8] {
-        self.0.plane_data(0).unwrap_or(&[])
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `plane` and `len` describe plane 0 of `self._mapping`, which stays
+        // mapped, unmoved and unwritten until `self._mapping` is dropped with `self`.
+        unsafe { std::slice::from_raw_parts(self.plane as *const u8, self.len) }
     }
 }
 

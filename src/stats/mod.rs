@@ -228,6 +228,13 @@ pub trait StatsBackend: Send {
         let _ = batches;
     }
 
+    /// Whether the backend's work on one batch goes on while the caller gathers the next (a
+    /// device does). A backend that does all its work inside `submit` gains nothing from a
+    /// second batch in flight: the first one's results would only wait for the second.
+    fn overlaps_batches(&self) -> bool {
+        false
+    }
+
     /// Starts the statistics of `batch` (one GPU submission, more when it exceeds the
     /// device's binding limits). On error this batch is not in flight; a backend may also fail
     /// the batches still in flight (their `collect` then returns an error) when their results

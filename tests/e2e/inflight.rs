@@ -318,16 +318,21 @@ fn recovery_after_failures_with_batches_in_flight() {
     assert_same(&run(&mut g, &steps), &run(&mut CpuBackend::new(), &steps));
 }
 
-/// Wraps the CPU backend, holding results back like a device would and recording the most
-/// batches it had in flight.
+/// Wraps the CPU backend, holding results back like a device would (or, with `overlaps`
+/// false, saying it works inside `submit` as the plain CPU backend does) and recording the
+/// most batches it had in flight.
 struct Delayed {
     inner: CpuBackend,
     most_in_flight: Arc<AtomicUsize>,
+    overlaps: bool,
 }
 
 impl StatsBackend for Delayed {
     fn describe(&self) -> String {
         "delayed CPU".into()
+    }
+    fn overlaps_batches(&self) -> bool {
+        self.overlaps
     }
     fn submit(&mut self, batch: &[BatchItem<'_>]) -> Result<(), EngineError> {
         self.inner.submit(batch)?;
@@ -350,7 +355,29 @@ impl StatsBackend for Delayed {
 /// The engine with three batches in flight decides every frame, each stream's in PTS order.
 #[test]
 fn engine_decides_frames_in_order_with_batches_in_flight() {
-    let dir = std::env::temp_dir().join(format!("streamwatch-inflight-{}", std::process::id()));
+    let most = run_engine_with_three_in_flight(true);
+    assert!(most >= 2, "the engine never had two batches in flight");
+    assert!(most <= 3, "more batches in flight than configured: {most}");
+}
+
+/// A backend that computes inside `submit` (the CPU backend) gets one batch at a time whatever
+/// `batches_in_flight` says: a second would only hold the first one's results back.
+#[test]
+fn engine_keeps_one_batch_in_flight_on_a_backend_that_cannot_overlap() {
+    let most = run_engine_with_three_in_flight(false);
+    assert_eq!(
+        most, 1,
+        "batches in flight on a backend that cannot overlap them"
+    );
+}
+
+/// Runs three streams of 60 frames through the engine configured for three batches in flight;
+/// asserts every frame is decided in PTS order and returns the most batches it had in flight.
+fn run_engine_with_three_in_flight(overlaps: bool) -> usize {
+    let dir = std::env::temp_dir().join(format!(
+        "streamwatch-inflight-{}-{overlaps}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let csv_path = dir.join("stats.csv");
     let csv = Arc::new(StatsCsv::create(&csv_path).unwrap());
@@ -381,6 +408,7 @@ fn engine_decides_frames_in_order_with_batches_in_flight() {
     let backend = Delayed {
         inner: CpuBackend::with_threads(1),
         most_in_flight: most_in_flight.clone(),
+        overlaps,
     };
     let config = EngineConfig {
         batches_in_flight: 3,
@@ -431,6 +459,5 @@ fn engine_decides_frames_in_order_with_batches_in_flight() {
     }
     let most = most_in_flight.load(Ordering::Relaxed);
     println!("most batches in flight: {most}");
-    assert!(most >= 2, "the engine never had two batches in flight");
-    assert!(most <= 3, "more batches in flight than configured: {most}");
+    most
 }

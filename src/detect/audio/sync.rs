@@ -105,15 +105,28 @@ impl AvSyncDetector {
         }
         let n = buffer.channels.max(1) as usize;
         let rate = f64::from(buffer.rate.max(1));
+        let time_of = |i: usize| at.media + i as f64 / rate;
+        // Only the first sample of a run of audible ones can be an onset (the one before it is
+        // closer than the quiet a beep needs), so while no onset is pending the rest of a run
+        // is skipped and `last_sound` is brought up to date where the run is known to end.
+        let mut last_audible: Option<usize> = None;
         for (i, frame) in buffer.samples.chunks_exact(n).enumerate() {
             let v = frame.iter().fold(0.0f32, |m, s| m.max(s.abs()));
             if v < QUIET_LEVEL {
                 continue;
             }
-            let t = at.media + i as f64 / rate;
+            let run_start = i == 0 || last_audible != Some(i - 1);
+            if run_start && let Some(previous) = last_audible {
+                self.last_sound = Some(time_of(previous));
+            }
+            last_audible = Some(i);
+            if !run_start && self.onset.is_none() {
+                continue;
+            }
+            let t = time_of(i);
             // The onset is the first audible sample after quiet; it is a beep if the level
             // reaches a beep's within a few milliseconds.
-            if self.last_sound.is_none_or(|s| t - s >= QUIET_BEFORE_BEEP) {
+            if run_start && self.last_sound.is_none_or(|s| t - s >= QUIET_BEFORE_BEEP) {
                 self.onset = Some(t);
             }
             if v >= BEEP_LEVEL
@@ -124,6 +137,9 @@ impl AvSyncDetector {
                 self.pair(at, out);
             }
             self.last_sound = Some(t);
+        }
+        if let Some(last) = last_audible {
+            self.last_sound = Some(time_of(last));
         }
     }
 
@@ -272,5 +288,55 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         let (_, out) = run(-0.2, 0.5);
         assert_eq!(out.len(), 2, "{out:?}");
+    }
+
+    /// Beep onsets need 0.3 s of quiet before them and a rise within 10 ms, wherever the
+    /// buffers split the audio: runs of sound are skipped through, not measured per sample.
+    #[test]
+    fn beep_onsets_do_not_depend_on_buffer_boundaries() {
+        let rate = 48_000usize;
+        let level = |t: f64| -> f32 {
+            match t {
+                t if t < 1.0 => 0.5,   // sound from the start: an onset, at full level
+                t if t < 1.2 => 0.0,   // 0.2 s of quiet: too short
+                t if t < 1.5 => 0.5,   // so no onset here
+                t if t < 2.0 => 0.0,   // 0.5 s of quiet
+                t if t < 2.5 => 0.5,   // a beep at 2.0
+                t if t < 3.0 => 0.0,   // quiet
+                t if t < 3.02 => 0.02, // audible, but beep level comes after 20 ms: no beep
+                t if t < 3.5 => 0.5,
+                _ => 0.0,
+            }
+        };
+        let signal: Vec<f32> = (0..4 * rate)
+            .map(|i| level(i as f64 / rate as f64))
+            .collect();
+        for size in [1, 7, 960, 1023, 48_000] {
+            let mut d = AvSyncDetector::new(AvSyncConfig::default());
+            let mut out = Vec::new();
+            for (k, chunk) in signal.chunks(size).enumerate() {
+                let t0 = (k * size) as f64 / rate as f64;
+                let buf = AudioBuffer {
+                    channels: 1,
+                    channel_mask: None,
+                    rate: rate as u32,
+                    samples: chunk.to_vec(),
+                    pts: Duration::from_secs_f64(t0),
+                };
+                d.on_audio(Sample::at(t0), &buf, &mut out);
+            }
+            let beeps: Vec<f64> = d.beeps.iter().copied().collect();
+            assert_eq!(beeps.len(), 2, "buffers of {size}: {beeps:?}");
+            assert!(beeps[0].abs() < 1e-9, "buffers of {size}: {beeps:?}");
+            assert!(
+                (beeps[1] - 2.0).abs() < 1e-4,
+                "buffers of {size}: {beeps:?}"
+            );
+            let last = d.last_sound.expect("sound heard");
+            assert!(
+                (last - (3.5 - 1.0 / rate as f64)).abs() < 1e-6,
+                "{size}: {last}"
+            );
+        }
     }
 }

@@ -1227,6 +1227,10 @@ impl StatsBackend for GpuBackend {
         format!("GPU: {}, {}", self.ctx.describe(), self.variant.describe())
     }
 
+    fn overlaps_batches(&self) -> bool {
+        true
+    }
+
     fn set_batches_in_flight(&mut self, batches: usize) {
         self.max_sets = batches.max(1);
     }
