@@ -136,7 +136,6 @@ impl AvSyncDetector {
                 self.beeps.push_back(onset);
                 self.pair(at, out);
             }
-            self.last_sound = Some(t);
         }
         if let Some(last) = last_audible {
             self.last_sound = Some(time_of(last));
