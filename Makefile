@@ -6,10 +6,12 @@ CARGO ?= cargo
 ARGS ?=
 
 # Build and run: GStreamer with the plugins for every supported protocol and codec, and a
-# Vulkan driver (Mesa's lavapipe runs the shaders on the CPU where no GPU exists).
+# Vulkan driver (Mesa's lavapipe runs the shaders on the CPU where no GPU exists). libavcodec's
+# headers and libclang (bindgen reads the headers) build the `swavdec` decoder element.
 RUN_PACKAGES := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-	gstreamer1.0-plugins-ugly gstreamer1.0-libav mesa-vulkan-drivers libvulkan1
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav mesa-vulkan-drivers libvulkan1 \
+	libavcodec-dev libclang-dev
 # Tests: clip generation, real servers (nginx-rtmp, RTSP via GstRtspServer, Prometheus).
 TEST_PACKAGES := ffmpeg jq gstreamer1.0-tools nginx libnginx-mod-rtmp prometheus prometheus-alertmanager \
 	python3 python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 \
@@ -122,12 +124,15 @@ DEVICE_DEBS := libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 liborc-0.4-0 lib
 	libexpat1 libffi8 libpcre2-8-0 libmount1 libselinux1 libblkid1 zlib1g jq libjq1 libonig5 \
 	liblzma5 libbz2-1.0 libwayland-cursor0 libudev1
 GL_DEBS := libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2
+# The packed binaries leave out `swavdec` (--no-default-features): libavcodec and the codec
+# libraries it loads are not among the carried packages, and the GPU decodes with NVDEC there.
+DEVICE_BUILD := --release --no-default-features --target-dir target/device
 device-pack: deps
-	$(CARGO) build --release
-	$(CARGO) test --release --test e2e --no-run
+	$(CARGO) build $(DEVICE_BUILD)
+	$(CARGO) test $(DEVICE_BUILD) --test e2e --no-run
 	mkdir -p .devbin/debs .gl /tmp/amd64/partial
-	xz -T0 -6 -c target/release/streamwatch >.devbin/streamwatch.xz
-	xz -T0 -6 -c $$(ls -t target/release/deps/e2e-* | grep -v '\.d$$' | head -1) >.devbin/e2e.xz
+	xz -T0 -6 -c target/device/release/streamwatch >.devbin/streamwatch.xz
+	xz -T0 -6 -c $$(ls -t target/device/release/deps/e2e-* | grep -v '\.d$$' | head -1) >.devbin/e2e.xz
 	ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1920x1080:rate=30 \
 		-t 4 -c:v libx264 -preset ultrafast -g 60 -f mpegts - | xz -T0 -6 >.devbin/1080p30-h264.ts.xz
 	apt_o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'; \

@@ -151,6 +151,10 @@ pub fn watch_decoder(
     if sole {
         *crate::sync::lock(&SOLE) = Some(stream.clone());
     }
+    #[cfg(feature = "libav-decoder")]
+    if crate::ingest::libav_decoder::is_this(element) {
+        crate::ingest::libav_decoder::configure(element, sole);
+    }
     if element.find_property("thread-type").is_some()
         && let Some(name) = element.factory().map(|f| f.name())
         && name.starts_with("avdec_")

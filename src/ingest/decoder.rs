@@ -3,9 +3,9 @@
 //!
 //! `uridecodebin` picks a decoder by factory rank. With `auto`, NVIDIA's NVDEC decoders (the
 //! nvcodec plugin of gst-plugins-bad, registered only where a CUDA driver and GPU exist) are
-//! ranked above the libav ones once, when GStreamer is initialised, so every decodebin built
-//! afterwards prefers them and falls back to libav where they are absent or refuse the
-//! stream's caps. `software` and `nvdec` are enforced per stream through `autoplug-select`,
+//! ranked above the libav ones (`swavdec` for H.264 and H.265, `avdec_*` for the rest) once,
+//! when GStreamer is initialised, so every decodebin built afterwards prefers them and falls
+//! back to libav where they are absent or refuse the stream's caps. `software` and `nvdec` are enforced per stream through `autoplug-select`,
 //! which skips the decoders the choice excludes: a rank is process-wide, a choice is not.
 //!
 //! In GStreamer 1.22 the NVDEC decoders hand frames over in system memory when downstream
@@ -59,7 +59,8 @@ pub fn prefer_hardware() {
             && is_video_decoder(&factory)
             && factory.rank() <= gst::Rank::PRIMARY
         {
-            factory.set_rank(gst::Rank::PRIMARY + 1);
+            // Above streamwatch's own libav decoder too (PRIMARY + 1).
+            factory.set_rank(gst::Rank::PRIMARY + 2);
         }
     }
 }

@@ -9,6 +9,8 @@ pub mod decoder;
 pub mod demo;
 pub mod format;
 pub mod input;
+#[cfg(feature = "libav-decoder")]
+pub mod libav_decoder;
 pub mod media_sink;
 pub mod nonref;
 pub mod pipeline;
@@ -35,6 +37,10 @@ pub fn init() -> Result<(), crate::error::IngestError> {
             return;
         }
         decode_errors::install();
+        #[cfg(feature = "libav-decoder")]
+        if let Err(e) = libav_decoder::register() {
+            tracing::warn!(error = %e, "the copy-free libav decoder is unavailable; avdec decodes");
+        }
         decoder::prefer_hardware();
     });
     result

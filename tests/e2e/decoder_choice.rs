@@ -112,7 +112,13 @@ fn stream_info_names_the_decoder_and_a_missing_nvdec_downs_only_its_stream() {
     let mut metrics = String::new();
     let seen = crate::support::wait_until(Duration::from_secs(30), || {
         metrics = sw.metrics();
-        let labels = ["decoder=\"avdec_h264\"", "stream=\"soft\""];
+        // streamwatch's copy-free libav element, where it is built in.
+        let software = if cfg!(feature = "libav-decoder") {
+            "decoder=\"swavdec\""
+        } else {
+            "decoder=\"avdec_h264\""
+        };
+        let labels = [software, "stream=\"soft\""];
         crate::support::metric_sum(&metrics, "streamwatch_stream_info", &labels) == 1.0
     });
     if !seen {
