@@ -247,7 +247,8 @@ fn video_format(format: i32) -> Option<gst_video::VideoFormat> {
 
 /// One plane of a decoded frame as GStreamer memory: it keeps the whole frame alive.
 struct PlaneBytes {
-    frame: Arc<DecodedFrame>,
+    /// Held only to keep the frame's buffers referenced.
+    _frame: Arc<DecodedFrame>,
     start: *const u8,
     len: usize,
 }
@@ -257,9 +258,8 @@ unsafe impl Send for PlaneBytes {}
 
 impl AsRef<[u8]> for PlaneBytes {
     fn as_ref(&self) -> &[u8] {
-        let _ = &self.frame;
         // SAFETY: `start..start + len` lies inside one of the frame's buffers (checked by
-        // `plane`), which `self.frame` keeps referenced and libav no longer writes.
+        // `plane`), which `self._frame` keeps referenced and libav no longer writes.
         unsafe { std::slice::from_raw_parts(self.start, self.len) }
     }
 }
@@ -280,7 +280,7 @@ pub fn wrap(frame: DecodedFrame, shape: &Shape) -> Option<gst::Buffer> {
         strides.push(stride);
         offset += len;
         target.append_memory(gst::Memory::from_slice(PlaneBytes {
-            frame: frame.clone(),
+            _frame: frame.clone(),
             start,
             len,
         }));
