@@ -6,12 +6,12 @@
 
 use std::collections::VecDeque;
 
-use ebur128::{EbuR128, Mode};
-
 use crate::config::LoudnessConfig;
 use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
 use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
+
+use super::meter::{GridMeter, SubBlockReading, energy_to_lufs};
 
 /// BS.1770's absolute gate: quieter short-term loudness is silence, left to that detector.
 const ABSOLUTE_GATE_LUFS: f64 = -70.0;
@@ -22,13 +22,9 @@ const INTEGRATED_EVERY: f64 = 0.5;
 /// Momentary loudness is kept for the quiet window this often: BS.1770's gating blocks are
 /// 400 ms long and overlap by 75 %.
 const BLOCK_STEP: f64 = 0.1;
-/// Momentary and short-term loudness are read at most this often (EBU Tech 3341 asks for at
-/// least 10 Hz): each reading sums the window's 0.4 s or 3 s of samples again, which per
-/// audio buffer (~47 a second for AAC) was most of a stream's CPU in the keyframes tier.
-const MEASURE_STEP: f64 = 0.1;
-/// Short-term loudness (3 s of samples a reading) is read less often: it moves slowly, and the
-/// event edges come from the momentary runs.
-const SHORT_TERM_STEP: f64 = 0.5;
+/// Sub-blocks of 100 ms in the momentary (400 ms) and short-term (3 s) windows.
+pub(super) const MOMENTARY_SUB_BLOCKS: usize = 4;
+pub(super) const SHORT_TERM_SUB_BLOCKS: usize = 30;
 /// BS.1770's relative gate: blocks this far below the ungated level do not count.
 const RELATIVE_GATE_LU: f64 = 10.0;
 
@@ -44,7 +40,7 @@ pub struct Reading {
 
 pub struct LoudnessDetector {
     config: LoudnessConfig,
-    meter: Option<EbuR128>,
+    meter: Option<GridMeter>,
     format: (u32, u32),
     window: DefectTracker,
     peaks: Vec<DefectTracker>,
@@ -61,9 +57,8 @@ pub struct LoudnessDetector {
     max_short_term: Option<f64>,
     /// (media time, energy) of momentary blocks over the last `quiet_window` seconds.
     blocks: VecDeque<(f64, f64)>,
-    /// Media time of the last momentary and the last short-term reading.
-    measured_at: Option<f64>,
-    short_term_at: Option<f64>,
+    /// Readings of the sub-blocks the latest buffer completed, kept to reuse the allocation.
+    sub_blocks: Vec<SubBlockReading>,
 }
 
 impl std::fmt::Debug for LoudnessDetector {
@@ -96,7 +91,7 @@ fn gated_loudness(energies: impl Iterator<Item = f64> + Clone) -> Option<f64> {
     };
     let ungated = mean_above(absolute)?;
     let relative = ungated * 10f64.powf(-RELATIVE_GATE_LU / 10.0);
-    mean_above(relative.max(absolute)).map(|e| -0.691 + 10.0 * e.log10())
+    mean_above(relative.max(absolute)).and_then(energy_to_lufs)
 }
 
 fn db(linear: f64) -> Option<f64> {
@@ -126,8 +121,7 @@ impl LoudnessDetector {
             max_momentary: None,
             max_short_term: None,
             blocks: VecDeque::new(),
-            measured_at: None,
-            short_term_at: None,
+            sub_blocks: Vec::new(),
         }
     }
 
@@ -137,9 +131,7 @@ impl LoudnessDetector {
 
     /// Integrated loudness of everything seen so far (this pipeline run).
     pub fn integrated(&self) -> Option<f64> {
-        self.meter
-            .as_ref()
-            .and_then(|m| finite(m.loudness_global()))
+        self.meter.as_ref().and_then(|m| finite(m.integrated()))
     }
 
     pub fn max_true_peak(&self) -> Option<f64> {
@@ -157,7 +149,7 @@ impl LoudnessDetector {
 
     /// Loudness range (EBU Tech 3342) of everything seen so far, LU.
     pub fn range(&self) -> Option<f64> {
-        self.meter.as_ref().and_then(|m| finite(m.loudness_range()))
+        self.meter.as_ref().and_then(|m| finite(m.range()))
     }
 
     pub fn observe(&mut self, at: Sample, buffer: &AudioBuffer, out: &mut Vec<Scoped>) {
@@ -172,31 +164,37 @@ impl LoudnessDetector {
             return;
         };
         let whole = buffer.samples.len() - buffer.samples.len() % format.0 as usize;
-        if meter.add_frames_f32(&buffer.samples[..whole]).is_err() {
-            return;
-        }
-        let end = at.media + (whole / format.0 as usize) as f64 / f64::from(format.1);
-        let due =
-            |last: Option<f64>, step: f64| last.is_none_or(|t| end - t >= step - 1e-9 || end < t);
-        let readings = due(self.measured_at, MEASURE_STEP).then(|| {
-            let short_term = due(self.short_term_at, SHORT_TERM_STEP).then(|| {
-                self.short_term_at = Some(end);
-                finite(meter.loudness_shortterm())
-            });
-            (finite(meter.loudness_momentary()), short_term)
-        });
-        if end - self.integrated_at >= INTEGRATED_EVERY {
+        let mut sub_blocks = std::mem::take(&mut self.sub_blocks);
+        sub_blocks.clear();
+        let fed = meter.add(&buffer.samples[..whole], &mut sub_blocks);
+        let rate = f64::from(format.1);
+        let end = at.media + (whole / format.0 as usize) as f64 / rate;
+        if fed.is_ok() && end - self.integrated_at >= INTEGRATED_EVERY {
             self.integrated_at = end;
-            self.reading.integrated = finite(meter.loudness_global());
+            self.reading.integrated = finite(meter.integrated());
         }
-        let buffer_peak = self.true_peaks(at, out);
-        self.max_true_peak = larger(self.max_true_peak, buffer_peak);
-        self.reading.true_peak = buffer_peak;
-        let Some((momentary, short_term)) = readings else {
-            return;
-        };
-        self.measured_at = Some(end);
-        let short_term = short_term.unwrap_or(self.reading.short_term);
+        if fed.is_ok() {
+            let buffer_peak = self.true_peaks(at, out);
+            self.max_true_peak = larger(self.max_true_peak, buffer_peak);
+            self.reading.true_peak = buffer_peak;
+        }
+        for sub_block in &sub_blocks {
+            let sub_block_end = at.media + sub_block.frames_in as f64 / rate;
+            self.on_sub_block(at, sub_block_end, sub_block, out);
+        }
+        self.sub_blocks = sub_blocks;
+    }
+
+    /// A sub-block's momentary and short-term loudness, read every 100 ms of audio (EBU Tech
+    /// 3341 asks for at least 10 Hz).
+    fn on_sub_block(
+        &mut self,
+        at: Sample,
+        end: f64,
+        sub_block: &SubBlockReading,
+        out: &mut Vec<Scoped>,
+    ) {
+        let (momentary, short_term) = (sub_block.momentary, sub_block.short_term);
         self.max_momentary = larger(self.max_momentary, momentary);
         self.max_short_term = larger(self.max_short_term, short_term);
         self.reading.momentary = momentary;
@@ -210,8 +208,7 @@ impl LoudnessDetector {
         if self.meter.is_some() && self.format == format {
             return true;
         }
-        let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::HISTOGRAM;
-        match EbuR128::new(format.0, format.1, mode) {
+        match GridMeter::new(format.0, format.1) {
             Ok(m) => self.meter = Some(m),
             Err(e) => {
                 tracing::warn!(error = %e, channels = format.0, rate = format.1, "loudness meter unavailable");
@@ -234,8 +231,12 @@ impl LoudnessDetector {
     fn true_peaks(&mut self, at: Sample, out: &mut Vec<Scoped>) -> Option<f64> {
         let meter = self.meter.as_ref()?;
         let mut buffer_peak: Option<f64> = None;
-        for (ch, tracker) in self.peaks.iter_mut().enumerate() {
-            let Some(peak) = meter.prev_true_peak(ch as u32).ok().and_then(db) else {
+        for (tracker, (ch, &linear)) in self
+            .peaks
+            .iter_mut()
+            .zip(meter.true_peaks().iter().enumerate())
+        {
+            let Some(peak) = db(linear) else {
                 continue;
             };
             buffer_peak = Some(buffer_peak.map_or(peak, |p: f64| p.max(peak)));

@@ -9,6 +9,7 @@ pub mod channel;
 pub mod clipping;
 pub mod loss;
 pub mod loudness;
+mod meter;
 pub mod silence;
 pub mod sync;
 
