@@ -73,14 +73,39 @@ pub fn programme_dbfs(levels: &[f64], judged: &[usize]) -> f64 {
 /// RMS level in dBFS of each channel of interleaved samples.
 pub fn channel_dbfs(buffer: &AudioBuffer) -> Vec<f64> {
     let n = buffer.channels.max(1) as usize;
-    let mut sums = vec![0.0f64; n];
-    for frame in buffer.samples.chunks_exact(n) {
-        for (sum, &s) in sums.iter_mut().zip(frame) {
-            *sum += f64::from(s) * f64::from(s);
+    let frames = (buffer.samples.len() / n).max(1) as f64;
+    channel_square_sums(&buffer.samples, n)
+        .into_iter()
+        .map(|s| energy_dbfs(s / frames))
+        .collect()
+}
+
+/// Sum of squares of each channel of interleaved samples (whole frames only). Eight frames
+/// are summed side by side and folded per channel at the end: with one chain of dependent
+/// additions per channel the loop waited on each addition, and it ran every audio buffer of
+/// every stream.
+fn channel_square_sums(samples: &[f32], channels: usize) -> Vec<f64> {
+    const FRAMES_SIDE_BY_SIDE: usize = 8;
+    let whole = &samples[..samples.len() - samples.len() % channels];
+    let width = channels * FRAMES_SIDE_BY_SIDE;
+    let mut lanes = vec![0.0f64; width];
+    let blocks = whole.chunks_exact(width);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for (lane, &s) in lanes.iter_mut().zip(block) {
+            *lane += f64::from(s) * f64::from(s);
         }
     }
-    let frames = (buffer.samples.len() / n).max(1) as f64;
-    sums.into_iter().map(|s| energy_dbfs(s / frames)).collect()
+    let mut sums = vec![0.0f64; channels];
+    // `rest` starts on a frame boundary, so sample i of it belongs to channel i % channels.
+    for (i, square) in lanes
+        .into_iter()
+        .chain(rest.iter().map(|&s| f64::from(s) * f64::from(s)))
+        .enumerate()
+    {
+        sums[i % channels] += square;
+    }
+    sums
 }
 
 /// dBFS of a mean square value.
@@ -94,7 +119,7 @@ pub fn energy_dbfs(mean_square: f64) -> f64 {
 
 /// RMS level in dBFS of interleaved samples (full scale = 1.0).
 pub fn rms_dbfs(samples: &[f32]) -> f64 {
-    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    let sum = channel_square_sums(samples, 1)[0];
     let rms = (sum / samples.len() as f64).sqrt();
     if rms > 0.0 {
         (20.0 * rms.log10()).max(FLOOR_DBFS)
@@ -122,6 +147,31 @@ mod tests {
             rate: 48_000,
             samples,
             pts: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn channel_sums_match_a_plain_sum_per_channel_at_any_length() {
+        for channels in [1usize, 2, 3, 6, 8] {
+            for frames in [0usize, 1, 7, 8, 9, 1023, 1024] {
+                // A partial frame at the end is not a frame: it is left out.
+                let samples: Vec<f32> = (0..frames * channels + channels / 2)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0)
+                    .collect();
+                let mut plain = vec![0.0f64; channels];
+                for frame in samples.chunks_exact(channels) {
+                    for (sum, &s) in plain.iter_mut().zip(frame) {
+                        *sum += f64::from(s) * f64::from(s);
+                    }
+                }
+                let sums = channel_square_sums(&samples, channels);
+                for (ch, (a, b)) in sums.iter().zip(&plain).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-9 * b.max(1.0),
+                        "{channels} {frames} {ch}: {a} {b}"
+                    );
+                }
+            }
         }
     }
 
