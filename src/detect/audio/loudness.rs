@@ -11,7 +11,7 @@ use crate::detect::{DefectTracker, DetectorKind, Sample, Transition};
 use crate::detect::{Scope, Scoped};
 use crate::frame::AudioBuffer;
 
-use super::meter::{GridMeter, SubBlockReading, energy_to_lufs};
+use super::meter::{GridMeter, SubBlockReading, energy_to_lufs, lufs_to_energy};
 
 /// BS.1770's absolute gate: quieter short-term loudness is silence, left to that detector.
 const ABSOLUTE_GATE_LUFS: f64 = -70.0;
@@ -81,7 +81,7 @@ fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// BS.1770 gated loudness of blocks given as energies: the absolute gate, then the relative
 /// gate 10 LU below the mean of what passed it. None when nothing passes.
 fn gated_loudness(energies: impl Iterator<Item = f64> + Clone) -> Option<f64> {
-    let absolute = 10f64.powf((ABSOLUTE_GATE_LUFS + 0.691) / 10.0);
+    let absolute = lufs_to_energy(ABSOLUTE_GATE_LUFS);
     let mean_above = |gate: f64| {
         let (sum, n) = energies
             .clone()
@@ -169,11 +169,11 @@ impl LoudnessDetector {
         let fed = meter.add(&buffer.samples[..whole], &mut sub_blocks);
         let rate = f64::from(format.1);
         let end = at.media + (whole / format.0 as usize) as f64 / rate;
-        if fed.is_ok() && end - self.integrated_at >= INTEGRATED_EVERY {
-            self.integrated_at = end;
-            self.reading.integrated = finite(meter.integrated());
-        }
         if fed.is_ok() {
+            if end - self.integrated_at >= INTEGRATED_EVERY {
+                self.integrated_at = end;
+                self.reading.integrated = finite(meter.integrated());
+            }
             let buffer_peak = self.true_peaks(at, out);
             self.max_true_peak = larger(self.max_true_peak, buffer_peak);
             self.reading.true_peak = buffer_peak;
@@ -292,7 +292,7 @@ impl LoudnessDetector {
                 .back()
                 .is_none_or(|&(t, _)| end - t >= BLOCK_STEP || end < t)
         {
-            self.blocks.push_back((end, 10f64.powf((m + 0.691) / 10.0)));
+            self.blocks.push_back((end, lufs_to_energy(m)));
         }
         while self
             .blocks

@@ -25,7 +25,8 @@ pub(super) fn energy_to_lufs(energy: f64) -> Option<f64> {
     (energy > 0.0).then(|| -0.691 + 10.0 * energy.log10())
 }
 
-fn lufs_to_energy(lufs: f64) -> f64 {
+/// Mean-square energy of a loudness in LUFS; none for -inf (silence).
+pub(super) fn lufs_to_energy(lufs: f64) -> f64 {
     if lufs.is_finite() {
         10f64.powf((lufs + 0.691) / 10.0)
     } else {
